@@ -1,0 +1,5 @@
+"""``python -m watchkeeper`` runs the command line."""
+
+from watchkeeper.cli import main
+
+main()

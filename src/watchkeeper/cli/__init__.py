@@ -1,0 +1,47 @@
+"""The ``watchkeeper`` command line.
+
+Each command lives in its own module with a ``register(app)`` function, so that importing the
+CLI for ``--help`` stays cheap: commands import their heavy dependencies inside the function.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from watchkeeper import __version__
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"watchkeeper {__version__}")
+        raise typer.Exit()
+
+
+def create_app() -> typer.Typer:
+    """Build the Typer application with every command registered."""
+    app = typer.Typer(
+        name="watchkeeper",
+        help="Keep watch over machine-learning models in production.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
+    @app.callback()
+    def _root(
+        version: bool = typer.Option(
+            False, "--version", callback=_version, is_eager=True, help="Print the version."
+        ),
+    ) -> None:
+        """Keep watch over machine-learning models in production."""
+
+    from watchkeeper.cli.commands import REGISTRARS
+
+    for register in REGISTRARS:
+        register(app)
+    return app
+
+
+def main() -> None:
+    """Console-script entry point."""
+    create_app()()

@@ -1,0 +1,13 @@
+"""The list of command modules: each entry is a ``register(app)`` function.
+
+Add a command by writing ``watchkeeper/cli/<name>.py`` with ``register(app: typer.Typer)`` and
+appending it here. Keep module-level imports in command modules light (typer, rich only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import typer
+
+REGISTRARS: list[Callable[[typer.Typer], None]] = []

@@ -1,0 +1,1 @@
+"""Benchmarks: Watchkeeper and its peers on the same data in the same run."""

@@ -33,7 +33,7 @@ test: install-dev
 
 # The suite without any optional extra: proves the core imports and works without torch & co.
 test-minimal:
-	$(MAKE) VENV=.venv-minimal $(dir .venv-minimal/)bin/python
+	$(MAKE) VENV=.venv-minimal .venv-minimal/bin/python
 	.venv-minimal/bin/pip install -q -e '.[dev]'
 	.venv-minimal/bin/pytest -q -m "not slow" -p no:cacheprovider
 

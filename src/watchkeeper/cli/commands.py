@@ -11,3 +11,6 @@ from collections.abc import Callable
 import typer
 
 REGISTRARS: list[Callable[[typer.Typer], None]] = []
+from watchkeeper.cli.expect import register as _register_expect  # noqa: E402
+
+REGISTRARS.append(_register_expect)

@@ -1,0 +1,612 @@
+"""The operating point: expected flags per window, their band, and the prevalence they imply.
+
+A binary model flags an event when its score reaches a threshold. On validation it caught a
+share ``tpr`` of the positives and wrongly flagged a share ``fpr`` of the negatives. In a window
+of ``volume`` events of which a share ``prevalence`` is positive, the flag count is the sum of two
+binomials, ``Bin(volume·prevalence, tpr) + Bin(volume·(1-prevalence), fpr)``: a Poisson-binomial
+with two distinct success probabilities, whose distribution we compute exactly by convolution.
+When the validation counts behind ``tpr`` and ``fpr`` are known, each binomial becomes a
+beta-binomial (the rates are themselves estimates), which widens the band honestly.
+
+The inverse question, "which prevalence explains the flags I saw?", is adjusted classify and
+count: ``(rate - fpr) / (tpr - fpr)``. Its interval is a Fieller interval (the estimate is a
+ratio of two noisy quantities) whose variance includes production sampling and, when known, the
+finite validation counts behind ``tpr`` and ``fpr``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from watchkeeper.stats._result import _plain
+
+__all__ = [
+    "FlagCheck",
+    "FlagExpectation",
+    "OperatingPoint",
+    "PrevalenceEstimate",
+    "check_flags",
+    "expect_flags",
+    "implied_prevalence",
+]
+
+
+def _rate(name: str, value: float) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}") from None
+    if not (0.0 <= v <= 1.0):  # also rejects NaN
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return v
+
+
+def _count(name: str, value: float | None) -> int | None:
+    if value is None:
+        return None
+    v = float(value)
+    if not math.isfinite(v) or v < 0 or v != int(v):
+        raise ValueError(f"{name} must be a non-negative whole number, got {value!r}")
+    return int(v)
+
+
+def _volume(value: float) -> int:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"volume must be a non-negative number, got {value!r}") from None
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"volume must be a non-negative number, got {value!r}")
+    return round(v)
+
+
+def _coverage(value: float) -> float:
+    v = float(value)
+    if not (0.0 < v < 1.0):
+        raise ValueError(f"coverage must be strictly between 0 and 1, got {value!r}")
+    return v
+
+
+@dataclass(frozen=True, slots=True)
+class OperatingPoint:
+    """A threshold with the true- and false-positive rates measured for it on validation.
+
+    Parameters
+    ----------
+    threshold
+        Score at or above which the model flags an event (``None`` when only the rates are
+        known, e.g. from a model card).
+    tpr
+        Share of validation positives flagged (recall, sensitivity).
+    fpr
+        Share of validation negatives flagged.
+    n_positive, n_negative
+        Validation counts behind ``tpr`` and ``fpr``. When given, every band and interval
+        includes the uncertainty of the rates themselves; when ``None`` the rates are taken as
+        exact.
+
+    Examples
+    --------
+    >>> op = OperatingPoint(threshold=0.5, tpr=0.9, fpr=0.02)
+    >>> op.to_dict()["tpr"]
+    0.9
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 2000)
+    >>> s = np.clip(0.3 * y + rng.normal(0.35, 0.15, 2000), 0, 1)
+    >>> op = OperatingPoint.from_scores(s, y, target_tpr=0.9)
+    >>> op.tpr >= 0.9, op.n_positive + op.n_negative
+    (True, 2000)
+    """
+
+    threshold: float | None
+    tpr: float
+    fpr: float
+    n_positive: int | None = None
+    n_negative: int | None = None
+
+    def validated(self) -> OperatingPoint:
+        """Return a checked copy, raising ``ValueError`` naming the offending field."""
+        tpr = _rate("tpr", self.tpr)
+        fpr = _rate("fpr", self.fpr)
+        if tpr <= fpr:
+            raise ValueError(
+                f"tpr ({tpr}) must exceed fpr ({fpr}): otherwise flags carry no information "
+                "about the class"
+            )
+        threshold = None if self.threshold is None else float(self.threshold)
+        if threshold is not None and math.isnan(threshold):
+            raise ValueError("threshold must be a number, got NaN")
+        n_pos = _count("n_positive", self.n_positive)
+        n_neg = _count("n_negative", self.n_negative)
+        if n_pos == 0:
+            raise ValueError("n_positive must be positive when given")
+        if n_neg == 0:
+            raise ValueError("n_negative must be positive when given")
+        return OperatingPoint(threshold, tpr, fpr, n_pos, n_neg)
+
+    @classmethod
+    def from_scores(
+        cls,
+        scores: Any,
+        labels: Any,
+        *,
+        target_tpr: float | None = None,
+        threshold: float | None = None,
+    ) -> OperatingPoint:
+        """Measure an operating point on labelled validation scores.
+
+        Parameters
+        ----------
+        scores
+            Positive-class scores; an event is flagged when ``score >= threshold``.
+        labels
+            Ground truth, 0/1 or booleans.
+        target_tpr
+            Pick the highest threshold whose TPR reaches this share.
+        threshold
+            Use this threshold. Give at most one of ``target_tpr`` and ``threshold``; with
+            neither, the threshold is 0.5.
+        """
+        s = np.asarray(scores, dtype=np.float64)
+        y = _binary_labels(labels, "labels")
+        if s.ndim != 1 or len(s) != len(y):
+            raise ValueError(f"scores: expected a 1-D array of {len(y)} values, got {s.shape}")
+        if np.isnan(s).any():
+            raise ValueError("scores contain NaN")
+        if target_tpr is not None and threshold is not None:
+            raise ValueError("give target_tpr or threshold, not both")
+        n_pos, n_neg = int(y.sum()), int((~y).sum())
+        if n_pos == 0 or n_neg == 0:
+            raise ValueError("labels: both classes must be present")
+        if target_tpr is not None:
+            t = _rate("target_tpr", target_tpr)
+            pos = np.sort(s[y])[::-1]
+            k = max(1, math.ceil(t * n_pos - 1e-9))
+            thr = float(pos[k - 1])
+        else:
+            thr = 0.5 if threshold is None else float(threshold)
+        flagged = s >= thr
+        tpr = float(flagged[y].mean())
+        fpr = float(flagged[~y].mean())
+        return cls(thr, tpr, fpr, n_pos, n_neg)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON, the shape the store keeps with a model version."""
+        return {
+            "threshold": self.threshold,
+            "tpr": self.tpr,
+            "fpr": self.fpr,
+            "n_positive": self.n_positive,
+            "n_negative": self.n_negative,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> OperatingPoint:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            d.get("threshold"),
+            d["tpr"],
+            d["fpr"],
+            d.get("n_positive"),
+            d.get("n_negative"),
+        )
+
+
+def _binary_labels(labels: Any, name: str) -> np.ndarray:
+    y = np.asarray(labels)
+    if y.dtype == bool:
+        return y
+    if y.dtype.kind == "O":
+        try:
+            y = y.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: expected 0/1 or boolean labels") from None
+    if y.dtype.kind == "f" and np.isnan(y).any():
+        raise ValueError(f"{name} contain missing values")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError(f"{name}: expected 0/1 or boolean labels, got {np.unique(y)[:5]}")
+    return y.astype(bool)
+
+
+# ------------------------------------------------------------------------------------------
+# the flag-count distribution
+
+
+def _component_pmf(n: int, p: float, m: int | None, validation: bool) -> tuple[int, np.ndarray]:
+    """pmf of successes among ``n`` trials at rate ``p`` on its likely support: (offset, pmf).
+
+    With ``m`` validation trials behind ``p`` the rate is uncertain and the count is
+    beta-binomial with mean ``n·p`` (Beta(p·m, (1-p)·m) on the rate).
+    """
+    from scipy import stats
+
+    if n == 0:
+        return 0, np.ones(1)
+    if p in (0.0, 1.0):
+        return (n if p == 1.0 else 0), np.ones(1)
+    use_beta = validation and m is not None
+    var = n * p * (1 - p) * ((m + n) / (m + 1) if use_beta and m is not None else 1.0)
+    sd = math.sqrt(var)
+    lo = max(0, math.floor(n * p - 14 * sd - 10))
+    hi = min(n, math.ceil(n * p + 14 * sd + 10))
+    k = np.arange(lo, hi + 1)
+    if use_beta and m is not None:
+        pmf = stats.betabinom.pmf(k, n, p * m, (1 - p) * m)
+    else:
+        pmf = stats.binom.pmf(k, n, p)
+    return lo, np.asarray(pmf, dtype=np.float64)
+
+
+def _convolve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if min(len(a), len(b)) < 500:
+        out = np.convolve(a, b)
+    else:
+        from scipy import signal
+
+        out = np.clip(signal.fftconvolve(a, b), 0.0, None)
+    return np.asarray(out / out.sum(), dtype=np.float64)
+
+
+def _flag_pmf(
+    op: OperatingPoint, prevalence: float, volume: int, validation: bool
+) -> tuple[int, np.ndarray]:
+    """Distribution of the flag count as (offset, pmf over offset, offset+1, ...).
+
+    A fractional number of positives ``volume·prevalence`` mixes the two neighbouring whole
+    numbers so that the mean stays exactly ``volume·(prevalence·tpr + (1-prevalence)·fpr)``.
+    """
+    n1_real = volume * prevalence
+    n1_floor = math.floor(n1_real + 1e-9)
+    frac = n1_real - n1_floor
+    if frac < 1e-9:
+        parts = [(n1_floor, 1.0)]
+    else:
+        parts = [(n1_floor, 1.0 - frac), (min(n1_floor + 1, volume), frac)]
+    pieces = []
+    for n1, weight in parts:
+        o1, p1 = _component_pmf(n1, op.tpr, op.n_positive, validation)
+        o0, p0 = _component_pmf(volume - n1, op.fpr, op.n_negative, validation)
+        pieces.append((o1 + o0, weight * _convolve(p1, p0)))
+    lo = min(o for o, _ in pieces)
+    hi = max(o + len(p) for o, p in pieces)
+    pmf = np.zeros(hi - lo)
+    for o, p in pieces:
+        pmf[o - lo : o - lo + len(p)] += p
+    return lo, pmf
+
+
+@dataclass(frozen=True, slots=True)
+class FlagExpectation:
+    """Expected flags in a window and the band they should fall in.
+
+    ``low`` and ``high`` are the equal-tailed quantiles of the exact flag-count distribution:
+    ``P(low <= flags <= high) >= coverage``.
+    """
+
+    expected: float
+    sigma: float
+    low: int
+    high: int
+    coverage: float
+    volume: int
+    prevalence: float
+    method: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON."""
+        return {
+            "expected": self.expected,
+            "sigma": self.sigma,
+            "low": self.low,
+            "high": self.high,
+            "coverage": self.coverage,
+            "volume": self.volume,
+            "prevalence": self.prevalence,
+            "method": self.method,
+        }
+
+
+def _expectation(
+    op: OperatingPoint, prevalence: float, volume: int, coverage: float, validation: bool
+) -> tuple[FlagExpectation, int, np.ndarray]:
+    n1 = volume * prevalence
+    n0 = volume - n1
+    expected = n1 * op.tpr + n0 * op.fpr
+    use = validation and op.n_positive is not None and op.n_negative is not None
+    var = n1 * op.tpr * (1 - op.tpr) + n0 * op.fpr * (1 - op.fpr)
+    if use and op.n_positive is not None and op.n_negative is not None:
+        # Beta-binomial inflation: the rates are estimates from m validation events.
+        var = n1 * op.tpr * (1 - op.tpr) * (op.n_positive + n1) / (op.n_positive + 1) + (
+            n0 * op.fpr * (1 - op.fpr) * (op.n_negative + n0) / (op.n_negative + 1)
+        )
+    offset, pmf = _flag_pmf(op, prevalence, volume, use)
+    cdf = np.cumsum(pmf)
+    tail = (1.0 - coverage) / 2.0
+    # low: smallest k with P(X <= k) > tail, so P(X < low) <= tail; high symmetric.
+    low = offset + int(np.searchsorted(cdf, tail, side="right"))
+    high = offset + int(np.searchsorted(cdf, 1.0 - tail - 1e-12, side="left"))
+    high = min(high, offset + len(pmf) - 1)
+    result = FlagExpectation(
+        expected=float(expected),
+        sigma=math.sqrt(var),
+        low=low,
+        high=high,
+        coverage=coverage,
+        volume=volume,
+        prevalence=prevalence,
+        method="beta-binomial" if use else "poisson-binomial",
+    )
+    return result, offset, pmf
+
+
+def expect_flags(
+    op: OperatingPoint,
+    prevalence: float,
+    volume: float,
+    *,
+    coverage: float = 0.95,
+    validation_uncertainty: bool = True,
+) -> FlagExpectation:
+    """Expected flag count in a window, with its standard deviation and tolerance band.
+
+    Parameters
+    ----------
+    op
+        The operating point.
+    prevalence
+        Expected share of positives in production.
+    volume
+        Events per window.
+    coverage
+        Probability the band should hold when production behaves as validated.
+    validation_uncertainty
+        When ``op`` carries validation counts, include the uncertainty of TPR and FPR (a
+        beta-binomial band); ``False`` takes the rates as exact.
+
+    Examples
+    --------
+    DESIGN.md's worked example: 90% TPR, 2% FPR, 1,000 documents a day, 10% photocopies.
+
+    >>> e = expect_flags(OperatingPoint(None, tpr=0.9, fpr=0.02), prevalence=0.1, volume=1000)
+    >>> e.expected, round(e.sigma, 2), (e.low, e.high)
+    (108.0, 5.16, (98, 118))
+    """
+    op = op.validated()
+    p = _rate("prevalence", prevalence)
+    n = _volume(volume)
+    cov = _coverage(coverage)
+    return _expectation(op, p, n, cov, validation_uncertainty)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class PrevalenceEstimate:
+    """Share of positives implied by an observed flag rate (adjusted classify and count).
+
+    ``prevalence`` is clipped to [0, 1]; ``raw`` is the unclipped ratio, which falls outside
+    [0, 1] when no class mix can produce the observed rate. ``feasible`` says whether the
+    unclipped interval meets [0, 1], i.e. whether some class mix explains the count.
+    """
+
+    prevalence: float
+    low: float
+    high: float
+    raw: float
+    coverage: float
+    feasible: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON."""
+        out: dict[str, Any] = _plain(
+            {
+                "prevalence": self.prevalence,
+                "low": self.low,
+                "high": self.high,
+                "raw": self.raw,
+                "coverage": self.coverage,
+                "feasible": self.feasible,
+            }
+        )
+        return out
+
+
+def _fieller(
+    flags: np.ndarray,
+    volume: np.ndarray,
+    tpr: np.ndarray,
+    fpr: np.ndarray,
+    n_pos: np.ndarray | None,
+    n_neg: np.ndarray | None,
+    z: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vectorised adjusted classify-and-count with a Wilson-type Fieller interval.
+
+    The set of prevalences ``p`` not rejected is ``(r - F - p(T - F))^2 <= z^2 V(p)``, with
+    ``V(p) = r_p(1 - r_p)/n + p^2 var(T) + (1 - p)^2 var(F)`` and ``r_p = F + p(T - F)``: the
+    production variance is taken at the hypothesised rate (as Wilson's interval does), the
+    validation variances from the counts. Both sides are quadratic in ``p``.
+    """
+    r = flags / volume
+    b = tpr - fpr
+    a = r - fpr
+    raw = a / b
+    if n_pos is None or n_neg is None:
+        vt = np.zeros_like(r)
+        vf = np.zeros_like(r)
+    else:
+        # half-count smoothing keeps the variance positive when a rate is 0 or 1
+        ts = (tpr * n_pos + 0.5) / (n_pos + 1.0)
+        fs = (fpr * n_neg + 0.5) / (n_neg + 1.0)
+        vt = ts * (1 - ts) / n_pos
+        vf = fs * (1 - fs) / n_neg
+    z2 = z * z
+    qa = b * b * (1 + z2 / volume) - z2 * (vt + vf)
+    qb = -2 * a * b - z2 * (b * (1 - 2 * fpr) / volume - 2 * vf)
+    qc = a * a - z2 * (fpr * (1 - fpr) / volume + vf)
+    disc = qb * qb - 4 * qa * qc
+    ok = (qa > 0) & (disc >= 0)
+    root = np.sqrt(np.where(ok, disc, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo = np.where(ok, (-qb - root) / (2 * qa), -np.inf)
+        hi = np.where(ok, (-qb + root) / (2 * qa), np.inf)
+    return raw, lo, hi
+
+
+def implied_prevalence(
+    op: OperatingPoint, observed: float, volume: float, *, coverage: float = 0.95
+) -> PrevalenceEstimate:
+    """Prevalence that explains ``observed`` flags among ``volume`` events, with an interval.
+
+    The interval accounts for production sampling and, when ``op`` has validation counts,
+    for the uncertainty of TPR and FPR.
+
+    Examples
+    --------
+    >>> op = OperatingPoint(None, tpr=0.9, fpr=0.02, n_positive=500, n_negative=4500)
+    >>> est = implied_prevalence(op, observed=160, volume=1000)
+    >>> round(est.prevalence, 3), round(est.low, 3), round(est.high, 3)
+    (0.159, 0.134, 0.187)
+    """
+    from scipy import stats
+
+    op = op.validated()
+    n = _volume(volume)
+    if n == 0:
+        raise ValueError("volume must be positive to imply a prevalence")
+    k = _count("observed", observed)
+    assert k is not None
+    if k > n:
+        raise ValueError(f"observed ({k}) cannot exceed volume ({n})")
+    cov = _coverage(coverage)
+    z = float(stats.norm.ppf(0.5 + cov / 2))
+    npos = None if op.n_positive is None else np.array([float(op.n_positive)])
+    nneg = None if op.n_negative is None else np.array([float(op.n_negative)])
+    raw, lo, hi = _fieller(
+        np.array([float(k)]),
+        np.array([float(n)]),
+        np.array([op.tpr]),
+        np.array([op.fpr]),
+        npos,
+        nneg,
+        z,
+    )
+    return PrevalenceEstimate(
+        prevalence=float(np.clip(raw[0], 0, 1)),
+        low=float(np.clip(lo[0], 0, 1)),
+        high=float(np.clip(hi[0], 0, 1)),
+        raw=float(raw[0]),
+        coverage=cov,
+        feasible=bool(hi[0] >= 0.0 and lo[0] <= 1.0),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FlagCheck:
+    """An observed flag count judged against the operating point.
+
+    ``verdict`` is ``"as_expected"`` when the count is inside what validation promised
+    (``p_value >= alpha``); ``"prior_shift"`` when it is not but some class mix in [0, 1]
+    explains it (the implied prevalence is then the explanation to check: from counts alone a
+    model change that moves the flag rate inside [FPR, TPR] looks the same, which
+    :func:`~watchkeeper.estimation.diagnose_shift` tells apart from the scores); and
+    ``"model_change"`` when no class mix can produce the count.
+    """
+
+    expected: float
+    sigma: float
+    low: int
+    high: int
+    observed: int
+    p_value: float
+    verdict: str
+    prevalence: float
+    prevalence_low: float
+    prevalence_high: float
+    expected_prevalence: float
+    alpha: float
+    coverage: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON with the keys of ``watchkeeper expect --format json``."""
+        out: dict[str, Any] = _plain(
+            {
+                "expected": self.expected,
+                "sigma": self.sigma,
+                "low": self.low,
+                "high": self.high,
+                "observed": self.observed,
+                "p_value": self.p_value,
+                "verdict": self.verdict,
+                "prevalence": self.prevalence,
+                "prevalence_low": self.prevalence_low,
+                "prevalence_high": self.prevalence_high,
+                "expected_prevalence": self.expected_prevalence,
+                "alpha": self.alpha,
+                "coverage": self.coverage,
+            }
+        )
+        return out
+
+
+def check_flags(
+    op: OperatingPoint,
+    prevalence: float,
+    volume: float,
+    observed: float,
+    *,
+    alpha: float = 0.05,
+    coverage: float = 0.95,
+    validation_uncertainty: bool = True,
+) -> FlagCheck:
+    """Judge an observed flag count: expected band, exact p-value, verdict, implied prevalence.
+
+    The p-value is two-sided, ``min(1, 2·min(P(X <= observed), P(X >= observed)))`` under the
+    exact flag-count distribution at the expected prevalence.
+
+    Examples
+    --------
+    >>> c = check_flags(OperatingPoint(None, 0.9, 0.02), 0.1, 1000, observed=160)
+    >>> c.verdict, c.p_value < 1e-6, round(c.prevalence, 3)
+    ('prior_shift', True, 0.159)
+    """
+    op = op.validated()
+    p = _rate("prevalence", prevalence)
+    n = _volume(volume)
+    cov = _coverage(coverage)
+    a = float(alpha)
+    if not (0.0 < a < 1.0):
+        raise ValueError(f"alpha must be strictly between 0 and 1, got {alpha!r}")
+    k = _count("observed", observed)
+    assert k is not None
+    if k > n:
+        raise ValueError(f"observed ({k}) cannot exceed volume ({n})")
+    exp, offset, pmf = _expectation(op, p, n, cov, validation_uncertainty)
+    i = k - offset
+    below = float(pmf[: max(0, min(i + 1, len(pmf)))].sum())
+    above = float(pmf[max(0, min(i, len(pmf))) :].sum())
+    p_value = min(1.0, 2.0 * min(below, above))
+    prev = implied_prevalence(op, k, n, coverage=cov) if n > 0 else None
+    if p_value >= a:
+        verdict = "as_expected"
+    elif prev is not None and prev.feasible:
+        verdict = "prior_shift"
+    else:
+        verdict = "model_change"
+    return FlagCheck(
+        expected=exp.expected,
+        sigma=exp.sigma,
+        low=exp.low,
+        high=exp.high,
+        observed=k,
+        p_value=p_value,
+        verdict=verdict,
+        prevalence=prev.prevalence if prev else float("nan"),
+        prevalence_low=prev.low if prev else float("nan"),
+        prevalence_high=prev.high if prev else float("nan"),
+        expected_prevalence=p,
+        alpha=a,
+        coverage=cov,
+    )

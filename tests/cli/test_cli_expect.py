@@ -1,0 +1,58 @@
+"""``watchkeeper expect``: the worked example from the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from watchkeeper.cli import create_app
+
+BASE = ["expect", "--tpr", "0.9", "--fpr", "0.02", "--prevalence", "0.1", "--volume", "1000"]
+
+
+def test_expect_text() -> None:
+    result = CliRunner().invoke(create_app(), BASE)
+    assert result.exit_code == 0, result.output
+    assert "108.0" in result.output and "5.16" in result.output
+    assert "98 to 118" in result.output
+
+
+def test_expect_json_keys() -> None:
+    result = CliRunner().invoke(create_app(), [*BASE, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["expected"] == 108.0 and round(out["sigma"], 2) == 5.16
+    assert {"expected", "sigma", "low", "high"} <= out.keys()
+    assert "verdict" not in out
+
+
+def test_expect_observed_json() -> None:
+    result = CliRunner().invoke(create_app(), [*BASE, "--observed", "160", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert {"p_value", "verdict", "prevalence", "prevalence_low", "prevalence_high"} <= out.keys()
+    assert out["verdict"] == "prior_shift"
+    assert out["prevalence_low"] < out["prevalence"] < out["prevalence_high"]
+
+
+def test_expect_observed_text() -> None:
+    result = CliRunner().invoke(create_app(), [*BASE, "--observed", "160"])
+    assert result.exit_code == 0, result.output
+    assert "prior_shift" in result.output and "0.159" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "word"),
+    [
+        (["--tpr", "0.02", "--fpr", "0.9", "--prevalence", "0.1", "--volume", "10"], "tpr"),
+        (["--tpr", "1.5", "--fpr", "0.02", "--prevalence", "0.1", "--volume", "10"], "tpr"),
+        (["--tpr", "0.9", "--fpr", "0.02", "--prevalence", "-0.1", "--volume", "10"], "prevalence"),
+        (["--tpr", "0.9", "--fpr", "0.02", "--prevalence", "0.1", "--volume", "-5"], "volume"),
+    ],
+)
+def test_expect_impossible_input_fails(args: list[str], word: str) -> None:
+    result = CliRunner().invoke(create_app(), ["expect", *args])
+    assert result.exit_code != 0
+    assert word in result.output

@@ -10,6 +10,22 @@ load only when the piece that needs them is first used.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from watchkeeper.sdk import Client, LocalClient
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["Client", "LocalClient", "__version__"]
+
+_LAZY = {"Client": "watchkeeper.sdk", "LocalClient": "watchkeeper.sdk"}
+
+
+def __getattr__(name: str) -> object:
+    # The SDK's clients are exported here but imported on first use, to keep this import cheap.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'watchkeeper' has no attribute {name!r}")

@@ -14,3 +14,6 @@ REGISTRARS: list[Callable[[typer.Typer], None]] = []
 from watchkeeper.cli.expect import register as _register_expect  # noqa: E402
 
 REGISTRARS.append(_register_expect)
+from watchkeeper.cli.server import register as _register_server  # noqa: E402
+
+REGISTRARS.append(_register_server)

@@ -1,0 +1,118 @@
+"""``watchkeeper server``, ``watchkeeper token create``, ``watchkeeper model register``."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import typer
+
+DB_HELP = "Database URL (default: $WATCHKEEPER_DB, else the embedded SQLite file)."
+
+
+def _store(db: str | None) -> Any:
+    Store = importlib.import_module("watchkeeper.store").Store  # STORE lands it
+
+    return Store(db)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the server, token and model commands to ``app``."""
+
+    @app.command("server")
+    def server(
+        db: str | None = typer.Option(None, "--db", help=DB_HELP, envvar="WATCHKEEPER_DB"),
+        host: str | None = typer.Option(None, "--host", help="Interface (default 127.0.0.1)."),
+        port: int | None = typer.Option(None, "--port", help="Port (default 8000)."),
+        auto_register: bool | None = typer.Option(
+            None, "--auto-register/--no-auto-register", help="Register unknown models."
+        ),
+        scheduler: bool | None = typer.Option(
+            None, "--scheduler/--no-scheduler", help="Run the monitors' scheduler."
+        ),
+    ) -> None:
+        """Run the ingestion and query API (FastAPI on uvicorn).
+
+        Every option also comes from a WATCHKEEPER_* environment variable (docs/server.md).
+        """
+        import uvicorn
+
+        from watchkeeper.server import Settings, create_app
+
+        try:
+            settings = Settings.from_env(
+                db=db,
+                host=host,
+                port=port,
+                auto_register_models=auto_register,
+                run_scheduler=scheduler,
+            )
+            settings.validate()
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            timeout_graceful_shutdown=10,
+        )
+
+    token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+    app.add_typer(token_app, name="token")
+
+    @token_app.command("create")
+    def token_create(
+        project: str = typer.Argument(..., help="Project (created when missing)."),
+        scope: list[str] = typer.Option(
+            ["ingest"], "--scope", help="ingest, read or admin; repeat for several."
+        ),
+        db: str | None = typer.Option(None, "--db", help=DB_HELP, envvar="WATCHKEEPER_DB"),
+    ) -> None:
+        """Create a token and print it (it is stored hashed: this is the only time it shows)."""
+        bad = [s for s in scope if s not in ("ingest", "read", "admin")]
+        if bad:
+            raise typer.BadParameter(f"--scope: unknown scope(s) {bad}; use ingest, read, admin")
+        store = _store(db)
+        from watchkeeper.sdk.client import _ensure_project
+
+        _ensure_project(store, project)
+        token = store.create_token(project, set(scope))
+        typer.echo(token)
+
+    model_app = typer.Typer(help="Models.", no_args_is_help=True)
+    app.add_typer(model_app, name="model")
+
+    @model_app.command("register")
+    def model_register(
+        project: str = typer.Argument(..., help="Project (created when missing)."),
+        model: str = typer.Argument(..., help="Model name."),
+        version: str | None = typer.Option(None, "--version", help="Also register a version."),
+        threshold: float | None = typer.Option(None, help="Operating point: score threshold."),
+        tpr: float | None = typer.Option(None, help="Operating point: true-positive rate."),
+        fpr: float | None = typer.Option(None, help="Operating point: false-positive rate."),
+        prevalence: float | None = typer.Option(None, help="Expected prevalence."),
+        volume: float | None = typer.Option(None, help="Expected events per window."),
+        db: str | None = typer.Option(None, "--db", help=DB_HELP, envvar="WATCHKEEPER_DB"),
+    ) -> None:
+        """Register a model (and optionally a version with its operating point)."""
+        store = _store(db)
+        from watchkeeper.sdk.client import _ensure_project
+
+        _ensure_project(store, project)
+        store.register_model(project, model)
+        if version is not None:
+            op = {
+                k: v
+                for k, v in {"threshold": threshold, "tpr": tpr, "fpr": fpr}.items()
+                if v is not None
+            }
+            store.register_model_version(
+                project,
+                model,
+                version,
+                operating_point=op or None,
+                expected_prevalence=prevalence,
+                expected_volume=volume,
+            )
+        typer.echo(f"registered {project}/{model}" + (f" version {version}" if version else ""))

@@ -1,0 +1,126 @@
+"""Dependencies shared by every router: the store, the metrics, and the caller's project.
+
+Use them as ``Annotated`` parameters::
+
+    @router.get("/v1/things")
+    def things(store: StoreDep, project: Annotated[str, Depends(require_scope("read"))]): ...
+
+``require_scope`` answers 401 without a valid ``Authorization: Bearer <token>`` header and 403
+when the token lacks the scope; the ``admin`` scope implies every other. The project it yields
+comes from the token alone, so a router that passes it to every store call never reaches
+another project's data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request, status
+
+from watchkeeper.server.metrics import ServerMetrics
+from watchkeeper.server.settings import Settings
+
+SCOPES = ("ingest", "read", "admin")
+AUTH_CACHE_SECONDS = 5.0
+"""How long a verified token is trusted without asking the store again (revocation delay)."""
+
+
+def get_store(request: Request) -> Any:
+    """The app's :class:`~watchkeeper.store.Store`."""
+    return request.app.state.store
+
+
+def get_metrics(request: Request) -> ServerMetrics:
+    """The app's :class:`~watchkeeper.server.metrics.ServerMetrics`."""
+    metrics: ServerMetrics = request.app.state.metrics
+    return metrics
+
+
+def get_settings(request: Request) -> Settings:
+    """The app's :class:`~watchkeeper.server.settings.Settings`."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+StoreDep = Annotated[Any, Depends(get_store)]
+MetricsDep = Annotated[ServerMetrics, Depends(get_metrics)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+class TokenCache:
+    """Verified tokens for a few seconds, keyed by their SHA-256, so a stream of batches does
+    not hash-and-query the store on every request."""
+
+    def __init__(self, ttl: float = AUTH_CACHE_SECONDS) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[float, str, frozenset[str]]] = {}
+
+    def lookup(self, store: Any, token: str) -> tuple[str, frozenset[str]] | None:
+        key = hashlib.sha256(token.encode()).hexdigest()
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1], hit[2]
+        found = store.authenticate(token)
+        if found is None:
+            return None
+        project, scopes = found
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[key] = (now + self.ttl, project, frozenset(scopes))
+        return project, frozenset(scopes)
+
+
+def _unauthorized(request: Request, detail: str) -> HTTPException:
+    get_metrics(request).reject("unauthenticated")
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def require_scope(scope: str) -> Callable[[Request], str]:
+    """A dependency yielding the caller's project when its token carries ``scope``.
+
+    Parameters
+    ----------
+    scope
+        One of ``"ingest"``, ``"read"``, ``"admin"``.
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+
+    def dependency(request: Request) -> str:
+        header = request.headers.get("authorization")
+        if not header:
+            raise _unauthorized(request, "missing Authorization header (use 'Bearer <token>')")
+        kind, _, token = header.partition(" ")
+        if kind.lower() != "bearer" or not token.strip():
+            raise _unauthorized(request, "Authorization header must be 'Bearer <token>'")
+        cache: TokenCache = request.app.state.token_cache
+        found = cache.lookup(get_store(request), token.strip())
+        if found is None:
+            raise _unauthorized(request, "invalid or revoked token")
+        project, scopes = found
+        if scope not in scopes and "admin" not in scopes:
+            get_metrics(request).reject("forbidden")
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                detail=f"this token lacks the '{scope}' scope "
+                f"(it has: {', '.join(sorted(scopes))})",
+            )
+        return project
+
+    dependency.__name__ = f"require_{scope}"
+    return dependency
+
+
+IngestProject = Annotated[str, Depends(require_scope("ingest"))]
+ReadProject = Annotated[str, Depends(require_scope("read"))]
+AdminProject = Annotated[str, Depends(require_scope("admin"))]

@@ -1,0 +1,20 @@
+"""Every router of the API; ``create_app`` includes each router of :data:`ROUTERS` in order.
+
+Add a resource by writing ``routers/<resource>.py`` exposing ``router`` (an ``APIRouter`` with
+``prefix="/v1"``) and appending it below.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from watchkeeper.server.routers import events, health, labels, models, prometheus, tokens
+
+ROUTERS: list[APIRouter] = [
+    health.router,
+    prometheus.router,
+    models.router,
+    events.router,
+    labels.router,
+    tokens.router,
+]

@@ -1,0 +1,40 @@
+"""Liveness (``/healthz``) and readiness (``/readyz``: the database answers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from watchkeeper.server.deps import StoreDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+def _probe(store: Any) -> None:
+    ping = getattr(store, "ping", None)
+    if ping is not None:
+        ping()
+    else:
+        # Any query proves the database answers; an unknown token is the cheapest one.
+        store.authenticate("readiness-probe")
+
+
+@router.get("/readyz", response_model=None)
+async def readyz(store: StoreDep) -> dict[str, str] | JSONResponse:
+    """The database answers a query; 503 otherwise."""
+    try:
+        await run_in_threadpool(_probe, store)
+    except Exception as exc:  # any failure of the database means "not ready", with the reason
+        return JSONResponse(
+            status_code=503, content={"status": "unavailable", "detail": f"database: {exc}"}
+        )
+    return {"status": "ready"}

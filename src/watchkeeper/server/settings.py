@@ -1,0 +1,133 @@
+"""Settings of the ingestion service, read from ``WATCHKEEPER_*`` environment variables.
+
+A plain frozen dataclass: the factory :func:`watchkeeper.server.create_app` takes one, tests build
+one directly, and :meth:`Settings.from_env` reads the environment once, when the server starts
+(never at import).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+StartupHook = Callable[[Any], Callable[[], None] | None]
+"""A callable run when the app starts, given the app's :class:`~watchkeeper.store.Store`.
+
+It may return a callable, run (in reverse order) when the app stops.
+"""
+
+
+def _bool(value: str) -> bool:
+    low = value.strip().lower()
+    if low in {"1", "true", "yes", "on"}:
+        return True
+    if low in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected a boolean (true/false), got {value!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the server needs to know; every field has an environment variable.
+
+    Parameters
+    ----------
+    db
+        Database URL for :class:`~watchkeeper.store.Store` (``WATCHKEEPER_DB``); ``None`` uses the
+        embedded SQLite file ``./.watchkeeper/watchkeeper.db``.
+    host, port
+        Where ``watchkeeper server`` listens (``WATCHKEEPER_HOST``, ``WATCHKEEPER_PORT``).
+    max_body_bytes
+        Largest request body accepted; larger ones get 413 (``WATCHKEEPER_MAX_BODY_BYTES``).
+    max_batch_events
+        Most events (or labels) in one batch; more get 413 (``WATCHKEEPER_MAX_BATCH_EVENTS``).
+    auto_register_models
+        Register an unknown model on its first batch instead of answering 404
+        (``WATCHKEEPER_AUTO_REGISTER_MODELS``).
+    flag_threshold
+        Score at or above which an event counts as flagged for the ``flag rate`` metric when the
+        model version has no operating point (``WATCHKEEPER_FLAG_THRESHOLD``).
+    metrics_max_models
+        Most distinct model label values per metric; events of further models are counted under
+        ``model="_other"`` so the label set stays bounded (``WATCHKEEPER_METRICS_MAX_MODELS``).
+    system_metrics
+        Expose the server's own CPU, memory, disk, network and GPU figures on ``/metrics``
+        (``WATCHKEEPER_SYSTEM_METRICS``).
+    run_scheduler
+        Start ``watchkeeper.runner.Scheduler`` in the app's lifespan when that module exists
+        (``WATCHKEEPER_RUN_SCHEDULER``).
+    scheduler_interval
+        Seconds between scheduler ticks (``WATCHKEEPER_SCHEDULER_INTERVAL``).
+    startup_hooks
+        Extra callables run at start-up with the store (see :data:`StartupHook`); code only, no
+        environment variable.
+
+    Examples
+    --------
+    >>> s = Settings.from_env({"WATCHKEEPER_PORT": "9000", "WATCHKEEPER_AUTO_REGISTER_MODELS": "1"})
+    >>> s.port, s.auto_register_models, s.max_batch_events
+    (9000, True, 10000)
+    """
+
+    db: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_batch_events: int = 10_000
+    auto_register_models: bool = False
+    flag_threshold: float = 0.5
+    metrics_max_models: int = 100
+    system_metrics: bool = True
+    run_scheduler: bool = False
+    scheduler_interval: float = 60.0
+    startup_hooks: Sequence[StartupHook] = field(default_factory=tuple)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read ``WATCHKEEPER_<FIELD>`` variables; keyword ``overrides`` win over them.
+
+        A malformed value raises :class:`ValueError` naming the variable.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "startup_hooks":
+                continue
+            key = f"WATCHKEEPER_{f.name.upper()}"
+            if key not in env:
+                continue
+            raw = env[key]
+            try:
+                if f.type in ("int", int):
+                    values[f.name] = int(raw)
+                elif f.type in ("float", float):
+                    values[f.name] = float(raw)
+                elif f.type in ("bool", bool):
+                    values[f.name] = _bool(raw)
+                else:
+                    values[f.name] = raw or None
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc}") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+    def validate(self) -> None:
+        """Raise :class:`ValueError` naming the first field out of its range."""
+        if self.max_body_bytes <= 0:
+            raise ValueError(f"max_body_bytes must be positive, got {self.max_body_bytes}")
+        if self.max_batch_events <= 0:
+            raise ValueError(f"max_batch_events must be positive, got {self.max_batch_events}")
+        if not 0.0 <= self.flag_threshold <= 1.0:
+            raise ValueError(f"flag_threshold must be in [0, 1], got {self.flag_threshold}")
+        if self.metrics_max_models < 1:
+            raise ValueError(f"metrics_max_models must be >= 1, got {self.metrics_max_models}")
+        if self.scheduler_interval <= 0:
+            raise ValueError(f"scheduler_interval must be positive, got {self.scheduler_interval}")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be in 1..65535, got {self.port}")

@@ -29,6 +29,7 @@ def test_local_client_writes_to_the_store(store: Any) -> None:
 
 
 def test_local_client_opens_a_url(tmp_path: Path) -> None:
+    pytest.importorskip("watchkeeper.store")
     url = f"sqlite:///{tmp_path / 'local.db'}"
     with LocalClient(url, project="batch") as c:
         c.log_batch("m", ids=["a", "b"], scores=[0.1, 0.9], embeddings=np.eye(2))

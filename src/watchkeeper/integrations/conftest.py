@@ -1,9 +1,9 @@
-"""Doctest collection: modules that need PyTorch are skipped where it is not installed."""
+"""Doctest collection: modules whose optional framework is not installed are skipped."""
 
 from __future__ import annotations
 
 import importlib.util
 
-collect_ignore = (
-    [] if importlib.util.find_spec("torch") is not None else ["torch.py", "model.py"]
-)
+_NEEDS = {"torch.py": "torch", "tensorboard.py": "tensorboard", "sklearn.py": "sklearn"}
+
+collect_ignore = [f for f, mod in _NEEDS.items() if importlib.util.find_spec(mod) is None]

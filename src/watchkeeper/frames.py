@@ -1,0 +1,212 @@
+"""The one place that turns user inputs into named numpy columns.
+
+Every layer takes ``dict[str, numpy.ndarray]``: ``float64`` for numeric columns (NaN for a
+missing value), ``bool`` for complete boolean columns, ``object`` (``str`` or ``None``) for
+anything categorical. :func:`to_columns` converts pandas and polars frames, pyarrow tables,
+numpy arrays (2-D or structured) and mappings of arrays; :func:`read_table` reads CSV or
+Parquet files. Libraries are imported only when their input type is seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["read_table", "to_columns"]
+
+
+def _module(obj: Any) -> str:
+    return type(obj).__module__.split(".")[0]
+
+
+def _from_array(name: str, values: Any) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"column {name!r} must be one-dimensional, got shape {arr.shape}")
+    kind = arr.dtype.kind
+    if kind in "iu":
+        return arr.astype(np.float64)
+    if kind == "f":
+        return arr.astype(np.float64, copy=False)
+    if kind == "b":
+        return arr
+    if kind == "M":
+        return _datetime_seconds(arr)
+    if kind in "US":
+        return arr.astype(object)
+    return arr
+
+
+def _datetime_seconds(arr: np.ndarray) -> np.ndarray:
+    """Datetimes become float seconds since the epoch (NaT becomes NaN)."""
+    out = arr.astype("datetime64[ns]").astype(np.int64).astype(np.float64) / 1e9
+    out[np.isnat(arr)] = np.nan
+    return out
+
+
+def _from_pandas(frame: Any) -> dict[str, np.ndarray]:
+    import pandas as pd
+
+    columns: dict[str, np.ndarray] = {}
+    for name in frame.columns:
+        s = frame[name]
+        key = str(name)
+        if isinstance(s, pd.DataFrame):
+            raise ValueError(f"column {key!r} appears more than once")
+        dtype = s.dtype
+        if pd.api.types.is_bool_dtype(dtype) and not s.hasnans:
+            columns[key] = s.to_numpy(dtype=bool)
+        elif pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+            columns[key] = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        elif pd.api.types.is_datetime64_any_dtype(dtype):
+            columns[key] = _datetime_seconds(s.to_numpy(dtype="datetime64[ns]"))
+        else:
+            arr = s.to_numpy(dtype=object)
+            missing = s.isna().to_numpy()
+            if missing.any():
+                arr[missing] = None
+            columns[key] = arr
+    return columns
+
+
+def _from_arrow(table: Any) -> dict[str, np.ndarray]:
+    import pyarrow as pa
+
+    columns: dict[str, np.ndarray] = {}
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        key = str(name)
+        if key in columns:
+            raise ValueError(f"column {key!r} appears more than once")
+        typ = col.type
+        if pa.types.is_dictionary(typ):
+            col, typ = col.cast(typ.value_type), typ.value_type
+        if pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ):
+            arr = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            columns[key] = np.asarray(arr, dtype=np.float64)
+        elif pa.types.is_boolean(typ) and col.null_count == 0:
+            columns[key] = np.asarray(col.to_numpy(zero_copy_only=False), dtype=bool)
+        elif pa.types.is_timestamp(typ) or pa.types.is_date(typ):
+            ns = col.cast(pa.timestamp("ns")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+            columns[key] = np.asarray(ns, dtype=np.float64) / 1e9
+        else:
+            columns[key] = np.asarray(col.to_numpy(zero_copy_only=False), dtype=object)
+    return columns
+
+
+def to_columns(data: Any) -> dict[str, np.ndarray]:
+    """Convert tabular data to a dict of 1-D numpy columns of equal length.
+
+    Parameters
+    ----------
+    data
+        A pandas or polars ``DataFrame``, a pyarrow ``Table`` or ``RecordBatch``, a mapping of
+        column name to 1-D array-like, a structured numpy array, or a 2-D numpy array (columns
+        are then named ``x0``, ``x1``, ...).
+
+    Returns
+    -------
+    dict
+        Column name to array: ``float64`` for numbers (NaN for missing; datetimes as seconds
+        since the epoch), ``bool`` for complete booleans, ``object`` otherwise.
+
+    Examples
+    --------
+    >>> cols = to_columns({"age": [31, 45], "country": ["FR", None]})
+    >>> cols["age"].dtype.name, cols["country"].tolist()
+    ('float64', ['FR', None])
+    >>> sorted(to_columns(np.zeros((3, 2))))
+    ['x0', 'x1']
+    >>> to_columns({"a": [1, 2], "b": [1]})
+    Traceback (most recent call last):
+    ...
+    ValueError: column 'b' has 1 rows, expected 2 like column 'a'
+    """
+    module = _module(data)
+    if module == "pandas" and hasattr(data, "columns"):
+        columns = _from_pandas(data)
+    elif module == "polars" and hasattr(data, "to_arrow"):
+        columns = _from_arrow(data.to_arrow())
+    elif module == "pyarrow" and hasattr(data, "column_names"):
+        columns = _from_arrow(data)
+    elif isinstance(data, Mapping):
+        columns = {}
+        for name, values in data.items():
+            if _module(values) in ("pandas", "polars", "pyarrow") and hasattr(values, "to_numpy"):
+                values = values.to_numpy()
+            columns[str(name)] = _from_array(str(name), values)
+    elif isinstance(data, np.ndarray) and data.dtype.names:
+        columns = {name: _from_array(name, data[name]) for name in data.dtype.names}
+    elif isinstance(data, np.ndarray | list | tuple):
+        arr = np.asarray(data)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.ndim != 2:
+            raise ValueError(f"an array of data must be 2-D (rows × columns), got {arr.shape}")
+        columns = {f"x{j}": _from_array(f"x{j}", arr[:, j]) for j in range(arr.shape[1])}
+    else:
+        raise TypeError(
+            "data must be a pandas/polars DataFrame, a pyarrow Table, a mapping of arrays or "
+            f"a numpy array, got {type(data).__name__}"
+        )
+    first = None
+    for name, col in columns.items():
+        if first is None:
+            first = (name, col.size)
+        elif col.size != first[1]:
+            raise ValueError(
+                f"column {name!r} has {col.size} rows, expected {first[1]} like column "
+                f"{first[0]!r}"
+            )
+    return columns
+
+
+def read_table(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a CSV (``.csv``, ``.tsv``, ``.txt``, optionally ``.gz``) or Parquet file.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    ValueError
+        When the file cannot be parsed, or its format is not recognised from the suffix.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "ref.csv")
+    >>> _ = open(path, "w").write("x,kind\\n1.5,a\\n2.5,b\\n")
+    >>> cols = read_table(path)
+    >>> cols["x"].tolist(), cols["kind"].tolist()
+    ([1.5, 2.5], ['a', 'b'])
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"no such file: {p}")
+    if p.is_dir():
+        raise ValueError(f"{p} is a directory, expected a CSV or Parquet file")
+    suffixes = [s.lower() for s in p.suffixes]
+    if suffixes and suffixes[-1] in (".gz", ".bz2", ".zst"):
+        suffixes = suffixes[:-1]
+    kind = suffixes[-1] if suffixes else ""
+    import pyarrow as pa
+
+    try:
+        if kind in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(p)
+        elif kind in (".csv", ".tsv", ".txt"):
+            from pyarrow import csv
+
+            parse = csv.ParseOptions(delimiter="\t" if kind == ".tsv" else ",")
+            table = csv.read_csv(p, parse_options=parse)
+        else:
+            raise ValueError(
+                f"cannot tell the format of {p} from its suffix: use .csv, .tsv or .parquet"
+            )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {p}: {exc}") from None
+    return _from_arrow(table)

@@ -1,0 +1,176 @@
+"""Two-sample tests for categorical columns, on the 2 × K table of counts.
+
+Categories are the union of both sides. A category seen only in the current sample is kept in
+the table (it is evidence of change, and a two-sample test handles a zero reference count
+without dividing by it) and listed in ``details["unseen_categories"]``. Missing values are a
+category of their own (``"<missing>"``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from watchkeeper.stats._clean import MISSING, as_1d, check_alpha, skipped
+from watchkeeper.stats._result import DriftResult
+
+_LIST_CAP = 20  # categories listed in details, so a high-cardinality column stays readable
+
+
+def _codes(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Integer codes and category labels; missing values get the label ``MISSING``."""
+    if values.dtype.kind in "iub":
+        uniques, codes = np.unique(values, return_inverse=True)
+        return codes.astype(np.int64), [str(u) for u in uniques.tolist()]
+    import pandas as pd
+
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    labels = [str(u) for u in uniques.tolist()]
+    if (codes < 0).any():
+        codes = np.where(codes < 0, len(labels), codes)
+        labels.append(MISSING)
+    return np.asarray(codes, dtype=np.int64), labels
+
+
+def categorical_counts(reference: Any, current: Any,
+                       ) -> tuple[list[str], np.ndarray, np.ndarray, dict[str, Any]]:
+    """Categories (union), counts on each side and details (sizes, unseen, vanished)."""
+    ref = as_1d(reference, "reference")
+    cur = as_1d(current, "current")
+    if ref.dtype != cur.dtype:
+        ref, cur = ref.astype(object), cur.astype(object)
+    pooled = np.concatenate([ref, cur])
+    codes, labels = _codes(pooled)
+    k = len(labels)
+    cref = np.bincount(codes[: ref.size], minlength=k)
+    ccur = np.bincount(codes[ref.size:], minlength=k)
+    return labels, cref, ccur, category_details(labels, cref, ccur)
+
+
+def category_details(labels: list[str], cref: np.ndarray, ccur: np.ndarray) -> dict[str, Any]:
+    """Sizes and the categories that appeared or vanished."""
+    unseen = np.flatnonzero((cref == 0) & (ccur > 0))
+    vanished = np.flatnonzero((cref > 0) & (ccur == 0))
+    nc = int(ccur.sum())
+    return {
+        "n_reference": int(cref.sum()),
+        "n_current": nc,
+        "n_categories": len(labels),
+        "unseen_categories": [labels[i] for i in unseen[:_LIST_CAP]],
+        "unseen_share": float(ccur[unseen].sum() / nc) if nc else 0.0,
+        "vanished_categories": [labels[i] for i in vanished[:_LIST_CAP]],
+    }
+
+
+def _table_test(method: str, cref: np.ndarray, ccur: np.ndarray, details: dict[str, Any],
+                alpha: float, correction: bool) -> DriftResult:
+    from scipy.special import chdtrc
+
+    if cref.sum() == 0 or ccur.sum() == 0:
+        return skipped(method, "no values on one side", alpha, None, details)
+    keep = (cref + ccur) > 0
+    obs = np.vstack([cref[keep], ccur[keep]]).astype(np.float64)
+    dof = obs.shape[1] - 1
+    if dof == 0:
+        details["dof"] = 0
+        return DriftResult(method, statistic=0.0, p_value=1.0, drift=False, alpha=alpha,
+                           details=details)
+    expected = obs.sum(axis=1, keepdims=True) * obs.sum(axis=0, keepdims=True) / obs.sum()
+    if dof == 1 and correction:
+        # Yates' continuity correction for 2 × 2 tables, as scipy's chi2_contingency.
+        diff = expected - obs
+        obs = obs + np.minimum(0.5, np.abs(diff)) * np.sign(diff)
+    if method == "chi2":
+        stat = float(((obs - expected) ** 2 / expected).sum())
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(obs > 0, obs * np.log(obs / expected), 0.0)
+        stat = float(2.0 * terms.sum())
+    p = float(chdtrc(dof, stat))
+    details.update(dof=dof, min_expected=float(expected.min()))
+    return DriftResult(method, statistic=stat, p_value=p, drift=p < alpha, alpha=alpha,
+                       details=details)
+
+
+def chi2(reference: Any, current: Any, *, alpha: float = 0.05,
+         correction: bool = True) -> DriftResult:
+    """Pearson's chi-squared test of homogeneity on the 2 × K table (reference, current).
+
+    Null hypothesis: both samples are drawn from the same categorical distribution. Unlike a
+    goodness-of-fit test against the reference proportions taken as exact, this two-sample
+    test accounts for the reference's own sampling noise. Yates' correction is applied when
+    there are two categories and ``correction`` is true (as :func:`scipy.stats.chi2_contingency`).
+
+    Examples
+    --------
+    >>> ref = np.array(["a"] * 60 + ["b"] * 40)
+    >>> cur = np.array(["a"] * 30 + ["b"] * 50 + ["new"] * 20)
+    >>> r = chi2(ref, cur)
+    >>> r.drift, r.details["unseen_categories"]
+    (True, ['new'])
+    """
+    _, cref, ccur, details = categorical_counts(reference, current)
+    return _table_test("chi2", cref, ccur, details, check_alpha(alpha), correction)
+
+
+def g_test(reference: Any, current: Any, *, alpha: float = 0.05,
+           correction: bool = False) -> DriftResult:
+    """Likelihood-ratio (G) test of homogeneity on the 2 × K table.
+
+    Same null hypothesis as :func:`chi2`; ``G = 2 Σ O ln(O / E)``.
+
+    Examples
+    --------
+    >>> g_test(np.array(list("abab")), np.array(list("abab"))).p_value
+    1.0
+    """
+    _, cref, ccur, details = categorical_counts(reference, current)
+    return _table_test("g_test", cref, ccur, details, check_alpha(alpha), correction)
+
+
+def fisher(reference: Any, current: Any, *, alpha: float = 0.05) -> DriftResult:
+    """Fisher's exact test for a column with two categories (small counts).
+
+    Null hypothesis: the share of each category is the same in both samples; exact, so
+    right for small counts where the chi-squared approximation is not.
+
+    Examples
+    --------
+    >>> r = fisher(np.array([0] * 9 + [1]), np.array([0] * 2 + [1] * 8))
+    >>> r.drift, round(r.p_value, 4)
+    (True, 0.0055)
+    """
+    alpha = check_alpha(alpha)
+    _, cref, ccur, details = categorical_counts(reference, current)
+    keep = (cref + ccur) > 0
+    if keep.sum() > 2:
+        raise ValueError(
+            f"fisher needs at most two categories, got {int(keep.sum())}; use chi2 or g_test"
+        )
+    if cref.sum() == 0 or ccur.sum() == 0:
+        return skipped("fisher", "no values on one side", alpha, None, details)
+    if keep.sum() < 2:
+        return DriftResult("fisher", statistic=1.0, p_value=1.0, drift=False, alpha=alpha,
+                           details=details)
+    from scipy.stats import fisher_exact
+
+    table = np.vstack([cref[keep], ccur[keep]])
+    res = fisher_exact(table)
+    p = float(res.pvalue)
+    return DriftResult("fisher", statistic=float(res.statistic), p_value=p, drift=p < alpha,
+                       alpha=alpha, details=details)
+
+
+def linf(reference: Any, current: Any, *, threshold: float = 0.1) -> DriftResult:
+    """L-infinity distance: the largest change in any category's share.
+
+    Examples
+    --------
+    >>> linf(np.array(list("aabb")), np.array(list("aaab"))).statistic
+    0.25
+    """
+    from watchkeeper.stats._numeric import _binned
+
+    return _binned("linf", np.asarray(reference).astype(object),
+                   np.asarray(current).astype(object), 2, threshold)

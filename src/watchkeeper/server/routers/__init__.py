@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from watchkeeper.server.routers import events, health, labels, models, prometheus, tokens
+from watchkeeper.server.routers import events, health, labels, models, prometheus, tokens, tools
 
 ROUTERS: list[APIRouter] = [
     health.router,
@@ -17,4 +17,5 @@ ROUTERS: list[APIRouter] = [
     events.router,
     labels.router,
     tokens.router,
+    tools.router,
 ]

@@ -1,0 +1,50 @@
+"""/v1/tools: the flag band of DESIGN.md's worked example, and drift between two tables."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from conftest import Api
+
+
+def test_expect_worked_example(api: Api) -> None:
+    body = {"tpr": 0.9, "fpr": 0.02, "prevalence": 0.1, "volume": 1000}
+    r = api.client.post("/v1/tools/expect", json=body, headers=api.h(api.read))
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["expected"] == 108.0
+    assert (out["low"], out["high"]) == (98, 118)
+    r = api.client.post("/v1/tools/expect", json={**body, "observed": 160}, headers=api.h(api.read))
+    assert r.json()["verdict"] == "prior_shift"
+
+
+def test_expect_bad_input_names_the_field(api: Api) -> None:
+    body = {"tpr": 0.01, "fpr": 0.02, "prevalence": 0.1, "volume": 1000}
+    r = api.client.post("/v1/tools/expect", json=body, headers=api.h(api.read))
+    assert r.status_code == 422
+    assert "tpr" in r.json()["detail"]
+    r = api.client.post("/v1/tools/expect", json={**body, "tpr": 1.5}, headers=api.h(api.read))
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "tpr"
+    r = api.client.post("/v1/tools/expect", json=body)
+    assert r.status_code == 401
+
+
+def test_drift_tool(api: Api) -> None:
+    rng = np.random.default_rng(3)
+    ref = {"x": rng.normal(size=400).tolist(), "c": rng.choice(["a", "b"], 400).tolist()}
+    cur = {"x": rng.normal(1.0, size=400).tolist(), "c": rng.choice(["a", "b"], 400).tolist()}
+    r = api.client.post(
+        "/v1/tools/drift", json={"reference": ref, "current": cur}, headers=api.h(api.read)
+    )
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["drift"] is True
+    assert out["columns"]["x"]["drift"] is True
+    r = api.client.post(
+        "/v1/tools/drift",
+        json={"reference": ref, "current": {"x": cur["x"]}},
+        headers=api.h(api.read),
+    )
+    assert r.status_code == 422
+    assert "['c']" in r.json()["detail"]

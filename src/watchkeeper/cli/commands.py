@@ -17,3 +17,6 @@ REGISTRARS.append(_register_expect)
 from watchkeeper.cli.server import register as _register_server  # noqa: E402
 
 REGISTRARS.append(_register_server)
+from watchkeeper.cli.drift import register as _register_drift  # noqa: E402
+
+REGISTRARS.append(_register_drift)

@@ -79,7 +79,9 @@ def test_annotate_applies_to_next_batch_only_and_features_function() -> None:
     monitor = monitor_module(
         net, client, "m", layer="embed", features=lambda x: {"mean": x.mean(1).numpy()}
     )
-    monitor.annotate(ids=["a", "b"], tags={"branch": ["n", "s"]}, features={"k": [1.0, 2.0]})
+    monitor.annotate(
+        ids=["a", "b"], tags={"branch": ["n", "s"]}, features={"k": [1.0, 2.0]}, ts=[5.0, 6.0]
+    )
     with torch.no_grad():
         x = torch.randn(2, 5)
         net(x)
@@ -87,7 +89,7 @@ def test_annotate_applies_to_next_batch_only_and_features_function() -> None:
     first, second = client.batches
     assert first["ids"].tolist() == ["a", "b"] and first["tags"]["branch"] == ["n", "s"]
     np.testing.assert_allclose(first["features"]["mean"], x.mean(1).numpy())
-    assert first["features"]["k"] == [1.0, 2.0]
+    assert first["features"]["k"] == [1.0, 2.0] and first["ts"] == [5.0, 6.0]
     assert "tags" not in second and second["ids"][0] != "a"
     assert monitor.batches == 2 and monitor.events == 4
 

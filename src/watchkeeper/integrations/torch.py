@@ -64,6 +64,8 @@ class _Pending:
     ids: Any = None
     features: Mapping[str, Any] | None = None
     tags: Mapping[str, Any] | None = None
+    ts: Any = None
+    payload_refs: Any = None
 
 
 @dataclass
@@ -102,9 +104,14 @@ class ModuleMonitor:
         ids: Any = None,
         features: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
+        ts: Any = None,
+        payload_refs: Any = None,
     ) -> None:
-        """Request ids, extra features and tags for the next forward pass only."""
-        self._pending = _Pending(ids=ids, features=features, tags=tags)
+        """Request ids, extra features, tags, event times (seconds since the epoch) and payload
+        references for the next forward pass only."""
+        self._pending = _Pending(
+            ids=ids, features=features, tags=tags, ts=ts, payload_refs=payload_refs
+        )
 
     def remove(self) -> None:
         """Remove the hooks; the module is left exactly as it was."""
@@ -184,6 +191,10 @@ class ModuleMonitor:
             columns["features"] = features
         if pending.tags:
             columns["tags"] = dict(pending.tags)
+        if pending.ts is not None:
+            columns["ts"] = pending.ts
+        if pending.payload_refs is not None:
+            columns["payload_refs"] = pending.payload_refs
         if self.version is not None:
             columns["version"] = self.version
         return columns

@@ -6,6 +6,7 @@ Works on plain numpy arrays; scipy (and scikit-learn, for calibration) load when
 
 from __future__ import annotations
 
+from watchkeeper.estimation._calibration import Calibrator
 from watchkeeper.estimation._operating import (
     FlagCheck,
     FlagExpectation,
@@ -15,13 +16,42 @@ from watchkeeper.estimation._operating import (
     expect_flags,
     implied_prevalence,
 )
+from watchkeeper.estimation._performance import (
+    ATCEstimator,
+    MetricValue,
+    PerformanceComparison,
+    PerformanceEstimate,
+    PerformanceEstimator,
+    compare_performance,
+    realised_performance,
+)
+from watchkeeper.estimation._prior import (
+    ShiftDiagnosis,
+    adjust_posteriors,
+    diagnose_shift,
+    em_prior,
+    mixture_prior,
+)
 
 __all__ = [
+    "ATCEstimator",
+    "Calibrator",
     "FlagCheck",
     "FlagExpectation",
+    "MetricValue",
     "OperatingPoint",
+    "PerformanceComparison",
+    "PerformanceEstimate",
+    "PerformanceEstimator",
     "PrevalenceEstimate",
+    "ShiftDiagnosis",
+    "adjust_posteriors",
     "check_flags",
+    "compare_performance",
+    "diagnose_shift",
+    "em_prior",
     "expect_flags",
     "implied_prevalence",
+    "mixture_prior",
+    "realised_performance",
 ]

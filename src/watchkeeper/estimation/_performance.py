@@ -1,0 +1,566 @@
+"""Label-free performance: expected confusion matrix from calibrated probabilities (CBPE-style),
+its prior-corrected variant, average thresholded confidence, and realised performance.
+
+Confidence-based estimation reads a calibrated probability ``p_i`` as the chance that event
+``i`` is positive. The expected confusion matrix of a window follows (an event predicted
+positive is a true positive with probability ``p_i``), and from it accuracy, precision,
+recall, F1 and ROC AUC. Their interval is where the *realised* metric of this window should
+fall if the estimate is right: labels are drawn as ``Bernoulli(p_i)`` and the metrics recomputed,
+all replicates at once.
+
+The plain method assumes ``P(y | score)`` is what it was on the reference, which a change of
+class mix breaks: with fewer positives, every score is less likely positive than calibration
+says. The prior-corrected variant first estimates the window's class prior by EM (Saerens et
+al., 2002) and re-weights the calibrated posteriors by Bayes' rule before counting.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from watchkeeper.estimation._operating import _binary_labels
+from watchkeeper.stats._result import _plain
+
+__all__ = [
+    "ATCEstimator",
+    "MetricValue",
+    "PerformanceComparison",
+    "PerformanceEstimate",
+    "PerformanceEstimator",
+    "compare_performance",
+    "realised_performance",
+]
+
+METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+
+
+@dataclass(frozen=True, slots=True)
+class MetricValue:
+    """One metric: its value and interval (NaN when undefined, e.g. no labelled positive)."""
+
+    value: float
+    low: float
+    high: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON (NaN becomes ``None``)."""
+        out: dict[str, Any] = _plain({"value": self.value, "low": self.low, "high": self.high})
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class PerformanceEstimate:
+    """Performance of one window, estimated without labels or realised with them.
+
+    ``metrics`` maps a metric name to its :class:`MetricValue`; ``confusion`` holds the
+    (expected, when estimated) counts ``tp``, ``fp``, ``fn``, ``tn``.
+    """
+
+    method: str
+    n: int
+    metrics: Mapping[str, MetricValue]
+    confusion: Mapping[str, float] = field(default_factory=dict)
+    coverage: float = 0.95
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metrics", MappingProxyType(dict(self.metrics)))
+        object.__setattr__(self, "confusion", MappingProxyType(dict(self.confusion)))
+        object.__setattr__(self, "details", MappingProxyType(dict(self.details)))
+
+    def __getitem__(self, metric: str) -> MetricValue:
+        return self.metrics[metric]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON: ``{"method", "n", "coverage", "metrics": {name: {value, low, high}},
+        "confusion", "details"}``."""
+        out: dict[str, Any] = _plain(
+            {
+                "method": self.method,
+                "n": self.n,
+                "coverage": self.coverage,
+                "metrics": {k: v.to_dict() for k, v in self.metrics.items()},
+                "confusion": dict(self.confusion),
+                "details": dict(self.details),
+            }
+        )
+        return out
+
+
+# ------------------------------------------------------------------------------------------
+# metrics of many weighted label vectors at once
+
+
+def _tie_groups(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(scores, kind="stable")
+    s = scores[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    return order, starts
+
+
+def _metrics(
+    pred: np.ndarray,
+    pos: np.ndarray,
+    neg: np.ndarray,
+    order: np.ndarray,
+    starts: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Metrics for rows of positive/negative weights ``(r, n)`` (labels, probabilities or
+    bootstrap counts) against fixed predictions ``pred``.
+
+    ROC AUC is the weighted Mann-Whitney statistic with ties counted half, the self-pair
+    ``pos_i·neg_i`` removed (it matters when weights are probabilities).
+    """
+    predf = pred.astype(np.float64)
+    tp, fp = pos @ predf, neg @ predf
+    fn, tn = pos.sum(axis=1) - tp, neg.sum(axis=1) - fp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = {
+            "accuracy": (tp + tn) / (tp + fp + fn + tn),
+            "precision": tp / (tp + fp),
+            "recall": tp / (tp + fn),
+            "f1": 2 * tp / (2 * tp + fp + fn),
+        }
+        p_sorted, n_sorted = pos[:, order], neg[:, order]
+        g_neg = np.add.reduceat(n_sorted, starts, axis=1)
+        g_pos = np.add.reduceat(p_sorted, starts, axis=1)
+        below = np.cumsum(g_neg, axis=1) - g_neg
+        self_pairs = (pos * neg).sum(axis=1)
+        num = (g_pos * (below + 0.5 * g_neg)).sum(axis=1) - 0.5 * self_pairs
+        den = pos.sum(axis=1) * neg.sum(axis=1) - self_pairs
+        out["roc_auc"] = num / den
+    out.update(tp=tp, fp=fp, fn=fn, tn=tn)
+    return out
+
+
+def _interval(values: np.ndarray, coverage: float) -> tuple[float, float]:
+    v = values[np.isfinite(values)]
+    if len(v) == 0:
+        return math.nan, math.nan
+    tail = (1 - coverage) / 2
+    lo, hi = np.quantile(v, [tail, 1 - tail])
+    return float(lo), float(hi)
+
+
+def _check_metrics(metrics: Sequence[str]) -> tuple[str, ...]:
+    names = tuple(metrics)
+    unknown = [m for m in names if m not in METRICS]
+    if unknown:
+        raise ValueError(f"metrics: unknown {unknown}; choose from {list(METRICS)}")
+    return names
+
+
+def _scores(name: str, s: Any) -> np.ndarray:
+    a = np.asarray(s, dtype=np.float64)
+    if a.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} contain NaN or infinite values")
+    return a
+
+
+def _unit(name: str, v: float) -> float:
+    f = float(v)
+    if not 0 < f < 1:
+        raise ValueError(f"{name} must be strictly between 0 and 1, got {v!r}")
+    return f
+
+
+class PerformanceEstimator:
+    """Estimate a binary classifier's performance on unlabelled windows.
+
+    Parameters
+    ----------
+    threshold
+        Score at or above which the model predicts positive.
+    calibration
+        ``"auto"`` (isotonic or Platt by held-out log loss), ``"isotonic"`` or ``"platt"``.
+    prior_correction
+        Re-weight the calibrated posteriors by the window's class prior estimated by EM
+        before counting (right under label shift, where the plain method is biased). ``False``
+        gives the plain confidence-based estimate.
+    metrics
+        Which of accuracy, precision, recall, f1 and roc_auc to report.
+    coverage
+        Coverage of the intervals.
+    n_simulations
+        Label draws for the intervals.
+    random_state
+        Seed of the draws.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.random(6000) < 0.5
+    >>> s = 1 / (1 + np.exp(-rng.normal(np.where(y, 1.0, -1.0), 1.0)))
+    >>> est = PerformanceEstimator(threshold=0.5).fit(s[:3000], y[:3000])
+    >>> e = est.estimate(s[3000:])
+    >>> r = realised_performance(s[3000:], y[3000:], threshold=0.5)
+    >>> bool(abs(e["accuracy"].value - r["accuracy"].value) < 0.02)
+    True
+    >>> e["accuracy"].low < e["accuracy"].value < e["accuracy"].high
+    True
+    """
+
+    def __init__(
+        self,
+        threshold: float = 0.5,
+        calibration: str = "auto",
+        prior_correction: bool = True,
+        metrics: Sequence[str] = METRICS,
+        coverage: float = 0.95,
+        n_simulations: int = 200,
+        random_state: int = 0,
+    ) -> None:
+        self.threshold = threshold
+        self.calibration = calibration
+        self.prior_correction = prior_correction
+        self.metrics = metrics
+        self.coverage = coverage
+        self.n_simulations = n_simulations
+        self.random_state = random_state
+
+    def fit(self, scores: Any, labels: Any) -> PerformanceEstimator:
+        """Calibrate on labelled reference scores."""
+        from watchkeeper.estimation._calibration import Calibrator
+
+        s = _scores("scores", scores)
+        y = _binary_labels(labels, "labels")
+        if len(s) != len(y):
+            raise ValueError(f"labels: {len(y)} values for {len(s)} scores")
+        thr = float(self.threshold)
+        if math.isnan(thr):
+            raise ValueError("threshold must be a number, got NaN")
+        _check_metrics(self.metrics)
+        _unit("coverage", self.coverage)
+        if int(self.n_simulations) < 20:
+            raise ValueError(f"n_simulations must be at least 20, got {self.n_simulations!r}")
+        self.calibrator_ = Calibrator(self.calibration, random_state=self.random_state).fit(s, y)
+        self.reference_prior_ = float(y.mean())
+        # EM must start from the prior the calibrated posteriors average to on the reference
+        self.calibrated_prior_ = float(self.calibrator_.predict(s).mean())
+        return self
+
+    def posteriors(self, scores: Any) -> tuple[np.ndarray, float | None]:
+        """Calibrated (and, with ``prior_correction``, prior-corrected) positive probabilities,
+        with the estimated prior (``None`` without correction)."""
+        from watchkeeper.estimation._prior import adjust_posteriors, em_prior
+
+        if not hasattr(self, "calibrator_"):
+            raise RuntimeError("call fit(reference_scores, reference_labels) first")
+        s = _scores("scores", scores)
+        p = self.calibrator_.predict(s)
+        if not self.prior_correction or len(p) == 0:
+            return p, None
+        prior = float(em_prior(p, self.calibrated_prior_))
+        return adjust_posteriors(p, self.calibrated_prior_, prior), prior
+
+    def estimate(self, scores: Any) -> PerformanceEstimate:
+        """Estimated metrics of one window of unlabelled scores, with intervals."""
+        s = _scores("scores", scores)
+        if len(s) == 0:
+            raise ValueError("scores: empty window")
+        p, prior = self.posteriors(s)
+        pred = s >= float(self.threshold)
+        order, starts = _tie_groups(s)
+        point = _metrics(pred, p[None, :], 1 - p[None, :], order, starts)
+        rng = np.random.default_rng(self.random_state)
+        nsim = int(self.n_simulations)
+        block = max(1, min(nsim, 4_000_000 // max(len(s), 1)))
+        sims: dict[str, list[np.ndarray]] = {}
+        for start in range(0, nsim, block):
+            r = min(block, nsim - start)
+            draws = (rng.random((r, len(s))) < p).astype(np.float64)
+            for k, v in _metrics(pred, draws, 1 - draws, order, starts).items():
+                sims.setdefault(k, []).append(v)
+        cov = float(self.coverage)
+        metrics = {}
+        for name in _check_metrics(self.metrics):
+            lo, hi = _interval(np.concatenate(sims[name]), cov)
+            metrics[name] = MetricValue(float(point[name][0]), lo, hi)
+        details: dict[str, Any] = {
+            "calibration": self.calibrator_.method_,
+            "reference_prevalence": self.reference_prior_,
+            "predicted_positive_rate": float(pred.mean()),
+        }
+        if prior is not None:
+            details["estimated_prevalence"] = prior
+        return PerformanceEstimate(
+            method="cbpe_prior_corrected" if prior is not None else "cbpe",
+            n=len(s),
+            metrics=metrics,
+            confusion={k: float(point[k][0]) for k in ("tp", "fp", "fn", "tn")},
+            coverage=cov,
+            details=details,
+        )
+
+    def estimate_chunks(self, scores: Any, chunk_size: int) -> list[PerformanceEstimate]:
+        """:meth:`estimate` on consecutive chunks of ``chunk_size`` events (the last may be
+        shorter)."""
+        s = _scores("scores", scores)
+        size = int(chunk_size)
+        if size < 1:
+            raise ValueError(f"chunk_size must be positive, got {chunk_size!r}")
+        return [self.estimate(s[i : i + size]) for i in range(0, len(s), size)]
+
+
+def _labels_with_missing(labels: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """0/1 labels where known, and the mask of known ones (None or NaN is unknown)."""
+    raw = np.asarray(labels)
+    if raw.shape != (n,):
+        raise ValueError(f"labels: expected {n} values, got shape {raw.shape}")
+    if raw.dtype == bool:
+        return raw, np.ones(n, dtype=bool)
+    if raw.dtype.kind == "O":
+        known = np.array([v is not None and v == v for v in raw], dtype=bool)
+        vals = np.zeros(n)
+        try:
+            vals[known] = raw[known].astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError("labels: expected 0/1, booleans, or None for unknown") from None
+    else:
+        vals = raw.astype(np.float64)
+        known = ~np.isnan(vals)
+    if not np.isin(vals[known], (0.0, 1.0)).all():
+        raise ValueError("labels: expected 0/1, booleans, or None/NaN for unknown")
+    return vals == 1.0, known
+
+
+def realised_performance(
+    scores: Any,
+    labels: Any,
+    threshold: float,
+    *,
+    metrics: Sequence[str] = METRICS,
+    coverage: float = 0.95,
+    n_bootstrap: int = 400,
+    random_state: int = 0,
+) -> PerformanceEstimate:
+    """Measured performance on the events whose labels have arrived, with bootstrap intervals.
+
+    Labels may be partial: ``None`` or NaN marks an event not labelled (yet). The metrics are
+    computed on the labelled events; ``details`` gives how many there are and their share of
+    the window, and the intervals widen as fewer labels are in.
+
+    Examples
+    --------
+    >>> r = realised_performance([0.9, 0.8, 0.3, 0.2, 0.6], [1, None, 0, 0, 0], threshold=0.5)
+    >>> r["accuracy"].value, r.n, r.details["label_share"]
+    (0.75, 4, 0.8)
+    """
+    s = _scores("scores", scores)
+    y, known = _labels_with_missing(labels, len(s))
+    thr = float(threshold)
+    if math.isnan(thr):
+        raise ValueError("threshold must be a number, got NaN")
+    cov = _unit("coverage", coverage)
+    names = _check_metrics(metrics)
+    if int(n_bootstrap) < 20:
+        raise ValueError(f"n_bootstrap must be at least 20, got {n_bootstrap!r}")
+    s_l, y_l = s[known], y[known]
+    n = len(s_l)
+    details = {
+        "n_events": len(s),
+        "n_labelled": n,
+        "label_share": n / len(s) if len(s) else math.nan,
+    }
+    if n == 0:
+        nan = MetricValue(math.nan, math.nan, math.nan)
+        return PerformanceEstimate("realised", 0, dict.fromkeys(names, nan), {}, cov, details)
+    pred = s_l >= thr
+    order, starts = _tie_groups(s_l)
+    yf = y_l.astype(np.float64)
+    point = _metrics(pred, yf[None, :], 1 - yf[None, :], order, starts)
+    rng = np.random.default_rng(random_state)
+    nb = int(n_bootstrap)
+    block = max(1, min(nb, 4_000_000 // n))
+    sims: dict[str, list[np.ndarray]] = {}
+    for start in range(0, nb, block):
+        r = min(block, nb - start)
+        w = rng.multinomial(n, np.full(n, 1 / n), size=r).astype(np.float64)
+        for k, v in _metrics(pred, w * yf, w * (1 - yf), order, starts).items():
+            sims.setdefault(k, []).append(v)
+    out = {}
+    for name in names:
+        lo, hi = _interval(np.concatenate(sims[name]), cov)
+        out[name] = MetricValue(float(point[name][0]), lo, hi)
+    return PerformanceEstimate(
+        method="realised",
+        n=n,
+        metrics=out,
+        confusion={k: float(point[k][0]) for k in ("tp", "fp", "fn", "tn")},
+        coverage=cov,
+        details=details,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PerformanceComparison:
+    """Estimated against realised, per metric: ``{estimated, realised, error, realised_low,
+    realised_high, within}`` where ``within`` says whether the realised value fell inside the
+    estimate's interval."""
+
+    metrics: Mapping[str, Mapping[str, Any]]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metrics", MappingProxyType(dict(self.metrics)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON."""
+        out: dict[str, Any] = _plain({"metrics": dict(self.metrics)})
+        return out
+
+
+def compare_performance(
+    estimated: PerformanceEstimate, realised: PerformanceEstimate
+) -> PerformanceComparison:
+    """Put an estimate beside what the labels later showed.
+
+    Examples
+    --------
+    >>> e = PerformanceEstimate("cbpe", 100, {"accuracy": MetricValue(0.9, 0.85, 0.95)})
+    >>> r = PerformanceEstimate("realised", 80, {"accuracy": MetricValue(0.87, 0.8, 0.93)})
+    >>> c = compare_performance(e, r).to_dict()["metrics"]["accuracy"]
+    >>> round(c["error"], 3), c["within"]
+    (0.03, True)
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name, est in estimated.metrics.items():
+        if name not in realised.metrics:
+            continue
+        real = realised.metrics[name]
+        out[name] = {
+            "estimated": est.value,
+            "estimated_low": est.low,
+            "estimated_high": est.high,
+            "realised": real.value,
+            "realised_low": real.low,
+            "realised_high": real.high,
+            "error": est.value - real.value,
+            "within": bool(est.low <= real.value <= est.high),
+        }
+    return PerformanceComparison(out)
+
+
+# ------------------------------------------------------------------------------------------
+# average thresholded confidence (Garg et al., 2022)
+
+
+def _confidence(probs: Any, score: str) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim == 1:  # binary model given as the positive-class probability
+        p = np.column_stack([1 - p, p])
+    if p.ndim != 2 or p.shape[1] < 2:
+        raise ValueError(f"probs: expected shape (n, k) with k >= 2, got {p.shape}")
+    if not np.isfinite(p).all():
+        raise ValueError("probs contain NaN or infinite values")
+    pred = p.argmax(axis=1)
+    if score == "max_confidence":
+        conf = p.max(axis=1)
+    elif score == "negative_entropy":
+        q = np.clip(p, 1e-12, 1)
+        conf = (q * np.log(q)).sum(axis=1)
+    else:
+        raise ValueError(f"score must be 'max_confidence' or 'negative_entropy', got {score!r}")
+    return conf, pred
+
+
+class ATCEstimator:
+    """Accuracy of a classifier on unlabelled data by average thresholded confidence.
+
+    On the labelled reference, find the confidence threshold ``t`` above which lies the same
+    share of events as the model's accuracy; on a new window, the estimated accuracy is the
+    share of events whose confidence is above ``t`` (Garg et al., 2022). Suited to softmax
+    outputs of deep models, where calibration per class is impractical.
+
+    Parameters
+    ----------
+    score
+        ``"max_confidence"`` (largest softmax probability) or ``"negative_entropy"``.
+    coverage
+        Coverage of the interval (bootstrap of the reference threshold plus the window's own
+        binomial noise).
+    n_bootstrap
+        Replicates.
+    random_state
+        Seed.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> logits = rng.normal(0, 1, (4000, 3)); y = rng.integers(0, 3, 4000)
+    >>> logits[np.arange(4000), y] += 2.0
+    >>> probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    >>> atc = ATCEstimator().fit(probs[:2000], y[:2000])
+    >>> est = atc.estimate(probs[2000:])["accuracy"].value
+    >>> real = float((probs[2000:].argmax(1) == y[2000:]).mean())
+    >>> bool(abs(est - real) < 0.03)
+    True
+    """
+
+    def __init__(
+        self,
+        score: str = "max_confidence",
+        coverage: float = 0.95,
+        n_bootstrap: int = 200,
+        random_state: int = 0,
+    ) -> None:
+        self.score = score
+        self.coverage = coverage
+        self.n_bootstrap = n_bootstrap
+        self.random_state = random_state
+
+    @staticmethod
+    def _threshold(conf_sorted: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
+        n = conf_sorted.shape[-1]
+        k = np.clip(np.round((1 - accuracy) * n).astype(int), 0, n - 1)
+        return np.take_along_axis(conf_sorted, k[..., None], axis=-1)[..., 0]
+
+    def fit(self, probs: Any, labels: Any) -> ATCEstimator:
+        """Fit the threshold on labelled reference probabilities (labels are class indices)."""
+        conf, pred = _confidence(probs, self.score)
+        y = np.asarray(labels)
+        if y.shape != pred.shape:
+            raise ValueError(f"labels: expected {len(pred)} values, got shape {y.shape}")
+        _unit("coverage", self.coverage)
+        if int(self.n_bootstrap) < 20:
+            raise ValueError(f"n_bootstrap must be at least 20, got {self.n_bootstrap!r}")
+        correct = pred == y.astype(np.int64)
+        self.reference_accuracy_ = float(correct.mean())
+        self.threshold_ = float(self._threshold(np.sort(conf), np.array(correct.mean())))
+        rng = np.random.default_rng(self.random_state)
+        idx = rng.integers(0, len(conf), (int(self.n_bootstrap), len(conf)))
+        self.boot_thresholds_ = self._threshold(np.sort(conf[idx], axis=1), correct[idx].mean(1))
+        return self
+
+    def estimate(self, probs: Any) -> PerformanceEstimate:
+        """Estimated accuracy of a window of probabilities, with an interval."""
+        if not hasattr(self, "threshold_"):
+            raise RuntimeError("call fit(reference_probs, reference_labels) first")
+        conf, _ = _confidence(probs, self.score)
+        n = len(conf)
+        if n == 0:
+            raise ValueError("probs: empty window")
+        value = float((conf >= self.threshold_).mean())
+        conf_sorted = np.sort(conf)
+        above = 1 - np.searchsorted(conf_sorted, self.boot_thresholds_, side="left") / n
+        rng = np.random.default_rng(self.random_state + 1)
+        sims = rng.binomial(n, np.clip(above, 0, 1)) / n
+        lo, hi = _interval(sims, float(self.coverage))
+        return PerformanceEstimate(
+            method="atc",
+            n=n,
+            metrics={"accuracy": MetricValue(value, lo, hi)},
+            coverage=float(self.coverage),
+            details={
+                "threshold": self.threshold_,
+                "score": self.score,
+                "reference_accuracy": self.reference_accuracy_,
+            },
+        )

@@ -1,0 +1,421 @@
+"""Prior shift versus model change, from scores alone.
+
+Under a pure prior (label) shift the class-conditional score distributions stay what they were
+on the reference, ``f1`` and ``f0``, and only their mix changes: the production scores follow
+``g = pi·f1 + (1 - pi)·f0`` for some ``pi``. Two estimators of ``pi``:
+
+* :func:`em_prior`: Saerens, Latinne and Decaestecker (2002). Re-weight calibrated posteriors
+  by the ratio of new to old priors, average them into a new prior, repeat to a fixed point.
+* :func:`mixture_prior`: maximum likelihood of the binned production scores under the mixture
+  of the binned reference class-conditional distributions.
+
+:func:`diagnose_shift` then asks whether *any* mixture explains the production scores (a
+goodness-of-fit test of the best mixture, with a parametric bootstrap that includes the noise
+of the finite reference), and if so whether its ``pi`` differs from the expected one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from watchkeeper.estimation._operating import _binary_labels
+from watchkeeper.stats._result import _plain
+
+__all__ = [
+    "ShiftDiagnosis",
+    "adjust_posteriors",
+    "diagnose_shift",
+    "em_prior",
+    "mixture_prior",
+]
+
+
+def adjust_posteriors(posteriors: Any, train_prior: Any, new_prior: Any) -> np.ndarray:
+    """Bayes-correct posteriors for a change of class prior.
+
+    ``posteriors`` is 1-D (positive class of a binary model, priors are then scalars) or
+    ``(n, k)`` with priors of length ``k``.
+
+    Examples
+    --------
+    >>> adjust_posteriors([0.5], 0.5, 0.2).round(3).tolist()
+    [0.2]
+    """
+    p = np.asarray(posteriors, dtype=np.float64)
+    if p.ndim == 1:
+        w1 = float(new_prior) / float(train_prior)
+        w0 = (1 - float(new_prior)) / (1 - float(train_prior))
+        num = w1 * p
+        return np.asarray(num / (num + w0 * (1 - p)), dtype=np.float64)
+    w = np.asarray(new_prior, dtype=np.float64) / np.asarray(train_prior, dtype=np.float64)
+    num = p * w
+    return np.asarray(num / num.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+def em_prior(
+    posteriors: Any,
+    train_prior: Any,
+    *,
+    tol: float = 1e-8,
+    max_iter: int = 10_000,
+) -> np.ndarray:
+    """Class prior of a new sample by EM on calibrated posteriors (Saerens et al., 2002).
+
+    Parameters
+    ----------
+    posteriors
+        Calibrated ``P(y | x)`` under the training prior: 1-D for a binary model (positive
+        class) or ``(n, k)``.
+    train_prior
+        The prior the posteriors were calibrated under (scalar for binary, length ``k``).
+
+    Returns
+    -------
+    numpy.ndarray
+        The estimated prior: shape ``()`` for binary input, ``(k,)`` otherwise.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.random(20000) < 0.2
+    >>> x = rng.normal(np.where(y, 1.5, 0.0), 1.0)
+    >>> lr = np.exp(1.5 * x - 1.125)  # likelihood ratio f1/f0 of the two normals
+    >>> post = lr / (lr + 1)  # posteriors calibrated under a 50/50 prior
+    >>> round(float(em_prior(post, 0.5)), 2)
+    0.2
+    """
+    p = np.asarray(posteriors, dtype=np.float64)
+    if p.ndim == 1:
+        p2 = np.column_stack([1 - p, p])
+        t = float(train_prior)
+        if not 0 < t < 1:
+            raise ValueError(f"train_prior must be strictly between 0 and 1, got {train_prior!r}")
+        tp = np.array([1 - t, t])
+    else:
+        p2 = p
+        tp = np.asarray(train_prior, dtype=np.float64)
+        if tp.shape != (p.shape[1],) or (tp <= 0).any():
+            raise ValueError("train_prior: one positive value per class expected")
+        tp = tp / tp.sum()
+    if np.isnan(p2).any():
+        raise ValueError("posteriors contain NaN")
+    if len(p2) == 0:
+        raise ValueError("posteriors: empty sample")
+    prior = tp.copy()
+    for _ in range(max_iter):
+        adj = p2 * (prior / tp)
+        adj /= adj.sum(axis=1, keepdims=True)
+        new = adj.mean(axis=0)
+        if np.abs(new - prior).max() < tol:
+            prior = new
+            break
+        prior = new
+    return np.asarray(prior[1] if p.ndim == 1 else prior)
+
+
+# ------------------------------------------------------------------------------------------
+# binned mixture of the reference class-conditional distributions
+
+
+def _bin_edges(ref_scores: np.ndarray, n_min: int, bins: int | None) -> np.ndarray:
+    k = int(np.clip(n_min // 40, 4, 25)) if bins is None else int(bins)
+    if k < 2:
+        raise ValueError(f"bins must be at least 2, got {bins!r}")
+    inner = np.unique(np.quantile(ref_scores, np.linspace(0, 1, k + 1)[1:-1]))
+    return np.asarray(inner, dtype=np.float64)
+
+
+def _ml_mixture(o: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """ML mixing weight for many replicates at once: rows of counts ``o`` over bins.
+
+    The log-likelihood ``sum_k o_k log(pi a_k + (1 - pi) b_k)`` is concave in ``pi``; its
+    derivative decreases, so bisection on the derivative finds the maximiser in [0, 1].
+    """
+
+    def deriv(pi: np.ndarray) -> np.ndarray:
+        e = pi[:, None] * a + (1 - pi[:, None]) * b
+        return np.asarray((o * (a - b) / e).sum(axis=1))
+
+    r = o.shape[0]
+    lo, hi = np.zeros(r), np.ones(r)
+    at0, at1 = deriv(lo), deriv(hi)
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        d = deriv(mid)
+        lo = np.where(d > 0, mid, lo)
+        hi = np.where(d > 0, hi, mid)
+    pi = (lo + hi) / 2
+    pi = np.where(at0 <= 0, 0.0, pi)
+    return np.asarray(np.where(at1 >= 0, 1.0, pi))
+
+
+def _fit_distance(o: np.ndarray, c1: np.ndarray, c0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum-distance mixing weight and an Anderson-Darling-type distance, row-wise.
+
+    On fine quantile bins, compare the cumulative production distribution ``G`` with the
+    mixture ``H = F0 + pi (F1 - F0)`` of the reference class cumulative distributions; ``pi``
+    minimises ``sum (G - H)^2`` (closed form, clipped to [0, 1]) and the distance is
+    ``m · sum h_k (G_k - H_k)^2 / (H_k (1 - H_k))`` with ``h`` the mixture mass per bin. The
+    cumulative form gives power against shifts of location and scale that a per-bin test
+    spreads thin.
+    """
+    m = o.sum(axis=-1, keepdims=True)
+    f1 = np.cumsum(c1, axis=-1)[..., :-1] / c1.sum(axis=-1, keepdims=True)
+    f0 = np.cumsum(c0, axis=-1)[..., :-1] / c0.sum(axis=-1, keepdims=True)
+    g = np.cumsum(o, axis=-1)[..., :-1] / m
+    d = f1 - f0
+    pi = np.clip((d * (g - f0)).sum(axis=-1) / np.maximum((d * d).sum(axis=-1), 1e-12), 0, 1)
+    h_cum = f0 + pi[..., None] * d
+    edges = np.concatenate([np.zeros_like(m), h_cum, np.ones_like(m)], axis=-1)
+    mass = np.maximum(np.diff(edges, axis=-1)[..., :-1], 1e-6)
+    weight = 1 / np.clip(h_cum * (1 - h_cum), 1e-3, None)
+    dist = m[..., 0] * (mass * weight * (g - h_cum) ** 2).sum(axis=-1)
+    return np.asarray(pi), np.asarray(dist)
+
+
+def _class_hist(
+    ref_scores: np.ndarray, y: np.ndarray, edges: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    idx = np.searchsorted(edges, ref_scores, side="right")
+    k = len(edges) + 1
+    c1 = np.bincount(idx[y], minlength=k).astype(np.float64)
+    c0 = np.bincount(idx[~y], minlength=k).astype(np.float64)
+    return c1, c0
+
+
+def _smooth(c: np.ndarray) -> np.ndarray:
+    # Half a count per bin keeps every bin possible, so one production event in a bin the
+    # reference class never reached does not make the likelihood zero.
+    s = c + 0.5
+    return np.asarray(s / s.sum(axis=-1, keepdims=True))
+
+
+def _check_scores(name: str, s: Any) -> np.ndarray:
+    a = np.asarray(s, dtype=np.float64)
+    if a.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} contain NaN or infinite values")
+    if len(a) == 0:
+        raise ValueError(f"{name}: empty")
+    return a
+
+
+def mixture_prior(
+    reference_scores: Any, reference_labels: Any, current_scores: Any, *, bins: int | None = None
+) -> float:
+    """Share of positives that best mixes the reference class score distributions into the
+    current one (maximum likelihood over quantile bins of the reference scores).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> y = rng.random(5000) < 0.5
+    >>> ref = rng.normal(np.where(y, 2.0, 0.0), 1.0)
+    >>> cur = rng.normal(np.where(rng.random(5000) < 0.1, 2.0, 0.0), 1.0)
+    >>> round(mixture_prior(ref, y, cur), 1)
+    0.1
+    """
+    rs = _check_scores("reference_scores", reference_scores)
+    y = _binary_labels(reference_labels, "reference_labels")
+    cs = _check_scores("current_scores", current_scores)
+    if len(y) != len(rs):
+        raise ValueError("reference_labels: length differs from reference_scores")
+    edges = _bin_edges(rs, min(int(y.sum()), int((~y).sum()), len(cs)), bins)
+    c1, c0 = _class_hist(rs, y, edges)
+    o = np.bincount(np.searchsorted(edges, cs, side="right"), minlength=len(edges) + 1)
+    return float(_ml_mixture(o[None, :].astype(np.float64), _smooth(c1), _smooth(c0))[0])
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftDiagnosis:
+    """Whether production scores look like validation, like a new class mix, or like neither.
+
+    ``verdict`` is ``"as_expected"``, ``"prior_shift"`` or ``"model_change"``. ``p_value`` is
+    the p-value of the test that decided it: the goodness of fit of the best mixture for
+    ``"model_change"``, otherwise the test of the prevalence against the expected one (both are
+    in ``details``). ``prevalence`` and its interval are the mixture estimate.
+    """
+
+    verdict: str
+    prevalence: float
+    prevalence_low: float
+    prevalence_high: float
+    p_value: float
+    alpha: float
+    expected_prevalence: float
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "details", MappingProxyType(dict(self.details)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON."""
+        out: dict[str, Any] = _plain(
+            {
+                "verdict": self.verdict,
+                "prevalence": self.prevalence,
+                "prevalence_low": self.prevalence_low,
+                "prevalence_high": self.prevalence_high,
+                "p_value": self.p_value,
+                "alpha": self.alpha,
+                "expected_prevalence": self.expected_prevalence,
+                "details": dict(self.details),
+            }
+        )
+        return out
+
+
+def diagnose_shift(
+    reference_scores: Any,
+    reference_labels: Any,
+    current_scores: Any,
+    *,
+    alpha: float = 0.05,
+    expected_prevalence: float | None = None,
+    coverage: float = 0.95,
+    bins: int | None = None,
+    n_bootstrap: int = 400,
+    calibration: str = "auto",
+    random_state: int = 0,
+) -> ShiftDiagnosis:
+    """Tell a prior shift from a model change using production scores alone.
+
+    Two tests, each at level ``alpha / 2`` so that together they raise a false alarm at most
+    ``alpha`` of the time when nothing changed:
+
+    1. *Fit*: does some mix of the reference class-conditional score distributions explain the
+       production scores? An Anderson-Darling-type distance between the cumulative production
+       distribution and the closest mixture, on fine quantile bins of the reference; its null
+       distribution by parametric bootstrap that redraws the reference class histograms too
+       (their noise matters when production windows are large). Rejected:
+       ``"model_change"``.
+    2. *Prevalence*: is the best mix's share of positives the expected one? Bootstrap under the
+       expected prevalence. Rejected: ``"prior_shift"``. Otherwise ``"as_expected"``.
+
+    Parameters
+    ----------
+    reference_scores, reference_labels
+        Labelled validation scores (binary: positive-class score, 0/1 labels).
+    current_scores
+        Production scores of one window.
+    alpha
+        Overall false-alarm level.
+    expected_prevalence
+        Share of positives production should have; default the reference share.
+    coverage
+        Coverage of the prevalence interval (bootstrap percentiles).
+    bins
+        Quantile bins of the reference scores; default from the sample sizes (4 to 25).
+    n_bootstrap
+        Bootstrap replicates.
+    calibration
+        Calibration used for the EM estimate reported in ``details`` (see
+        :class:`~watchkeeper.estimation.Calibrator`).
+    random_state
+        Seed.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(3)
+    >>> y = rng.random(4000) < 0.1
+    >>> ref = rng.normal(np.where(y, 2.5, 0.0), 1.0)
+    >>> cur = rng.normal(np.where(rng.random(1000) < 0.16, 2.5, 0.0), 1.0)
+    >>> d = diagnose_shift(ref, y, cur)
+    >>> d.verdict, bool(d.prevalence_low < 0.16 < d.prevalence_high)
+    ('prior_shift', True)
+    >>> broken = rng.normal(np.where(rng.random(1000) < 0.1, 2.5, 0.8), 1.0)  # negatives drift up
+    >>> diagnose_shift(ref, y, broken).verdict
+    'model_change'
+    """
+    from watchkeeper.estimation._calibration import Calibrator
+
+    rs = _check_scores("reference_scores", reference_scores)
+    y = _binary_labels(reference_labels, "reference_labels")
+    cs = _check_scores("current_scores", current_scores)
+    if len(y) != len(rs):
+        raise ValueError("reference_labels: length differs from reference_scores")
+    if not 0 < float(alpha) < 1:
+        raise ValueError(f"alpha must be strictly between 0 and 1, got {alpha!r}")
+    if not 0 < float(coverage) < 1:
+        raise ValueError(f"coverage must be strictly between 0 and 1, got {coverage!r}")
+    if int(n_bootstrap) < 50:
+        raise ValueError(f"n_bootstrap must be at least 50, got {n_bootstrap!r}")
+    n1, n0, m = int(y.sum()), int((~y).sum()), len(cs)
+    if n1 == 0 or n0 == 0:
+        raise ValueError("reference_labels: both classes must be present")
+    ref_prev = n1 / (n1 + n0)
+    pi0 = ref_prev if expected_prevalence is None else float(expected_prevalence)
+    if not 0 <= pi0 <= 1:
+        raise ValueError(f"expected_prevalence must be in [0, 1], got {expected_prevalence!r}")
+
+    rng = np.random.default_rng(random_state)
+    nb = int(n_bootstrap)
+
+    # prevalence: maximum likelihood on coarse bins, interval by parametric bootstrap
+    edges = _bin_edges(rs, min(n1, n0, m), bins)
+    k = len(edges) + 1
+    c1, c0 = _class_hist(rs, y, edges)
+    o = np.bincount(np.searchsorted(edges, cs, side="right"), minlength=k).astype(np.float64)
+    pi_hat = float(_ml_mixture(o[None, :], _smooth(c1), _smooth(c0))[0])
+
+    def ml_replicates(pi: float) -> np.ndarray:
+        a_true, b_true = c1 / n1, c0 / n0  # the plug-in truth the bootstrap draws from
+        r1 = rng.multinomial(n1, a_true, size=nb).astype(np.float64)
+        r0 = rng.multinomial(n0, b_true, size=nb).astype(np.float64)
+        ro = rng.multinomial(m, pi * a_true + (1 - pi) * b_true, size=nb).astype(np.float64)
+        return _ml_mixture(ro, _smooth(r1), _smooth(r0))
+
+    boot_pi = ml_replicates(pi_hat)
+    null_pi = ml_replicates(pi0)
+    dist = abs(pi_hat - pi0)
+    prior_p = float((1 + np.sum(np.abs(null_pi - pi0) >= dist - 1e-12)) / (nb + 1))
+    tail = (1 - float(coverage)) / 2
+    # basic (reflected) bootstrap interval: corrects for the pull of the [0, 1] boundary
+    q_lo, q_hi = np.quantile(boot_pi, [tail, 1 - tail])
+    lo = float(np.clip(min(2 * pi_hat - q_hi, pi_hat), 0, 1))
+    hi = float(np.clip(max(2 * pi_hat - q_lo, pi_hat), 0, 1))
+
+    # fit: distance of the best mixture on fine bins, null by bootstrap at the fitted mix
+    fine = np.unique(np.quantile(rs, np.linspace(0, 1, int(np.clip(len(rs) // 20, 10, 100)))[1:-1]))
+    kf = len(fine) + 1
+    f1c, f0c = _class_hist(rs, y, fine)
+    of = np.bincount(np.searchsorted(fine, cs, side="right"), minlength=kf).astype(np.float64)
+    pi_md, w_obs = (float(v[0]) for v in _fit_distance(of[None, :], f1c[None, :], f0c[None, :]))
+    a_f, b_f = f1c / n1, f0c / n0
+    r1 = rng.multinomial(n1, a_f, size=nb).astype(np.float64)
+    r0 = rng.multinomial(n0, b_f, size=nb).astype(np.float64)
+    ro = rng.multinomial(m, pi_md * a_f + (1 - pi_md) * b_f, size=nb).astype(np.float64)
+    _, w_boot = _fit_distance(ro, r1, r0)
+    fit_p = float((1 + np.sum(w_boot >= w_obs - 1e-12)) / (nb + 1))
+
+    half = float(alpha) / 2
+    if fit_p < half:
+        verdict, p_value = "model_change", fit_p
+    elif prior_p < half:
+        verdict, p_value = "prior_shift", prior_p
+    else:
+        verdict, p_value = "as_expected", prior_p
+
+    cal = Calibrator(calibration, random_state=random_state).fit(rs, y)
+    em = float(em_prior(cal.predict(cs), ref_prev))
+    details = {
+        "fit_statistic": w_obs,
+        "fit_prevalence": pi_md,
+        "fit_p_value": fit_p,
+        "prior_p_value": prior_p,
+        "reference_prevalence": ref_prev,
+        "em_prevalence": em,
+        "calibration": cal.method_,
+        "bins": k,
+        "fit_bins": kf,
+        "n_reference": n1 + n0,
+        "n_current": m,
+        "n_bootstrap": nb,
+    }
+    return ShiftDiagnosis(verdict, pi_hat, lo, hi, p_value, float(alpha), pi0, details)

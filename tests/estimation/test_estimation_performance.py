@@ -1,0 +1,150 @@
+"""Calibration, label-free performance (plain and prior-corrected), ATC, realised performance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+from watchkeeper.estimation import (
+    ATCEstimator,
+    Calibrator,
+    PerformanceEstimator,
+    compare_performance,
+    realised_performance,
+)
+
+
+def _task(rng: np.random.Generator, n: int, prev: float) -> tuple[np.ndarray, np.ndarray]:
+    y = rng.random(n) < prev
+    s = 1 / (1 + np.exp(-rng.normal(np.where(y, 1.2, -1.2), 1.0)))
+    return s, y
+
+
+def test_calibrator_picks_by_held_out_log_loss(rng: np.random.Generator) -> None:
+    s, y = _task(rng, 6000, 0.5)
+    cal = Calibrator().fit(s, y)
+    assert set(cal.log_loss_) == {"isotonic", "platt"}
+    assert cal.method_ == min(cal.log_loss_, key=cal.log_loss_.get)
+    # scores whose link to the label is a step: only isotonic can follow it
+    x = rng.random(6000)
+    yy = rng.random(6000) < np.where(x > 0.7, 0.9, 0.1)
+    assert Calibrator().fit(x, yy).method_ == "isotonic"
+    assert Calibrator("platt").fit(s, y).method_ == "platt"
+    with pytest.raises(ValueError, match="method"):
+        Calibrator("beta").fit(s, y)
+    with pytest.raises(ValueError, match="both classes"):
+        Calibrator().fit(s, np.zeros(len(s)))
+
+
+def test_realised_matches_sklearn(rng: np.random.Generator) -> None:
+    s, y = _task(rng, 3000, 0.3)
+    s = np.round(s, 2)  # ties
+    r = realised_performance(s, y, threshold=0.5)
+    pred = s >= 0.5
+    assert r["accuracy"].value == pytest.approx(accuracy_score(y, pred))
+    assert r["f1"].value == pytest.approx(f1_score(y, pred))
+    assert r["roc_auc"].value == pytest.approx(roc_auc_score(y, s))
+    for m in r.metrics.values():
+        assert m.low <= m.value <= m.high
+
+
+def test_realised_with_partial_labels(rng: np.random.Generator) -> None:
+    s, y = _task(rng, 4000, 0.3)
+    labels = y.astype(object)
+    labels[rng.random(4000) < 0.75] = None
+    part = realised_performance(s, labels, 0.5)
+    full = realised_performance(s, y, 0.5)
+    known = np.array([v is not None for v in labels])
+    assert part.n == known.sum() and part.details["label_share"] == pytest.approx(known.mean())
+    assert part["accuracy"].value == pytest.approx(np.mean((s[known] >= 0.5) == y[known]))
+    width = part["accuracy"].high - part["accuracy"].low
+    assert width > 1.5 * (full["accuracy"].high - full["accuracy"].low)
+    nan_labels = np.where(known, y, np.nan)
+    assert realised_performance(s, nan_labels, 0.5)["f1"].value == pytest.approx(part["f1"].value)
+    none = realised_performance(s, [None] * 4000, 0.5)
+    assert none.n == 0 and np.isnan(none["accuracy"].value)
+
+
+def test_plain_estimate_right_without_shift(rng: np.random.Generator) -> None:
+    s, y = _task(rng, 20_000, 0.4)
+    est = PerformanceEstimator(threshold=0.5, prior_correction=False).fit(s[:10_000], y[:10_000])
+    e = est.estimate(s[10_000:])
+    r = realised_performance(s[10_000:], y[10_000:], 0.5)
+    for name in ("accuracy", "precision", "recall", "f1", "roc_auc"):
+        assert e[name].value == pytest.approx(r[name].value, abs=0.015), name
+    assert e.method == "cbpe"
+    c = compare_performance(e, r).to_dict()["metrics"]
+    assert set(c) == {"accuracy", "precision", "recall", "f1", "roc_auc"}
+
+
+def test_prior_correction_wins_under_label_shift(rng: np.random.Generator) -> None:
+    s_ref, y_ref = _task(rng, 20_000, 0.5)
+    s, y = _task(rng, 10_000, 0.1)
+    r = realised_performance(s, y, 0.5)
+    plain = PerformanceEstimator(0.5, prior_correction=False).fit(s_ref, y_ref).estimate(s)
+    fixed = PerformanceEstimator(0.5, prior_correction=True).fit(s_ref, y_ref).estimate(s)
+    for name in ("accuracy", "precision", "f1"):
+        err_plain = abs(plain[name].value - r[name].value)
+        err_fixed = abs(fixed[name].value - r[name].value)
+        assert err_fixed < err_plain, name
+    assert abs(fixed["f1"].value - r["f1"].value) < 0.02
+    assert fixed.details["estimated_prevalence"] == pytest.approx(0.1, abs=0.01)
+
+
+@pytest.mark.slow
+def test_estimate_interval_covers_realised_by_simulation() -> None:
+    rng = np.random.default_rng(5)
+    s_ref, y_ref = _task(rng, 20_000, 0.3)
+    est = PerformanceEstimator(0.5, n_simulations=200).fit(s_ref, y_ref)
+    hits: dict[str, list[bool]] = {}
+    for _ in range(150):
+        s, y = _task(rng, 1000, 0.3)
+        c = compare_performance(est.estimate(s), realised_performance(s, y, 0.5, n_bootstrap=20))
+        for name, row in c.metrics.items():
+            hits.setdefault(name, []).append(row["within"])
+    for name, h in hits.items():
+        assert 0.89 <= np.mean(h) <= 0.99, (name, np.mean(h))
+
+
+def test_atc_tracks_accuracy_under_shift(rng: np.random.Generator) -> None:
+    def probs(n: int, strength: float) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, 4, n)
+        logits = rng.normal(0, 1, (n, 4))
+        logits[np.arange(n), y] += strength
+        p = np.exp(logits)
+        return p / p.sum(1, keepdims=True), y
+
+    p_ref, y_ref = probs(5000, 2.0)
+    atc = ATCEstimator().fit(p_ref, y_ref)
+    for strength in (2.0, 1.5):  # the same model and a harder input distribution
+        p, y = probs(5000, strength)
+        real = float((p.argmax(1) == y).mean())
+        e = atc.estimate(p)["accuracy"]
+        assert abs(e.value - real) < 0.05
+        if strength < 2.0:  # far better than assuming the reference accuracy still holds
+            assert abs(e.value - real) < 0.5 * abs(atc.reference_accuracy_ - real)
+        assert e.low < e.value < e.high
+    ent = ATCEstimator(score="negative_entropy").fit(p_ref, y_ref)
+    assert abs(ent.estimate(p_ref)["accuracy"].value - atc.reference_accuracy_) < 0.01
+    with pytest.raises(ValueError, match="score"):
+        ATCEstimator(score="margin").fit(p_ref, y_ref)
+
+
+def test_estimator_bad_input(rng: np.random.Generator) -> None:
+    s, y = _task(rng, 500, 0.5)
+    with pytest.raises(ValueError, match="metrics"):
+        PerformanceEstimator(metrics=("auprc",)).fit(s, y)
+    with pytest.raises(ValueError, match="coverage"):
+        PerformanceEstimator(coverage=1.5).fit(s, y)
+    with pytest.raises(ValueError, match="labels"):
+        PerformanceEstimator().fit(s, y[:10])
+    with pytest.raises(RuntimeError, match="fit"):
+        PerformanceEstimator().estimate(s)
+    est = PerformanceEstimator().fit(s, y)
+    with pytest.raises(ValueError, match="scores"):
+        est.estimate(np.array([0.1, np.nan]))
+    with pytest.raises(ValueError, match="chunk_size"):
+        est.estimate_chunks(s, 0)
+    with pytest.raises(ValueError, match="labels"):
+        realised_performance(s, np.full(500, 3), 0.5)

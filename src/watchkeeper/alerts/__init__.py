@@ -11,13 +11,33 @@ from watchkeeper.alerts._rules import (
     Evaluation,
 )
 from watchkeeper.alerts._sequential import SequentialTest, cusum_bound, p_to_z
+from watchkeeper.alerts.sinks import (
+    SINK_TYPES,
+    AlertmanagerSink,
+    Sink,
+    SlackSink,
+    SmtpSink,
+    WebhookSink,
+    deliver,
+    sink_from_dict,
+    validate_alerting,
+)
 
 __all__ = [
+    "SINK_TYPES",
     "AlertEngine",
     "AlertEvent",
     "AlertRule",
+    "AlertmanagerSink",
     "Evaluation",
     "SequentialTest",
+    "Sink",
+    "SlackSink",
+    "SmtpSink",
+    "WebhookSink",
     "cusum_bound",
+    "deliver",
     "p_to_z",
+    "sink_from_dict",
+    "validate_alerting",
 ]

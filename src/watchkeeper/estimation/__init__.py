@@ -7,6 +7,12 @@ Works on plain numpy arrays; scipy (and scikit-learn, for calibration) load when
 from __future__ import annotations
 
 from watchkeeper.estimation._calibration import Calibrator
+from watchkeeper.estimation._multiclass import (
+    ClassCountExpectation,
+    ClassMixEstimate,
+    bbse,
+    expect_class_counts,
+)
 from watchkeeper.estimation._operating import (
     FlagCheck,
     FlagExpectation,
@@ -36,6 +42,8 @@ from watchkeeper.estimation._prior import (
 __all__ = [
     "ATCEstimator",
     "Calibrator",
+    "ClassCountExpectation",
+    "ClassMixEstimate",
     "FlagCheck",
     "FlagExpectation",
     "MetricValue",
@@ -46,10 +54,12 @@ __all__ = [
     "PrevalenceEstimate",
     "ShiftDiagnosis",
     "adjust_posteriors",
+    "bbse",
     "check_flags",
     "compare_performance",
     "diagnose_shift",
     "em_prior",
+    "expect_class_counts",
     "expect_flags",
     "implied_prevalence",
     "mixture_prior",

@@ -1,0 +1,58 @@
+"""Multi-class operating point: expected predicted-class counts and BBSE."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from watchkeeper.estimation import OperatingPoint, bbse, expect_class_counts, expect_flags
+
+
+def test_binary_confusion_matches_operating_point() -> None:
+    conf = np.array([[882, 10], [18, 90]])  # true negatives 900 (FPR 0.02), positives 100 (TPR 0.9)
+    e = expect_class_counts(conf, [0.9, 0.1], 1000)
+    flags = expect_flags(OperatingPoint(None, 0.9, 0.02), 0.1, 1000)
+    assert e.expected[1] == pytest.approx(flags.expected)
+    assert e.sigma[1] == pytest.approx(flags.sigma)
+    assert (e.low[1], e.high[1]) == (flags.low, flags.high)
+
+
+@pytest.mark.slow
+def test_class_count_band_coverage() -> None:
+    rng = np.random.default_rng(3)
+    conf = np.array([[80, 10, 5], [15, 85, 5], [5, 5, 90]])
+    m = conf / conf.sum(0)
+    pri = np.array([0.5, 0.3, 0.2])
+    e = expect_class_counts(conf, pri, 2000)
+    counts = (2000 * pri).astype(int)
+    sims = sum(
+        np.stack([rng.multinomial(counts[j], m[:, j], size=20_000)[:, i] for i in range(3)], 1)
+        for j in range(3)
+    )
+    inside = (sims >= e.low) & (sims <= e.high)
+    assert np.all((inside.mean(0) >= 0.945) & (inside.mean(0) <= 0.975))
+
+
+def test_bbse_recovers_class_mix(rng: np.random.Generator) -> None:
+    conf = np.array([[400, 50, 20], [80, 420, 30], [20, 30, 450]])
+    m = conf / conf.sum(0)
+    truth = np.array([0.1, 0.3, 0.6])
+    labels = rng.choice(3, 20_000, p=truth)
+    u = rng.random(20_000)  # predicted class drawn from column M[:, label] of each event
+    cum = np.cumsum(m, axis=0)[:, labels]
+    predicted = (u[None, :] > cum).sum(0)
+    est = bbse(conf, predicted)
+    assert est.priors == pytest.approx(truth, abs=0.03)
+    assert np.all(est.low <= truth) and np.all(truth <= est.high)
+    assert est.priors.sum() == pytest.approx(1)
+
+
+def test_multiclass_bad_input() -> None:
+    with pytest.raises(ValueError, match="confusion"):
+        expect_class_counts([[1, 2, 3]], [1.0], 10)
+    with pytest.raises(ValueError, match="priors"):
+        expect_class_counts([[5, 1], [1, 5]], [0.7, 0.7], 10)
+    with pytest.raises(ValueError, match="predicted"):
+        bbse([[5, 1], [1, 5]], np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="confusion"):
+        bbse([[5, 0], [1, 0]], np.array([0, 1]))

@@ -20,3 +20,9 @@ REGISTRARS.append(_register_server)
 from watchkeeper.cli.drift import register as _register_drift  # noqa: E402
 
 REGISTRARS.append(_register_drift)
+from watchkeeper.cli.demo import register as _register_demo  # noqa: E402
+
+REGISTRARS.append(_register_demo)
+from watchkeeper.cli.estimate import register as _register_estimate  # noqa: E402
+
+REGISTRARS.append(_register_estimate)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -12,8 +13,9 @@ class BatchLogger(Protocol):
     """Anything with the SDK's ``log_batch``: :class:`watchkeeper.Client`, ``LocalClient``, or a
     test double."""
 
-    def log_batch(self, model: str, **columns: Any) -> Any:
-        """Log one batch of events for ``model``; columns as in the SDK."""
+    @property
+    def log_batch(self) -> Callable[..., Any]:
+        """``log_batch(model, *, ids, ...)``: log one batch of events, columns as in the SDK."""
         ...
 
 

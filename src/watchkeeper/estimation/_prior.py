@@ -62,7 +62,7 @@ def em_prior(
     train_prior: Any,
     *,
     tol: float = 1e-8,
-    max_iter: int = 10_000,
+    max_iter: int = 2_000,
 ) -> np.ndarray:
     """Class prior of a new sample by EM on calibrated posteriors (Saerens et al., 2002).
 
@@ -88,6 +88,10 @@ def em_prior(
     >>> post = lr / (lr + 1)  # posteriors calibrated under a 50/50 prior
     >>> round(float(em_prior(post, 0.5)), 2)
     0.2
+
+    For a binary model the fixed point is found by bisection on the likelihood's derivative
+    (the same answer, without EM's slow crawl when scores are weak); ``tol`` and ``max_iter``
+    bound the EM iterations of the multi-class case.
     """
     p = np.asarray(posteriors, dtype=np.float64)
     if p.ndim == 1:
@@ -106,6 +110,13 @@ def em_prior(
         raise ValueError("posteriors contain NaN")
     if len(p2) == 0:
         raise ValueError("posteriors: empty sample")
+    if p.ndim == 1:
+        # EM's fixed point is the maximum of the concave likelihood
+        # sum log(pi·p/t + (1 - pi)(1 - p)/(1 - t)); EM crawls towards it when the scores carry
+        # little information, bisection on the derivative gets there in 50 steps.
+        a = (p / t)[None, :]
+        b = ((1 - p) / (1 - t))[None, :]
+        return np.asarray(_ml_mixture(np.ones_like(a), a, b)[0])
     prior = tp.copy()
     for _ in range(max_iter):
         adj = p2 * (prior / tp)
@@ -115,7 +126,7 @@ def em_prior(
             prior = new
             break
         prior = new
-    return np.asarray(prior[1] if p.ndim == 1 else prior)
+    return np.asarray(prior)
 
 
 # ------------------------------------------------------------------------------------------

@@ -16,6 +16,16 @@ from watchkeeper.checks._config import (
 )
 from watchkeeper.checks._finding import SEVERITIES, Finding, finding
 from watchkeeper.checks.calibration import calibration_drift
+from watchkeeper.checks.drift import (
+    PreparedReference,
+    embedding_drift,
+    estimated_performance,
+    feature_drift,
+    operating_point,
+    prediction_drift,
+    realised_performance,
+    scores_of,
+)
 from watchkeeper.checks.pipeline import (
     check_freshness,
     check_rejections,
@@ -32,12 +42,14 @@ from watchkeeper.checks.quality import (
     data_quality,
 )
 from watchkeeper.checks.skew import environment_skew, training_serving_skew
+from watchkeeper.checks.streaming import streaming
 
 __all__ = [
     "CHECK_DEFAULTS",
     "SEVERITIES",
     "Finding",
     "MonitorConfig",
+    "PreparedReference",
     "calibration_drift",
     "check_categories",
     "check_constant",
@@ -51,9 +63,17 @@ __all__ = [
     "data_quality",
     "default_config",
     "default_rules",
+    "embedding_drift",
     "environment_skew",
+    "estimated_performance",
+    "feature_drift",
     "finding",
+    "operating_point",
     "parse_duration",
     "pipeline_health",
+    "prediction_drift",
+    "realised_performance",
+    "scores_of",
+    "streaming",
     "training_serving_skew",
 ]

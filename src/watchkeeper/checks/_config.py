@@ -92,9 +92,9 @@ CHECK_DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "streaming": {
         "enabled": True,
-        "score": "page_hinkley",
-        "flag": "bernoulli_rate",
-        "error": "ddm",
+        "score": "ADWIN",
+        "flag": "BernoulliRate",
+        "error": "BernoulliRate",
         "severity": "warning",
     },
 }

@@ -110,9 +110,9 @@ def streaming(
         saved = new_state.get(stream)
         if saved is not None and saved.get("method") == method:
             detector = from_dict(saved)
-        elif method == "BernoulliRate" and rates.get(stream) is not None:
+        elif method == "BernoulliRate" and (rate := rates.get(stream)) is not None:
             # The reference says what the rate should be; no warm-up needed.
-            p0 = min(max(float(rates[stream]), 1e-4), 1 - 1e-4)
+            p0 = min(max(float(rate), 1e-4), 1 - 1e-4)
             detector = DETECTORS[method](p0=p0)  # type: ignore[call-arg]
         else:
             detector = DETECTORS[method]()

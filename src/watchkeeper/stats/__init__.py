@@ -10,7 +10,9 @@ features, model outputs). scipy and scikit-learn load only when a method needs t
 from __future__ import annotations
 
 from watchkeeper.stats._categorical import chi2, fisher, g_test, linf
+from watchkeeper.stats._classifier import ClassifierDrift, ProjectionDrift, bbsd
 from watchkeeper.stats._columns import ColumnDrift, DatasetDrift, detect_drift
+from watchkeeper.stats._mmd import LinearMMDDrift, MMDDrift, RFFMMDDrift, RFFSummary
 from watchkeeper.stats._multiple import adjust_p_values
 from watchkeeper.stats._numeric import (
     anderson_darling,
@@ -26,11 +28,18 @@ from watchkeeper.stats._numeric import (
 from watchkeeper.stats._result import DriftResult
 
 __all__ = [
+    "ClassifierDrift",
     "ColumnDrift",
     "DatasetDrift",
     "DriftResult",
+    "LinearMMDDrift",
+    "MMDDrift",
+    "ProjectionDrift",
+    "RFFMMDDrift",
+    "RFFSummary",
     "adjust_p_values",
     "anderson_darling",
+    "bbsd",
     "chi2",
     "cramer_von_mises",
     "detect_drift",

@@ -19,18 +19,32 @@ _LIST_CAP = 20  # categories listed in details, so a high-cardinality column sta
 
 
 def _codes(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Integer codes and category labels; missing values get the label ``MISSING``."""
+    """Integer codes and category labels; missing values get the label ``MISSING``.
+
+    Object columns are factorised by pandas' hash table: about ten times faster than sorting
+    Python strings (``np.unique``) or hashing them one by one.
+    """
     if values.dtype.kind in "iub":
         uniques, codes = np.unique(values, return_inverse=True)
         return codes.astype(np.int64), [str(u) for u in uniques.tolist()]
+    if values.dtype.kind == "f":
+        missing = np.isnan(values)
+        uniques, codes = np.unique(values[~missing], return_inverse=True)
+        return _with_missing(codes, missing, [str(u) for u in uniques.tolist()])
     import pandas as pd
 
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    labels = [str(u) for u in uniques.tolist()]
-    if (codes < 0).any():
-        codes = np.where(codes < 0, len(labels), codes)
-        labels.append(MISSING)
-    return np.asarray(codes, dtype=np.int64), labels
+    pcodes, puniq = pd.factorize(values, use_na_sentinel=True)
+    missing = pcodes < 0
+    return _with_missing(pcodes[~missing], missing, [str(u) for u in puniq.tolist()])
+
+
+def _with_missing(codes: np.ndarray, missing: np.ndarray,
+                  labels: list[str]) -> tuple[np.ndarray, list[str]]:
+    if not missing.any():
+        return np.asarray(codes, dtype=np.int64), labels
+    out = np.full(missing.size, len(labels), dtype=np.int64)
+    out[~missing] = codes
+    return out, [*labels, MISSING]
 
 
 def categorical_counts(reference: Any, current: Any,

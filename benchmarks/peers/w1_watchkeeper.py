@@ -1,0 +1,34 @@
+"""W1 with Watchkeeper: detect_drift with its defaults (run by benchmarks/w1_tabular.py)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from w1_harness import emit, load, measure
+
+start = time.perf_counter()
+from watchkeeper.stats import detect_drift  # noqa: E402
+
+import_s = time.perf_counter() - start
+
+
+def main(path: str, repeats: int) -> None:
+    d = load(path)
+    num_names, cat_names = d["num_names"].tolist(), d["cat_names"].tolist()
+    levels = d["levels"].astype(object)
+
+    def table(side: str) -> dict[str, object]:
+        cols: dict[str, object] = {n: d[f"num_{side}"][:, j] for j, n in enumerate(num_names)}
+        for j, n in enumerate(cat_names):
+            cols[n] = levels[d[f"cat_{side}"][:, j]]
+        return cols
+
+    ref, cur = table("ref"), table("cur")
+    stats, report = measure(lambda: detect_drift(ref, cur), repeats)
+    emit({"tool": "watchkeeper", "import_s": import_s, **stats, "flagged": report.drifted,
+          "methods": sorted({r.method for r in report.columns.values()})})
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sdk_fixtures import Live, LiveServer, free_port
 
-from conftest import Live, LiveServer, free_port
 from watchkeeper.sdk import Client
 from watchkeeper.sdk._spool import Outgoing, Spool
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +14,16 @@ from watchkeeper.sdk import LocalClient
 
 
 def test_local_client_writes_to_the_store(store: Any) -> None:
-    c = LocalClient(store, project="nb", batch_size=10)
+    nb = f"nb-{secrets.token_hex(4)}"
+    c = LocalClient(store, project=nb, batch_size=10)
     for i in range(25):
         c.log("m", id=f"r{i}", score=0.2, features={"x": float(i)})
-    assert store.count_events("nb", "m") == 20  # two full buffers written, five held
+    assert store.count_events(nb, "m") == 20  # two full buffers written, five held
     frame = pd.DataFrame({"x": np.arange(5.0), "c": list("abcde")})
     c.log_batch("m", ids=[f"b{i}" for i in range(5)], features=frame, scores=np.ones(5))
     c.log_labels("m", ["r0", "b1"], [1, 0])
     c.flush()
-    w = store.read_window("nb", "m", last_n=100)
+    w = store.read_window(nb, "m", last_n=100)
     assert len(w) == 30
     labels = dict(zip(w.ids.tolist(), w.labels.tolist(), strict=True))
     assert str(labels["r0"]) == "1" and str(labels["b1"]) == "0"
@@ -33,7 +35,7 @@ def test_local_client_opens_a_url(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'local.db'}"
     with LocalClient(url, project="batch") as c:
         c.log_batch("m", ids=["a", "b"], scores=[0.1, 0.9], embeddings=np.eye(2))
-    from conftest import open_store
+    from sdk_fixtures import open_store
 
     s = open_store(url)
     assert s.count_events("batch", "m") == 2

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Api
+from server_fixtures import Api
 
 
 def test_missing_and_bad_tokens_are_401(api: Api) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import base64
 
 import numpy as np
-
-from conftest import Api
+from server_fixtures import Api
 
 
 def _rows(n: int, prefix: str = "e") -> list[dict[str, object]]:
@@ -154,8 +153,8 @@ def test_unknown_model_is_404(api: Api) -> None:
 
 def test_auto_registration(store: object) -> None:
     from fastapi.testclient import TestClient
+    from server_fixtures import unique_project
 
-    from conftest import unique_project
     from watchkeeper.server import Settings, create_app
 
     project = unique_project()
@@ -196,3 +195,39 @@ def test_labels_validation(api: Api) -> None:
     )
     assert r.status_code == 422
     assert "labels[0]" in r.json()["detail"]
+
+
+def test_store_refusal_is_422_and_rejections_are_counted(api: Api) -> None:
+    h = api.h(api.ingest)
+    first = {"columns": {"ids": ["a"], "embeddings": [[1.0, 2.0]]}}
+    assert api.client.post("/v1/models/m/events:batch", json=first, headers=h).status_code == 200
+    wider = {"columns": {"ids": ["b"], "embeddings": [[1.0, 2.0, 3.0]]}}
+    r = api.client.post("/v1/models/m/events:batch", json=wider, headers=h)
+    assert r.status_code == 422
+    assert "embedding" in r.json()["detail"]
+    bad = {"events": [{"id": "c", "score": "x"}]}
+    assert api.client.post("/v1/models/m/events:batch", json=bad, headers=h).status_code == 422
+    r = api.client.get("/v1/models/m/stats", headers=api.h(api.read))
+    assert r.status_code == 200, r.text
+    stats = r.json()
+    assert stats["events"] == 1
+    assert stats["rejected"] == 2
+
+
+def test_label_lag_is_measured(api: Api) -> None:
+    import time
+
+    h = api.h(api.ingest)
+    now = time.time()
+    events = [{"id": "old", "ts": now - 3600.0, "score": 0.5}]
+    api.client.post("/v1/models/m/events:batch", json={"events": events}, headers=h)
+    r = api.client.post(
+        "/v1/models/m/labels:batch", json={"ids": ["old"], "labels": [1]}, headers=h
+    )
+    assert r.status_code == 200
+    text = api.client.get("/metrics").text
+    line = next(
+        ln for ln in text.splitlines()
+        if ln.startswith("watchkeeper_label_lag_seconds_sum") and api.project in ln
+    )  # fmt: skip
+    assert 3590 < float(line.rsplit(" ", 1)[1]) < 3700

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
+from server_fixtures import Api
 
-from conftest import Api
 from watchkeeper.server.metrics import ServerMetrics
 from watchkeeper.server.settings import Settings
 from watchkeeper.window import Window

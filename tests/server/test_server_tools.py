@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-
-from conftest import Api
+from server_fixtures import Api
 
 
 def test_expect_worked_example(api: Api) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import typer
@@ -11,7 +10,7 @@ DB_HELP = "Database URL (default: $WATCHKEEPER_DB, else the embedded SQLite file
 
 
 def _store(db: str | None) -> Any:
-    Store = importlib.import_module("watchkeeper.store").Store  # STORE lands it
+    from watchkeeper.store import Store
 
     return Store(db)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import importlib
 import json
 import logging
 import math
@@ -648,7 +647,7 @@ class LocalClient(_Logger):
                         f"batch_size: expected a positive integer, got {self.batch_size!r}"
                     )
                 if self.db is None or isinstance(self.db, str | os.PathLike):
-                    Store = importlib.import_module("watchkeeper.store").Store  # STORE lands it
+                    from watchkeeper.store import Store
 
                     self._store = Store(None if self.db is None else str(self.db))
                     self._owns_store = True

@@ -92,7 +92,7 @@ class BodyLimit:
 
 
 def _open_store(settings: Settings) -> Any:
-    Store = importlib.import_module("watchkeeper.store").Store  # STORE lands it
+    from watchkeeper.store import Store
 
     return Store(settings.db)
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import HTTPException, Path
+from pydantic import ValidationError
 
 from watchkeeper.server.metrics import ServerMetrics
 from watchkeeper.server.schemas import (
@@ -55,6 +56,20 @@ def too_large(metrics: ServerMetrics, n: int, limit: int, what: str) -> HTTPExce
         detail=f"batch of {n} {what} exceeds the limit of {limit} per request "
         "(WATCHKEEPER_MAX_BATCH_EVENTS); split it",
     )
+
+
+def note_rejected(store: Any, state: IngestState, project: str, model: str, n: int) -> None:
+    """Add ``n`` refused events to the store's counters when the model exists (best effort)."""
+    record = getattr(store, "record_rejected", None)
+    if record is None:
+        return
+    with state.lock:
+        known = (project, model) in state.known_models
+    try:
+        if known or store.has_model(project, model):
+            record(project, model, max(int(n), 1))
+    except ValueError:
+        pass  # a name the store refuses has nothing to count against
 
 
 def ensure_model(
@@ -121,19 +136,31 @@ def ingest_events(
     project: str,
     model: str,
 ) -> IngestOut:
-    """Validate, commit and count one events batch (raises HTTPException or ValidationError)."""
-    batch = EventsBatch.model_validate_json(body)
+    """Validate, commit and count one events batch (raises HTTPException or ValidationError).
+
+    Every refusal after authentication is counted in the metrics and, when the model is known,
+    in the store's ingest counters (``record_rejected``) for the pipeline-health checks.
+    """
+    try:
+        batch = EventsBatch.model_validate_json(body)
+    except ValidationError:
+        note_rejected(store, state, project, model, 1)  # the event count is unknowable
+        raise
     n = batch.size()
     if n > settings.max_batch_events:
+        note_rejected(store, state, project, model, n)
         raise too_large(metrics, n, settings.max_batch_events, "events")
     ensure_model(store, settings, state, metrics, project, model, n)
     now = time.time()
     try:
         window = batch_to_window(batch, now)
-    except BatchError as exc:
+        result = store.log_events(project, model, window, environment=batch.environment)
+    except (BatchError, ValueError) as exc:
+        # BatchError: shapes the schema cannot express; ValueError: what the store refuses
+        # (e.g. an embedding width other than the model's). Nothing was written either way.
         metrics.reject("validation", n)
+        note_rejected(store, state, project, model, n)
         raise HTTPException(422, detail=str(exc)) from None
-    result = store.log_events(project, model, window, environment=batch.environment)
     accepted, duplicates = int(result.accepted), int(result.duplicates)
     version = window.versions[0] if window.versions is not None and n else None
     threshold = flag_threshold(store, settings, state, project, model, version)
@@ -167,16 +194,25 @@ def ingest_labels(
     model: str,
 ) -> LabelsOut:
     """Validate, commit and count one labels batch."""
-    batch = LabelsBatch.model_validate_json(body)
+    try:
+        batch = LabelsBatch.model_validate_json(body)
+    except ValidationError:
+        note_rejected(store, state, project, model, 1)
+        raise
     n = len(batch.ids)
     if n > settings.max_batch_events:
+        note_rejected(store, state, project, model, n)
         raise too_large(metrics, n, settings.max_batch_events, "labels")
     ensure_model(store, settings, state, metrics, project, model, n)
     ids = np.empty(n, dtype=object)
     ids[:] = batch.ids
     labels = np.empty(n, dtype=object)
     labels[:] = batch.labels
-    accepted = int(store.log_labels(project, model, ids, labels))
+    try:
+        accepted = int(store.log_labels(project, model, ids, labels))
+    except ValueError as exc:
+        metrics.reject("validation", n)
+        raise HTTPException(422, detail=str(exc)) from None
     lags = None
     event_times = getattr(store, "event_times", None)
     if event_times is not None and n:

@@ -207,3 +207,9 @@ def test_scheduler_hook_starts_runner(api: Api, monkeypatch: pytest.MonkeyPatch)
     with TestClient(create_app(settings, store=api.store)):
         assert events == [("start", 7.0)]
     assert events == [("start", 7.0), ("stop", 7.0)]
+
+
+def test_monitor_collector_is_exposed(api: Api) -> None:
+    pytest.importorskip("watchkeeper.runner")
+    text = api.client.get("/metrics").text
+    assert "# TYPE watchkeeper_alerts_firing gauge" in text

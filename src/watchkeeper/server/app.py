@@ -97,6 +97,18 @@ def _open_store(settings: Settings) -> Any:
     return Store(settings.db)
 
 
+def _register_monitor_collector(
+    registry: CollectorRegistry, store: Any, settings: Settings
+) -> None:
+    try:
+        runner = importlib.import_module("watchkeeper.runner")
+    except ImportError:
+        return
+    collector = getattr(runner, "MonitorCollector", None)
+    if collector is not None:
+        registry.register(collector(store, settings.metrics_max_models))
+
+
 def _scheduler_hook(settings: Settings) -> Callable[[Any], Callable[[], None] | None]:
     def start(store: Any) -> Callable[[], None] | None:
         try:
@@ -170,6 +182,8 @@ def create_app(
     metrics = ServerMetrics(registry, settings.metrics_max_models)
     if settings.system_metrics:
         registry.register(SystemCollector())
+    if settings.monitor_metrics:
+        _register_monitor_collector(registry, store, settings)
 
     hooks = list(settings.startup_hooks)
     if settings.run_scheduler:

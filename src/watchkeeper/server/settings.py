@@ -55,6 +55,10 @@ class Settings:
     system_metrics
         Expose the server's own CPU, memory, disk, network and GPU figures on ``/metrics``
         (``WATCHKEEPER_SYSTEM_METRICS``).
+    monitor_metrics
+        Expose the monitors' latest figures and firing alerts on ``/metrics``
+        (``watchkeeper.runner.MonitorCollector``, read from the store at scrape time) when that
+        module exists (``WATCHKEEPER_MONITOR_METRICS``).
     run_scheduler
         Start ``watchkeeper.runner.Scheduler`` in the app's lifespan when that module exists
         (``WATCHKEEPER_RUN_SCHEDULER``).
@@ -80,6 +84,7 @@ class Settings:
     flag_threshold: float = 0.5
     metrics_max_models: int = 100
     system_metrics: bool = True
+    monitor_metrics: bool = True
     run_scheduler: bool = False
     scheduler_interval: float = 60.0
     startup_hooks: Sequence[StartupHook] = field(default_factory=tuple)

@@ -122,6 +122,8 @@ def test_bad_arguments_fail_at_the_call() -> None:
         c.log_batch("m", ids=["a", "b", "c"], scores=[0.1, 0.2])
     with pytest.raises(ValueError, match=r"embeddings: expected shape \(2, d\)"):
         c.log_batch("m", ids=["a", "b"], embeddings=np.ones(2))
+    with pytest.raises(ValueError, match=r"features.x\[1\]: infinite value"):
+        c.log_batch("m", ids=["a", "b"], features={"x": [1.0, np.inf]})
     with pytest.raises(ValueError, match="labels: 1 values, but 2 ids"):
         c.log_labels("m", ["a", "b"], [1])
     with pytest.raises(ValueError, match="model"):

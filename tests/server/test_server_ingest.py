@@ -231,3 +231,25 @@ def test_label_lag_is_measured(api: Api) -> None:
         if ln.startswith("watchkeeper_label_lag_seconds_sum") and api.project in ln
     )  # fmt: skip
     assert 3590 < float(line.rsplit(" ", 1)[1]) < 3700
+
+
+def test_numeric_features_as_base64(api: Api) -> None:
+    x = np.array([1.5, np.nan, -2.0])
+    good = {
+        "columns": {
+            "ids": ["a", "b", "c"],
+            "features_b64": {"x": base64.b64encode(x.astype("<f8").tobytes()).decode()},
+            "features": {"c": ["u", None, "v"]},
+        }
+    }
+    r = api.client.post("/v1/models/m/events:batch", json=good, headers=api.h(api.ingest))
+    assert r.status_code == 200, r.text
+    w = api.store.read_window(api.project, "m", last_n=10)
+    got = dict(zip(w.ids.tolist(), w.features["x"].tolist(), strict=True))
+    assert got["a"] == 1.5 and np.isnan(got["b"]) and got["c"] == -2.0
+    short = {
+        "columns": {"ids": ["d", "e"], "features_b64": {"x": good["columns"]["features_b64"]["x"]}}
+    }
+    r = api.client.post("/v1/models/m/events:batch", json=short, headers=api.h(api.ingest))
+    assert r.status_code == 422
+    assert r.json()["detail"] == "columns.features_b64.x: 24 bytes, but 2 ids x 8 bytes = 16"

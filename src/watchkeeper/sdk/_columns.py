@@ -40,6 +40,8 @@ def _floats(values: Any, n: int, field: str) -> np.ndarray:
         raise ValueError(f"{field}: expected numbers") from None
     if len(out) != n:
         raise ValueError(f"{field}: {len(out)} values, but {n} ids")
+    if np.isinf(out).any():
+        raise ValueError(f"{field}[{int(np.flatnonzero(np.isinf(out))[0])}]: infinite value")
     return out
 
 
@@ -47,13 +49,12 @@ def _feature(values: Any, n: int, field: str) -> np.ndarray:
     array = np.asarray(values)
     if array.ndim != 1 or len(array) != n:
         raise ValueError(f"{field}: {len(array)} values, but {n} ids")
-    if array.dtype.kind in "biuf":
-        return array.astype(np.float64)
-    if array.dtype.kind == "O":
+    if array.dtype.kind in "biuf" or array.dtype.kind == "O":
         try:
-            return array.astype(np.float64)
-        except (TypeError, ValueError):
-            pass
+            return _floats(array, n, field)
+        except ValueError as exc:
+            if "infinite" in str(exc) or array.dtype.kind != "O":
+                raise
     return _objects(array.tolist(), n, field)
 
 
@@ -271,9 +272,18 @@ def to_payload(cols: Columns) -> dict[str, Any]:
         e = np.ascontiguousarray(cols["embeddings"], dtype="<f4")
         out["embeddings_b64"] = base64.b64encode(e.tobytes()).decode("ascii")
         out["embedding_dim"] = int(e.shape[1])
-    for group in ("features", "tags"):
-        if group in cols:
-            out[group] = {k: _json_list(v) for k, v in cols[group].items()}
+    if "tags" in cols:
+        out["tags"] = {k: _json_list(v) for k, v in cols["tags"].items()}
+    numeric = {k: v for k, v in cols.get("features", {}).items() if v.dtype.kind == "f"}
+    other = {k: v for k, v in cols.get("features", {}).items() if v.dtype.kind != "f"}
+    if numeric:
+        # base64 float64: about 4x cheaper to write and to read than decimal JSON numbers
+        out["features_b64"] = {
+            k: base64.b64encode(np.ascontiguousarray(v, dtype="<f8").tobytes()).decode("ascii")
+            for k, v in numeric.items()
+        }
+    if other:
+        out["features"] = {k: _json_list(v) for k, v in other.items()}
     return out
 
 

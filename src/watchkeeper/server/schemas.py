@@ -60,6 +60,10 @@ class ColumnsIn(_Strict):
         None, description="Little-endian float32 bytes of an n x embedding_dim array, base64."
     )
     embedding_dim: Annotated[int, Field(ge=1, le=65536)] | None = None
+    features_b64: dict[Name, str] | None = Field(
+        None,
+        description="Numeric features as base64 of n little-endian float64 (NaN for missing).",
+    )
     latency_ms: list[Annotated[float, Field(ge=0)] | None] | None = None
     tags: dict[Name, list[str | None]] | None = None
     version: str | None = Field(None, description="Model version of every event of the batch.")
@@ -180,6 +184,19 @@ def _object(values: list[Any] | None) -> np.ndarray | None:
     return out
 
 
+def _b64_floats(text: str, n: int, where: str) -> np.ndarray:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise BatchError(f"{where}: not valid base64") from None
+    if len(raw) != 8 * n:
+        raise BatchError(f"{where}: {len(raw)} bytes, but {n} ids x 8 bytes = {8 * n}")
+    values = np.frombuffer(raw, dtype="<f8").astype(np.float64)
+    if np.isinf(values).any():
+        raise BatchError(f"{where}[{int(np.flatnonzero(np.isinf(values))[0])}]: infinite value")
+    return values
+
+
 def columns_to_window(cols: ColumnsIn, now: float) -> Window:
     """The columnar form as a :class:`~watchkeeper.window.Window` (no loop per event)."""
     n = len(cols.ids)
@@ -216,6 +233,14 @@ def columns_to_window(cols: ColumnsIn, now: float) -> Window:
                 f"columns.probs[{bad}]: {len(cols.probs[bad])} classes, but the first has {first}"
             )
         probs = np.asarray(cols.probs, dtype=np.float64).reshape(n, -1)
+    features: dict[str, np.ndarray | None] = {
+        k: _object(v) for k, v in (cols.features or {}).items()
+    }
+    for name, text in (cols.features_b64 or {}).items():
+        where = f"columns.features_b64.{name}"
+        if name in features:
+            raise BatchError(f"{where}: also given in columns.features")
+        features[name] = _b64_floats(text, n, where)
     tags = {k: _object(v) for k, v in (cols.tags or {}).items()}
     if cols.payload_refs is not None:
         tags["payload_ref"] = _object(cols.payload_refs)
@@ -225,7 +250,7 @@ def columns_to_window(cols: ColumnsIn, now: float) -> Window:
     return Window.from_columns(
         ids=_object(cols.ids),
         ts=ts,
-        features={k: _object(v) for k, v in (cols.features or {}).items()},
+        features=features,
         scores=_float_column(cols.scores, n),
         probs=probs,
         predicted=_object(cols.predicted),

@@ -218,6 +218,9 @@ def test_retention_keeps_findings_and_metrics(store: Store, rng: np.random.Gener
     assert len(store.list_findings("p", "m")) == 1
     assert len(store.list_metric_values("p", "m")) == 1
     assert store.delete_events_before(60.0) == 0
+    assert store.delete_events_before(200.0) == 40
+    with store.engine.connect() as conn:  # the chunk went with its last event
+        assert conn.exec_driver_sql("SELECT count(*) FROM event_chunks").scalar() == 0
     with pytest.raises(ValueError, match="batch"):
         store.delete_events_before(1.0, batch=0)
 

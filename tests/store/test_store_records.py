@@ -237,3 +237,43 @@ def test_import_is_lazy() -> None:
         "assert 'sqlalchemy' not in sys.modules; s.Store; assert 'sqlalchemy' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_upgrade_from_0001_keeps_events(tmp_path: Path) -> None:
+    """Revision 0002 regroups per-row events (0001) into chunks; windows read the same."""
+    from alembic import command
+    from alembic.config import Config
+
+    from watchkeeper.store._store import MIGRATIONS
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.exec_driver_sql("INSERT INTO projects VALUES (1, 'p', 0)")
+        conn.exec_driver_sql("INSERT INTO models VALUES (1, 1, 'm', 0, 2, NULL)")
+        spec = '{"num":["score","f:x"],"obj":["f:c"]}'
+        conn.exec_driver_sql("INSERT INTO feature_schemas VALUES (1, 1, 'h', ?)", (spec,))
+        for i in range(3):
+            nums = np.array([0.1 * i, float(i)]).tobytes()
+            emb = None if i == 1 else np.array([i, -i], dtype=np.float32).tobytes()
+            conn.exec_driver_sql(
+                "INSERT INTO events (model_id, event_id, ts, version, schema_id, nums, objs, "
+                "embedding, probs, received_at) VALUES (1, ?, ?, 'v1', 1, ?, ?, ?, NULL, 0)",
+                (f"e{i}", float(i), nums, f'["c{i}"]', emb),
+            )
+    engine.dispose()
+    store = Store(url)
+    w = store.read_window("p", "m", last_n=10)
+    assert w.ids.tolist() == ["e0", "e1", "e2"]
+    assert w.features["x"].tolist() == [0.0, 1.0, 2.0]
+    assert w.features["c"].tolist() == ["c0", "c1", "c2"]
+    assert w.embeddings[2].tolist() == [2.0, -2.0] and np.isnan(w.embeddings[1]).all()
+    assert store.log_events("p", "m", Window.from_columns(ids=["e1", "e9"], ts=[1.0, 9.0])) == (
+        1,
+        1,
+    )
+    store.close()

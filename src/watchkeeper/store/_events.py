@@ -1,14 +1,19 @@
-"""Events between a :class:`~watchkeeper.window.Window` and rows of the ``events`` table.
+"""Events between a :class:`~watchkeeper.window.Window` and ``events`` / ``event_chunks``.
 
-Layout of one stored event (see docs/store.md for why): fixed columns (id, ts, version), then
-three column groups encoded per batch along a *feature schema* (the names and order of the
-columns of that batch, stored once in ``feature_schemas``):
+Layout (docs/store.md says why): each accepted batch becomes one *chunk* row holding its values
+column by column, and each event one narrow row of ``events`` holding the idempotency key
+(model, id), its time, version, and its position in the chunk. A chunk is encoded along a
+*feature schema* (names and order of the batch's columns, stored once in ``feature_schemas``):
 
-- ``nums``: the numeric columns (score, latency, numeric features) as one row of ``float64``
-  bytes, so a window decodes with a single ``b"".join`` and ``np.frombuffer``;
-- ``objs``: the object columns (predicted label, categorical features, tags) as one JSON list,
-  so a window decodes with a single ``json.loads`` over all rows;
-- ``embedding`` (``float32`` bytes) and ``probs`` (``float64`` bytes), NULL when absent.
+- ``nums``: score, latency and numeric features as one ``n x k`` float64 matrix of bytes;
+- ``objs``: predicted label, categorical features and tags as one JSON list of columns;
+- ``embeddings`` (``n x d`` float32 bytes) and ``probs`` (``n x k`` float64 bytes), NaN rows
+  where an event had none, NULL when no event of the batch had any.
+
+Reading a window selects the index rows (a range scan on ``(model, ts)``), fetches the few
+chunks they point into, decodes each with one ``np.frombuffer`` / ``json.loads``, and gathers
+the rows with one fancy index per column: no Python object per event on the way out except
+the ids and versions the window must hold anyway.
 
 Validation happens here, before any transaction opens: a bad batch raises ValueError naming
 the field (and the first offending index) and nothing is written.
@@ -20,8 +25,8 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -35,16 +40,36 @@ _SCALARS = (str, int, float, bool, type(None), np.str_, np.integer, np.floating,
 
 @dataclass
 class EncodedBatch:
-    """A validated batch, ready to insert (rows already deduplicated within the batch)."""
+    """A validated batch: index columns (deduplicated within the batch) and its chunk."""
 
-    rows: list[dict[str, Any]]
+    ids: list[str]
+    ts: list[float]
+    versions: list[Any]
     spec: dict[str, Any]
     spec_hash: str
     n_in: int
+    nums: bytes | None = None
+    objs: str | None = None
+    embeddings: bytes | None = None
     embedding_dim: int | None = None
+    probs: bytes | None = None
     n_classes: int | None = None
-    max_ts: float | None = None
-    ids: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class Chunk(NamedTuple):
+    """One stored chunk as the read path needs it."""
+
+    schema_id: int
+    n_rows: int
+    nums: bytes | None
+    objs: str | None
+    embeddings: bytes | None
+    embedding_dim: int | None
+    probs: bytes | None
+    n_classes: int | None
 
 
 def first_bad(mask: Any) -> int:
@@ -122,19 +147,8 @@ def _vectors(values: Any, what: str, n: int, dtype: type[np.floating[Any]]) -> n
     return array
 
 
-def _row_bytes(matrix: np.ndarray, absent: np.ndarray | None = None) -> list[bytes | None]:
-    n = len(matrix)
-    buf = np.ascontiguousarray(matrix).tobytes()
-    width = len(buf) // n if n else 0
-    out: list[bytes | None] = [buf[i * width : (i + 1) * width] for i in range(n)]
-    if absent is not None and absent.any():
-        for i in np.flatnonzero(absent).tolist():
-            out[i] = None
-    return out
-
-
-def encode_events(events: Any, received_at: float) -> EncodedBatch:
-    """Validate a window and turn it into rows of the ``events`` table."""
+def encode_events(events: Any) -> EncodedBatch:
+    """Validate a window and encode it as index columns plus one columnar chunk."""
     if not isinstance(events, Window):
         raise ValueError(
             f"events: expected a watchkeeper.window.Window, got {type(events).__name__}"
@@ -184,63 +198,46 @@ def encode_events(events: Any, received_at: float) -> EncodedBatch:
             raise ValueError(
                 f"versions[{bad[0]}]: expected a version string or None, got {versions[bad[0]]!r}"
             )
-
-    embedding_dim = n_classes = None
-    emb_rows: list[bytes | None] = [None] * n
-    if events.embeddings is not None:
-        emb = _vectors(events.embeddings, "embeddings", n, np.float32)
-        absent = np.isnan(emb).all(axis=1) if emb.shape[1] else np.ones(n, bool)
-        if not absent.all():
-            embedding_dim = int(emb.shape[1])
-            emb_rows = _row_bytes(emb, absent)
-    prob_rows: list[bytes | None] = [None] * n
-    if events.probs is not None:
-        probs = _vectors(events.probs, "probs", n, np.float64)
-        absent = np.isnan(probs).all(axis=1) if probs.shape[1] else np.ones(n, bool)
-        if not absent.all():
-            n_classes = int(probs.shape[1])
-            prob_rows = _row_bytes(probs, absent)
-
-    spec = {"num": num_names, "obj": obj_names}
-    spec_hash = hashlib.sha256(canonical(spec).encode()).hexdigest()
-    nums: list[bytes | None] = (
-        _row_bytes(np.column_stack(num_cols)) if num_cols and n else [None] * n
+    emb = (
+        None
+        if events.embeddings is None
+        else _vectors(events.embeddings, "embeddings", n, np.float32)
     )
-    objs: list[str | None] = (
-        [dumps(list(r)) for r in zip(*obj_cols, strict=True)] if obj_cols else [None] * n
-    )
+    probs = None if events.probs is None else _vectors(events.probs, "probs", n, np.float64)
 
-    # Within the batch the first occurrence of an id wins; the database drops the rest.
-    keep = np.arange(n)
+    # Within the batch the first occurrence of an id wins; the database drops known ids.
+    keep: np.ndarray | None = None
     if n:
         _, first = np.unique(ids.astype(str), return_index=True)
         if len(first) < n:
             keep = np.sort(first)
-    id_list = ids.tolist()
-    ts_list = ts.tolist()
-    rows = [
-        {
-            "event_id": id_list[i],
-            "ts": ts_list[i],
-            "version": versions[i],
-            "nums": nums[i],
-            "objs": objs[i],
-            "embedding": emb_rows[i],
-            "probs": prob_rows[i],
-            "received_at": received_at,
-        }
-        for i in keep.tolist()
-    ]
-    return EncodedBatch(
-        rows=rows,
+
+    def rows(a: np.ndarray) -> np.ndarray:
+        return a if keep is None else a[keep]
+
+    def items(values: list[Any]) -> list[Any]:
+        return values if keep is None else [values[i] for i in keep.tolist()]
+
+    spec = {"num": num_names, "obj": obj_names}
+    out = EncodedBatch(
+        ids=items(ids.tolist()),
+        ts=rows(ts).tolist(),
+        versions=items(versions),
         spec=spec,
-        spec_hash=spec_hash,
+        spec_hash=hashlib.sha256(canonical(spec).encode()).hexdigest(),
         n_in=n,
-        embedding_dim=embedding_dim,
-        n_classes=n_classes,
-        max_ts=float(ts.max()) if n else None,
-        ids=[id_list[i] for i in keep.tolist()],
     )
+    if num_cols and n:
+        out.nums = np.ascontiguousarray(rows(np.column_stack(num_cols))).tobytes()
+    if obj_cols and n:
+        out.objs = dumps([items(c) for c in obj_cols])
+    if emb is not None and emb.shape[1] and not np.isnan(emb).all():
+        out.embeddings = np.ascontiguousarray(rows(emb)).tobytes()
+        out.embedding_dim = int(emb.shape[1])
+    if probs is not None and probs.shape[1] and not np.isnan(probs).all():
+        out.probs = np.ascontiguousarray(rows(probs)).tobytes()
+        out.n_classes = int(probs.shape[1])
+    return out
 
 
 def encode_labels(ids: Any, labels: Any) -> tuple[list[str], list[str]]:
@@ -257,13 +254,15 @@ def encode_labels(ids: Any, labels: Any) -> tuple[list[str], list[str]]:
     return list(last), list(last.values())
 
 
-def _json_rows(texts: Sequence[str | None]) -> list[Any]:
-    # One parse for the whole window instead of one per row.
-    return list(json.loads("[" + ",".join(t if t is not None else "null" for t in texts) + "]"))
+def _objects(values: Sequence[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
 
 
-def decode_rows(
+def decode_window(
     rows: Sequence[Sequence[Any]],
+    chunks: Mapping[int, Chunk],
     specs: Mapping[int, Mapping[str, list[str]]],
     *,
     embedding_dim: int | None,
@@ -271,8 +270,8 @@ def decode_rows(
     start: float | None,
     end: float | None,
 ) -> Window:
-    """Rows ``(event_id, ts, version, schema_id, nums, objs, embedding, probs, label)`` as a
-    window, one vectorised decode per column group and schema."""
+    """Index rows ``(event_id, ts, version, chunk_id, chunk_row, label)`` and their chunks as a
+    window: per column, one decode per chunk and one gather for the whole window."""
     n = len(rows)
     if n == 0:
         return Window(
@@ -283,37 +282,45 @@ def decode_rows(
             start=start,
             end=end,
         )
-    ids_t, ts_t, ver_t, sid_t, nums_t, objs_t, emb_t, probs_t, lab_t = zip(*rows, strict=True)
-    ids = np.empty(n, dtype=object)
-    ids[:] = ids_t
+    ids_t, ts_t, ver_t, cid_t, row_t, lab_t = zip(*rows, strict=True)
     ts = np.fromiter(ts_t, dtype=np.float64, count=n)
-    versions = np.empty(n, dtype=object)
-    versions[:] = ver_t
-    sids = np.fromiter(sid_t, dtype=np.int64, count=n)
-    unique = np.unique(sids)
+    chunk_ids = np.fromiter(cid_t, dtype=np.int64, count=n)
+    chunk_rows = np.fromiter(row_t, dtype=np.int64, count=n)
+    used, which = np.unique(chunk_ids, return_inverse=True)
+    parts = [chunks[int(c)] for c in used.tolist()]
+    sizes = np.array([c.n_rows for c in parts], dtype=np.int64)
+    schema_of = np.array([c.schema_id for c in parts], dtype=np.int64)
 
     num_cols: dict[str, np.ndarray] = {}
     obj_cols: dict[str, np.ndarray] = {}
     obj_set: dict[str, np.ndarray] = {}
-    for sid in unique.tolist():
+    for sid in np.unique(schema_of).tolist():
         spec = specs[sid]
-        idx = None if len(unique) == 1 else np.flatnonzero(sids == sid)
-        sel: slice | np.ndarray = slice(None) if idx is None else idx
+        members = np.flatnonzero(schema_of == sid)
+        offsets = np.zeros(len(parts), dtype=np.int64)
+        offsets[members] = np.concatenate([[0], np.cumsum(sizes[members])[:-1]])
+        sel: slice | np.ndarray
+        if len(members) == len(parts):
+            sel = slice(None)
+            pos = offsets[which] + chunk_rows
+        else:
+            sel = np.flatnonzero(schema_of[which] == sid)
+            pos = offsets[which[sel]] + chunk_rows[sel]
         if spec["num"]:
-            blobs = nums_t if idx is None else [nums_t[i] for i in idx.tolist()]
             k = len(spec["num"])
-            matrix = np.frombuffer(b"".join(blobs), dtype=np.float64).reshape(-1, k)
+            matrix = np.concatenate(
+                [
+                    np.frombuffer(parts[i].nums or b"", dtype=np.float64).reshape(-1, k)
+                    for i in members.tolist()
+                ]
+            )[pos]
             for j, name in enumerate(spec["num"]):
-                column = num_cols.setdefault(name, np.full(n, np.nan))
-                column[sel] = matrix[:, j]
+                num_cols.setdefault(name, np.full(n, np.nan))[sel] = matrix[:, j]
         if spec["obj"]:
-            texts = objs_t if idx is None else [objs_t[i] for i in idx.tolist()]
-            parsed = _json_rows(texts)
-            matrix_o = np.empty((len(parsed), len(spec["obj"])), dtype=object)
-            matrix_o[:] = parsed
+            decoded = [json.loads(parts[i].objs or "[]") for i in members.tolist()]
             for j, name in enumerate(spec["obj"]):
-                column = obj_cols.setdefault(name, np.full(n, None, dtype=object))
-                column[sel] = matrix_o[:, j]
+                values = _objects([v for cols in decoded for v in cols[j]])[pos]
+                obj_cols.setdefault(name, np.full(n, None, dtype=object))[sel] = values
                 obj_set.setdefault(name, np.zeros(n, dtype=bool))[sel] = True
     for name in set(num_cols) & set(obj_cols):
         # Numeric in some batches, categorical in others: keep every value, as objects.
@@ -323,21 +330,25 @@ def decode_rows(
         merged[fill] = numbers[fill]
         obj_cols[name] = merged
 
-    embeddings = _vectors_out(emb_t, n, embedding_dim, np.float32)
-    probs = _vectors_out(probs_t, n, n_classes, np.float64)
+    ends = np.cumsum(sizes)
+    pos_all = (ends - sizes)[which] + chunk_rows
+    embeddings = _gather_vectors(
+        [(c.embeddings, c.embedding_dim, c.n_rows) for c in parts],
+        embedding_dim,
+        pos_all,
+        np.float32,
+    )
+    probs = _gather_vectors(
+        [(c.probs, c.n_classes, c.n_rows) for c in parts], n_classes, pos_all, np.float64
+    )
     labels = np.empty(n, dtype=object)
     if any(t is not None for t in lab_t):
-        labels[:] = _json_rows(lab_t)
-    features: dict[str, np.ndarray] = {}
-    for name, column in num_cols.items():
-        if name.startswith("f:"):
-            features[name[2:]] = column
-    for name, column in obj_cols.items():
-        if name.startswith("f:"):
-            features[name[2:]] = column
-    tags = {name[2:]: c for name, c in obj_cols.items() if name.startswith("t:")}
+        # One parse for the whole window instead of one per label.
+        labels[:] = json.loads("[" + ",".join(t if t is not None else "null" for t in lab_t) + "]")
+    features = {name[2:]: c for name, c in num_cols.items() if name.startswith("f:")}
+    features.update({name[2:]: c for name, c in obj_cols.items() if name.startswith("f:")})
     return Window(
-        ids=ids,
+        ids=_objects(ids_t),
         ts=ts,
         features=features,
         scores=num_cols.get("score"),
@@ -346,27 +357,31 @@ def decode_rows(
         labels=labels,
         embeddings=embeddings,
         latency_ms=num_cols.get("latency_ms"),
-        tags=tags,
-        versions=versions,
+        tags={name[2:]: c for name, c in obj_cols.items() if name.startswith("t:")},
+        versions=_objects(ver_t),
         start=start,
         end=end,
     )
 
 
-def _vectors_out(
-    blobs: Sequence[bytes | None], n: int, dim: int | None, dtype: type[np.floating[Any]]
+def _gather_vectors(
+    parts: Sequence[tuple[bytes | None, int | None, int]],
+    width: int | None,
+    pos: np.ndarray,
+    dtype: type[np.floating[Any]],
 ) -> np.ndarray | None:
-    present = np.fromiter((b is not None for b in blobs), dtype=bool, count=n)
-    if not present.any():
+    widths = {w for blob, w, _ in parts if blob is not None and w}
+    if not widths:
         return None
-    every = bool(present.all())
-    chosen = blobs if every else [b for b in blobs if b is not None]
-    # bytearray: a writable buffer, so the window's array needs no copy
-    flat = np.frombuffer(bytearray().join(chosen), dtype=dtype)  # type: ignore[arg-type]
-    width = dim if dim else len(flat) // int(present.sum())
-    matrix = flat.reshape(-1, width)
-    if every:
-        return matrix
-    out = np.full((n, width), np.nan, dtype=dtype)
-    out[present] = matrix
+    d = width or max(widths)
+    blocks = [
+        np.frombuffer(blob, dtype=dtype).reshape(rows, d)
+        if blob is not None and w == d
+        else np.full((rows, d), np.nan, dtype=dtype)
+        for blob, w, rows in parts
+    ]
+    whole: np.ndarray = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+    if len(pos) == len(whole) and bool((pos == np.arange(len(whole))).all()):
+        return whole if whole.flags.writeable else whole.copy()
+    out: np.ndarray = whole[pos]
     return out

@@ -84,6 +84,29 @@ feature_schemas = sa.Table(
     sa.UniqueConstraint("model_id", "spec_hash", name="uq_feature_schemas_model_hash"),
 )
 
+event_chunks = sa.Table(
+    "event_chunks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id"), nullable=False),
+    sa.Column("schema_id", sa.Integer, sa.ForeignKey("feature_schemas.id"), nullable=False),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("min_ts", sa.Double, nullable=False),
+    sa.Column("max_ts", sa.Double, nullable=False),
+    # n_rows x k float64, C order: score, latency and numeric features in the schema's order
+    sa.Column("nums", sa.LargeBinary, nullable=True),
+    # JSON list of columns: predicted label, categorical features and tags, schema's order
+    sa.Column("objs", sa.Text, nullable=True),
+    sa.Column("embeddings", sa.LargeBinary, nullable=True),  # n_rows x d float32
+    sa.Column("embedding_dim", sa.Integer, nullable=True),
+    sa.Column("probs", sa.LargeBinary, nullable=True),  # n_rows x k float64
+    sa.Column("n_classes", sa.Integer, nullable=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Index("ix_event_chunks_model_max_ts", "model_id", "max_ts"),
+)
+
+# One row per event: the idempotency key, the time and version to select a window, and where
+# the event's values sit in its chunk.
 events = sa.Table(
     "events",
     metadata,
@@ -91,15 +114,13 @@ events = sa.Table(
     sa.Column("event_id", sa.String(256), primary_key=True),
     sa.Column("ts", sa.Double, nullable=False),
     sa.Column("version", sa.String(128), nullable=True),
-    sa.Column("schema_id", sa.Integer, sa.ForeignKey("feature_schemas.id"), nullable=False),
-    # float64 bytes: score, latency and numeric features in the order of the schema
-    sa.Column("nums", sa.LargeBinary, nullable=True),
-    # JSON list: predicted label, categorical features and tags in the order of the schema
-    sa.Column("objs", sa.Text, nullable=True),
-    sa.Column("embedding", sa.LargeBinary, nullable=True),  # float32 bytes
-    sa.Column("probs", sa.LargeBinary, nullable=True),  # float64 bytes
+    sa.Column("chunk_id", sa.Integer, sa.ForeignKey("event_chunks.id"), nullable=False),
+    sa.Column("chunk_row", sa.Integer, nullable=False),
     sa.Column("received_at", sa.Double, nullable=False),
-    sa.Index("ix_events_model_ts", "model_id", "ts", "event_id"),
+    # covering: a window is read from this index alone, without visiting the table
+    sa.Index(
+        "ix_events_model_ts", "model_id", "ts", "event_id", "version", "chunk_id", "chunk_row"
+    ),
 )
 
 labels = sa.Table(

@@ -26,16 +26,18 @@ from watchkeeper.store._codec import (
     window_to_bytes,
 )
 from watchkeeper.store._events import (
+    Chunk,
+    EncodedBatch,
     check_ids,
     check_name,
-    decode_rows,
+    decode_window,
     encode_events,
     encode_labels,
 )
 from watchkeeper.store._types import SCOPES, IngestResult
 from watchkeeper.window import Window
 
-HEAD = "0001"
+HEAD = "0002"
 """Alembic revision this code expects; opening a store upgrades an older schema to it."""
 
 DEFAULT_PATH = Path(".watchkeeper") / "watchkeeper.db"
@@ -44,6 +46,14 @@ _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _LOCK_KEY = 7_271_001  # PostgreSQL advisory lock held while migrating
 _IN_CHUNK = 500  # ids per IN (...) list
+_PG_INSERT_EVENTS = """
+INSERT INTO events (model_id, event_id, ts, version, chunk_id, chunk_row, received_at)
+SELECT %(model_id)s, u.event_id, u.ts, u.version, %(chunk_id)s, u.chunk_row, %(received_at)s
+FROM unnest(%(ids)b::text[], %(ts)b::float8[], %(versions)b::text[], %(rows)b::int4[])
+     AS u(event_id, ts, version, chunk_row)
+ON CONFLICT (model_id, event_id) DO NOTHING
+RETURNING event_id
+"""
 
 
 def resolve_url(url: str | None) -> str:
@@ -118,6 +128,26 @@ def _loads(text: str | None) -> Any:
 
 def _nan(value: float | None) -> float:
     return math.nan if value is None else float(value)
+
+
+def _fetch_rows(conn: sa.Connection, query: sa.Select[Any]) -> list[Any]:
+    """All rows of a query as the driver's own tuples (the hot read path).
+
+    Skips SQLAlchemy's row objects, and on PostgreSQL asks for binary results so ``bytea``
+    arrives as raw bytes rather than hex text twice its size.
+    """
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    dbapi: Any = conn.connection.driver_connection
+    cursor = dbapi.cursor()
+    try:
+        if conn.dialect.name == "postgresql":
+            cursor.execute(str(compiled), compiled.params, binary=True)
+        else:
+            positions = compiled.positiontup or []
+            cursor.execute(str(compiled), [compiled.params[k] for k in positions])
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 class Store:
@@ -716,23 +746,13 @@ class Store:
         serving environment the SDK reports) is recorded with first and last time seen.
         """
         received = _now()
-        batch = encode_events(events, received)
+        batch = encode_events(events)
         env_text = _opt_dict(environment, "environment")
         with self._tx(write=True) as conn:
             mid = self._model_id(conn, project, model)
             self._check_dims(conn, mid, batch.embedding_dim, batch.n_classes)
             sid = self._schema_id(conn, mid, batch.spec_hash, batch.spec)
-            accepted = 0
-            if batch.rows:
-                for row in batch.rows:
-                    row["model_id"] = mid
-                    row["schema_id"] = sid
-                stmt = (
-                    self._insert(T.events)
-                    .on_conflict_do_nothing(index_elements=["model_id", "event_id"])
-                    .returning(T.events.c.event_id)
-                )
-                accepted = len(conn.execute(stmt, batch.rows).all())
+            accepted = self._insert_events(conn, batch, mid, sid, received) if len(batch) else 0
             duplicates = batch.n_in - accepted
             self._count(
                 conn,
@@ -740,7 +760,7 @@ class Store:
                 received,
                 accepted=accepted,
                 duplicates=duplicates,
-                last_event_ts=batch.max_ts,
+                last_event_ts=max(batch.ts) if len(batch) else None,
             )
             if env_text is not None:
                 self._record_environment(conn, mid, env_text, received, accepted)
@@ -748,6 +768,71 @@ class Store:
         self._spec_ids[(mid, batch.spec_hash)] = sid
         self._specs[sid] = batch.spec
         return IngestResult(accepted=accepted, duplicates=duplicates)
+
+    def _insert_events(
+        self, conn: sa.Connection, batch: EncodedBatch, model_id: int, schema_id: int, now: float
+    ) -> int:
+        """Write the batch's chunk, then its index rows skipping ids already stored; returns
+        how many events were new. A chunk none of whose events were new is removed again."""
+        ec = T.event_chunks
+        chunk_id = conn.execute(
+            sa.insert(ec)
+            .values(
+                model_id=model_id,
+                schema_id=schema_id,
+                n_rows=len(batch),
+                min_ts=min(batch.ts),
+                max_ts=max(batch.ts),
+                nums=batch.nums,
+                objs=batch.objs,
+                embeddings=batch.embeddings,
+                embedding_dim=batch.embedding_dim,
+                probs=batch.probs,
+                n_classes=batch.n_classes,
+                created_at=now,
+            )
+            .returning(ec.c.id)
+        ).scalar_one()
+        if conn.dialect.name == "postgresql":
+            # One statement with one array per column: the query text stays small (psycopg
+            # parses a 4,000-placeholder VALUES list slower than the server inserts it).
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor.execute(
+                _PG_INSERT_EVENTS,
+                {
+                    "model_id": model_id,
+                    "chunk_id": chunk_id,
+                    "received_at": now,
+                    "ids": batch.ids,
+                    "ts": batch.ts,
+                    "versions": batch.versions,
+                    "rows": list(range(len(batch))),
+                },
+            )
+            accepted = len(cursor.fetchall())
+            cursor.close()
+        else:
+            stmt = (
+                self._insert(T.events)
+                .on_conflict_do_nothing(index_elements=["model_id", "event_id"])
+                .returning(T.events.c.event_id)
+            )
+            rows = [
+                {
+                    "model_id": model_id,
+                    "event_id": i,
+                    "ts": t,
+                    "version": v,
+                    "chunk_id": chunk_id,
+                    "chunk_row": r,
+                    "received_at": now,
+                }
+                for r, (i, t, v) in enumerate(zip(batch.ids, batch.ts, batch.versions, strict=True))
+            ]
+            accepted = len(conn.execute(stmt, rows).all())
+        if accepted == 0:
+            conn.execute(sa.delete(ec).where(ec.c.id == chunk_id))
+        return accepted
 
     def _count(
         self,
@@ -857,6 +942,27 @@ class Store:
         ).all():
             self._specs[int(sid)] = json.loads(spec)
 
+    @staticmethod
+    def _fetch_chunks(conn: sa.Connection, ids: set[int]) -> dict[int, Chunk]:
+        ec = T.event_chunks
+        wanted = sorted(ids)
+        out: dict[int, Chunk] = {}
+        for i in range(0, len(wanted), _IN_CHUNK):
+            query = sa.select(
+                ec.c.id,
+                ec.c.schema_id,
+                ec.c.n_rows,
+                ec.c.nums,
+                ec.c.objs,
+                ec.c.embeddings,
+                ec.c.embedding_dim,
+                ec.c.probs,
+                ec.c.n_classes,
+            ).where(ec.c.id.in_(wanted[i : i + _IN_CHUNK]))
+            for row in _fetch_rows(conn, query):
+                out[int(row[0])] = Chunk(*row[1:])
+        return out
+
     def _event_filter(
         self,
         query: Any,
@@ -911,11 +1017,8 @@ class Store:
             ev.c.event_id,
             ev.c.ts,
             ev.c.version,
-            ev.c.schema_id,
-            ev.c.nums,
-            ev.c.objs,
-            ev.c.embedding,
-            ev.c.probs,
+            ev.c.chunk_id,
+            ev.c.chunk_row,
             lb.c.label,
         ).select_from(
             ev.outerjoin(
@@ -929,7 +1032,7 @@ class Store:
                 query = query.order_by(ev.c.ts.desc(), ev.c.event_id.desc()).limit(n_last)
             else:
                 query = query.order_by(ev.c.ts, ev.c.event_id)
-            rows = list(conn.execute(query).all())
+            rows = _fetch_rows(conn, query)
             if n_last is not None:
                 rows.reverse()
             dims = conn.execute(
@@ -937,14 +1040,16 @@ class Store:
                     T.models.c.id == mid
                 )
             ).one()
-            if any(sid not in self._specs for sid in {r[3] for r in rows}):
+            chunks = self._fetch_chunks(conn, {r[3] for r in rows})
+            if any(c.schema_id not in self._specs for c in chunks.values()):
                 self._load_specs(conn, mid)
         self._committed_model(project, model, mid)
         if rows:
             lo = rows[0][1] if lo is None else lo
             hi = rows[-1][1] if hi is None else hi
-        return decode_rows(
+        return decode_window(
             rows,
+            chunks,
             self._specs,
             embedding_dim=dims.embedding_dim,
             n_classes=dims.n_classes,
@@ -1053,10 +1158,10 @@ class Store:
         project: str | None = None,
         model: str | None = None,
     ) -> int:
-        """Delete raw events older than ``ts`` (and labels of events no longer stored that
-        arrived before ``ts``), ``batch`` rows per transaction so writers are never blocked
-        for long. Findings, metric values, alerts and references are kept. Returns the number
-        of events deleted."""
+        """Delete raw events older than ``ts`` (their chunks once every event in them is older,
+        and labels of events no longer stored that arrived before ``ts``), ``batch`` rows per
+        transaction so writers are never blocked for long. Findings, metric values, alerts and
+        references are kept. Returns the number of events deleted."""
         cutoff = _finite(ts, "ts")
         if cutoff is None:
             raise ValueError("ts: expected a time (seconds since the epoch)")
@@ -1087,6 +1192,22 @@ class Store:
                         sa.delete(ev).where(ev.c.model_id == mid).where(ev.c.event_id.in_(victims))
                     ).rowcount
                 deleted += n
+                if n < batch:
+                    break
+            ec = T.event_chunks
+            while True:
+                with self._tx(write=True) as conn:
+                    # again, in this transaction: an old event written since the loop above
+                    # must not keep pointing into a chunk deleted below
+                    conn.execute(sa.delete(ev).where(ev.c.model_id == mid).where(ev.c.ts < cutoff))
+                    old = (
+                        sa.select(ec.c.id)
+                        .where(ec.c.model_id == mid)
+                        .where(ec.c.max_ts < cutoff)
+                        .limit(batch)
+                        .scalar_subquery()
+                    )
+                    n = conn.execute(sa.delete(ec).where(ec.c.id.in_(old))).rowcount
                 if n < batch:
                     break
             while True:

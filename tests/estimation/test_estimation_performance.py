@@ -148,3 +148,57 @@ def test_estimator_bad_input(rng: np.random.Generator) -> None:
         est.estimate_chunks(s, 0)
     with pytest.raises(ValueError, match="labels"):
         realised_performance(s, np.full(500, 3), 0.5)
+
+
+def _covariate_task(rng: np.random.Generator, n: int, tilt: float, prev: float = 0.5):
+    """Two informative inputs, the model sees only a noisy score of the first; selection on
+    the second moves P(y | score) while P(y | x) holds."""
+    y = rng.random(n) < prev
+    x = np.column_stack([rng.normal(np.where(y, 1.0, -1.0), 1.0), rng.normal(0, 1, n)])
+    x[:, 1] += np.where(y, 0.8, -0.8)
+    score = 1 / (1 + np.exp(-(1.5 * x[:, 0])))
+    if tilt:
+        keep = rng.random(n) < np.exp(tilt * x[:, 1]) / np.exp(tilt * x[:, 1]).max()
+        return score[keep], y[keep], x[keep]
+    return score, y, x
+
+
+def test_features_detect_covariate_shift_and_reweight(rng: np.random.Generator) -> None:
+    s_ref, y_ref, x_ref = _covariate_task(rng, 20_000, 0.0)
+    s, y, x = _covariate_task(rng, 60_000, 1.5)
+    r = realised_performance(s, y, 0.5)
+    est = PerformanceEstimator(0.5).fit(s_ref, y_ref, features=x_ref)
+    with_f = est.estimate(s, features=x)
+    assert with_f.details["shift"] == "covariate"
+    assert with_f.method == "cbpe_importance_weighted"
+    scores_only = est.estimate(s)
+    for name in ("accuracy", "f1"):
+        assert abs(with_f[name].value - r[name].value) < abs(
+            scores_only[name].value - r[name].value
+        ), name
+    # a pure prior shift is not mistaken for covariate shift
+    s2, y2, x2 = _covariate_task(rng, 10_000, 0.0, prev=0.2)
+    prior = est.estimate(s2, features={"a": x2[:, 0], "b": x2[:, 1]})
+    assert prior.details["shift"] == "prior"
+    assert prior.details["covariate_p_value"] > 1e-6
+
+
+def test_features_bad_input(rng: np.random.Generator) -> None:
+    s, y, x = _covariate_task(rng, 2000, 0.0)
+    with pytest.raises(ValueError, match="features"):
+        PerformanceEstimator().fit(s, y).estimate(s, features=x)
+    est = PerformanceEstimator().fit(s, y, features=x)
+    with pytest.raises(ValueError, match="features"):
+        est.estimate(s, features=x[:, :1])
+    with pytest.raises(ValueError, match="features.a"):
+        est.estimate(s, features={"a": ["x"] * len(s), "b": x[:, 1]})
+
+
+def test_calibrator_sample_weight(rng: np.random.Generator) -> None:
+    s, y = _task(rng, 4000, 0.5)
+    w = np.where(y, 3.0, 1.0)  # up-weighting positives is a prior shift to 0.75
+    for method in ("platt", "isotonic"):
+        cal = Calibrator(method).fit(s, y, sample_weight=w)
+        assert np.average(cal.predict(s), weights=w) == pytest.approx(0.75, abs=0.01)
+    with pytest.raises(ValueError, match="sample_weight"):
+        Calibrator().fit(s, y, sample_weight=-w)

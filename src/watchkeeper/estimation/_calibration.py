@@ -23,16 +23,16 @@ def _platt_feature(s: np.ndarray, on_unit: bool) -> np.ndarray:
     return s
 
 
-def _fit_platt(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Logistic regression of ``y`` on ``x`` with Platt's smoothed targets, by Newton steps."""
-    n1, n0 = float(y.sum()), float(len(y) - y.sum())
+def _fit_platt(x: np.ndarray, y: np.ndarray, sw: np.ndarray) -> tuple[float, float]:
+    """Weighted logistic regression of ``y`` on ``x`` with Platt's smoothed targets (Newton)."""
+    n1, n0 = float(sw[y].sum()), float(sw[~y].sum())
     t = np.where(y, (n1 + 1) / (n1 + 2), 1 / (n0 + 2))
     a, b = 1.0, math.log((n1 + 1) / (n0 + 1))
     for _ in range(100):
         z = np.clip(a * x + b, -500, 500)
         p = 1 / (1 + np.exp(-z))
-        g = p - t
-        w = np.maximum(p * (1 - p), 1e-12)
+        g = sw * (p - t)
+        w = sw * np.maximum(p * (1 - p), 1e-12)
         h11, h12, h22 = (w * x * x).sum() + 1e-9, (w * x).sum(), w.sum() + 1e-9
         g1, g2 = (g * x).sum(), g.sum()
         det = h11 * h22 - h12 * h12
@@ -46,9 +46,9 @@ def _fit_platt(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(a), float(b)
 
 
-def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
+def _log_loss(p: np.ndarray, y: np.ndarray, sw: np.ndarray) -> float:
     p = np.clip(p, _EPS, 1 - _EPS)
-    return float(-np.mean(np.where(y, np.log(p), np.log(1 - p))))
+    return float(-np.average(np.where(y, np.log(p), np.log(1 - p)), weights=sw))
 
 
 class Calibrator:
@@ -80,13 +80,13 @@ class Calibrator:
         self.folds = folds
         self.random_state = random_state
 
-    def _fit_one(self, method: str, s: np.ndarray, y: np.ndarray) -> Any:
+    def _fit_one(self, method: str, s: np.ndarray, y: np.ndarray, sw: np.ndarray) -> Any:
         if method == "platt":
-            return _fit_platt(_platt_feature(s, self.on_unit_), y)
+            return _fit_platt(_platt_feature(s, self.on_unit_), y, sw)
         from sklearn.isotonic import IsotonicRegression
 
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-        iso.fit(s, y.astype(np.float64))
+        iso.fit(s, y.astype(np.float64), sample_weight=sw)
         return iso
 
     def _predict_one(self, method: str, model: Any, s: np.ndarray) -> np.ndarray:
@@ -96,8 +96,9 @@ class Calibrator:
             return np.asarray(1 / (1 + np.exp(-z)), dtype=np.float64)
         return np.asarray(model.predict(s), dtype=np.float64)
 
-    def fit(self, scores: Any, labels: Any) -> Calibrator:
-        """Fit on reference scores and 0/1 labels."""
+    def fit(self, scores: Any, labels: Any, sample_weight: Any = None) -> Calibrator:
+        """Fit on reference scores and 0/1 labels, optionally weighted per event (importance
+        weights that make the reference look like production, for instance)."""
         if self.method not in ("auto", "isotonic", "platt"):
             raise ValueError(f"method must be 'auto', 'isotonic' or 'platt', got {self.method!r}")
         s = np.asarray(scores, dtype=np.float64)
@@ -108,6 +109,14 @@ class Calibrator:
             raise ValueError("scores contain NaN or infinite values")
         if y.all() or not y.any():
             raise ValueError("labels: both classes must be present to calibrate")
+        if sample_weight is None:
+            sw = np.ones(len(s))
+        else:
+            sw = np.asarray(sample_weight, dtype=np.float64)
+            if sw.shape != s.shape or not np.isfinite(sw).all() or (sw < 0).any():
+                raise ValueError("sample_weight: one finite non-negative weight per score")
+            if sw.sum() <= 0:
+                raise ValueError("sample_weight: all weights are zero")
         self.on_unit_ = bool(s.min() >= 0 and s.max() <= 1)
         self.log_loss_: dict[str, float] = {}
         method = self.method
@@ -121,14 +130,15 @@ class Calibrator:
                 losses = []
                 for f in range(folds):
                     tr, te = fold != f, fold == f
-                    if y[tr].all() or not y[tr].any():
+                    if y[tr].all() or not y[tr].any() or sw[te].sum() <= 0:
                         continue
-                    model = self._fit_one(m, s[tr], y[tr])
-                    losses.append(_log_loss(self._predict_one(m, model, s[te]), y[te]))
+                    model = self._fit_one(m, s[tr], y[tr], sw[tr])
+                    pred = self._predict_one(m, model, s[te])
+                    losses.append(_log_loss(pred, y[te], sw[te]))
                 self.log_loss_[m] = float(np.mean(losses)) if losses else math.inf
             method = min(self.log_loss_, key=lambda k: self.log_loss_[k])
         self.method_ = method
-        self.model_ = self._fit_one(method, s, y)
+        self.model_ = self._fit_one(method, s, y, sw)
         return self
 
     def predict(self, scores: Any) -> np.ndarray:

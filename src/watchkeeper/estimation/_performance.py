@@ -191,6 +191,14 @@ class PerformanceEstimator:
         Coverage of the intervals.
     n_simulations
         Label draws for the intervals.
+    covariate_alpha
+        Used only when features are given to both :meth:`fit` and :meth:`estimate`: the level
+        of the test of whether the inputs moved in a way a change of class mix cannot explain
+        (see :meth:`estimate`). Tiny by default because the test's label-shift model (a
+        logistic posterior) is only approximately right, and on windows of thousands of
+        events that approximation alone becomes significant at ordinary levels: on the W5
+        benchmark's pure prior shift the statistic reached p ≈ 5e-5, while material
+        covariate shift gave p < 1e-15.
     random_state
         Seed of the draws.
 
@@ -216,6 +224,7 @@ class PerformanceEstimator:
         metrics: Sequence[str] = METRICS,
         coverage: float = 0.95,
         n_simulations: int = 200,
+        covariate_alpha: float = 1e-6,
         random_state: int = 0,
     ) -> None:
         self.threshold = threshold
@@ -224,10 +233,15 @@ class PerformanceEstimator:
         self.metrics = metrics
         self.coverage = coverage
         self.n_simulations = n_simulations
+        self.covariate_alpha = covariate_alpha
         self.random_state = random_state
 
-    def fit(self, scores: Any, labels: Any) -> PerformanceEstimator:
-        """Calibrate on labelled reference scores."""
+    def fit(self, scores: Any, labels: Any, features: Any = None) -> PerformanceEstimator:
+        """Calibrate on labelled reference scores.
+
+        ``features`` (optional; a 2-D numeric array or a mapping of numeric columns) keeps the
+        reference inputs so that :meth:`estimate` can correct for covariate shift.
+        """
         from watchkeeper.estimation._calibration import Calibrator
 
         s = _scores("scores", scores)
@@ -245,28 +259,123 @@ class PerformanceEstimator:
         self.reference_prior_ = float(y.mean())
         # EM must start from the prior the calibrated posteriors average to on the reference
         self.calibrated_prior_ = float(self.calibrator_.predict(s).mean())
+        if features is not None:
+            from sklearn.linear_model import LogisticRegression
+
+            f = _feature_matrix(features, len(s))
+            self.feature_mean_ = np.nanmean(f, axis=0)
+            self.feature_scale_ = np.nanstd(f, axis=0) + 1e-12
+            self.on_unit_ = bool(s.min() >= 0 and s.max() <= 1)
+            self.reference_features_ = np.c_[self._standardise(f), self._logit(s)]
+            self.reference_scores_ = s
+            self.reference_labels_ = y
+            # P(y | inputs, score) on the reference: under a pure prior shift the inputs change
+            # only through it, which is what the covariate test below checks
+            self.posterior_model_ = LogisticRegression(max_iter=1000).fit(
+                self.reference_features_, y
+            )
         return self
 
-    def posteriors(self, scores: Any) -> tuple[np.ndarray, float | None]:
-        """Calibrated (and, with ``prior_correction``, prior-corrected) positive probabilities,
-        with the estimated prior (``None`` without correction)."""
+    def _logit(self, v: np.ndarray) -> np.ndarray:
+        if not self.on_unit_:
+            return v
+        c = np.clip(v, 1e-6, 1 - 1e-6)
+        return np.asarray(np.log(c / (1 - c)))
+
+    def _standardise(self, f: np.ndarray) -> np.ndarray:
+        z = (f - self.feature_mean_) / self.feature_scale_
+        return np.asarray(np.where(np.isnan(z), 0.0, z))
+
+    def _domain(self, s: np.ndarray, features: Any) -> tuple[np.ndarray | None, float]:
+        """Importance weights of the reference events when production's inputs moved in a
+        way a change of class mix cannot explain, else ``None``; and the test's p-value.
+
+        Under a pure prior shift the inputs change only through the class: the density ratio
+        of production to reference is a function of ``q(x) = P(y = 1 | x)`` alone, estimated
+        on the reference by a logistic regression on the features and the score's logit. Two
+        logistic domain classifiers tell reference from production, one on ``q`` (its value
+        and logit), one on ``q`` and every feature; the likelihood-ratio statistic is
+        chi-squared with one degree of freedom per feature when the features add nothing.
+        When it is significant the shift is covariate: ``P(y | x)`` holds, ``P(y | score)``
+        need not, and the reference is re-weighted by the estimated density ratio before
+        calibrating.
+        """
+        from scipy import stats
+        from sklearn.linear_model import LogisticRegression
+
+        if not hasattr(self, "reference_features_"):
+            raise ValueError("features: fit(...) was called without reference features")
+        raw = _feature_matrix(features, len(s))
+        d_ref = self.reference_features_.shape[1] - 1
+        if raw.shape[1] != d_ref:
+            raise ValueError(f"features: {raw.shape[1]} columns, the reference had {d_ref}")
+        cur = np.c_[self._standardise(raw), self._logit(s)]
+        full = np.r_[self.reference_features_, cur]
+        q = np.clip(self.posterior_model_.predict_proba(full)[:, 1], 1e-9, 1 - 1e-9)
+        label_shift = np.c_[np.log(q / (1 - q)), q]
+        d = np.r_[np.zeros(len(self.reference_features_)), np.ones(len(s))]
+
+        def deviance(x: np.ndarray) -> tuple[float, Any]:
+            model = LogisticRegression(C=1e4, max_iter=1000).fit(x, d)
+            p = np.clip(model.predict_proba(x)[:, 1], 1e-12, 1 - 1e-12)
+            return float(-2 * np.sum(d * np.log(p) + (1 - d) * np.log(1 - p))), model
+
+        dev_prior, _ = deviance(label_shift)
+        dev_full, model = deviance(np.c_[label_shift, full])
+        p_value = float(stats.chi2.sf(max(dev_prior - dev_full, 0.0), df=d_ref + 1))
+        if p_value >= float(self.covariate_alpha):
+            return None, p_value
+        n_ref = len(self.reference_features_)
+        w = np.exp(model.decision_function(np.c_[label_shift, full][:n_ref])) * n_ref / len(s)
+        # cap extreme ratios: a few reference events must not carry the whole estimate
+        w = np.minimum(w, np.quantile(w, 0.999))
+        return np.asarray(w / w.mean()), p_value
+
+    def posteriors(
+        self, scores: Any, features: Any = None
+    ) -> tuple[np.ndarray, float | None, dict[str, Any]]:
+        """Calibrated positive probabilities of a window, corrected for its shift.
+
+        Returns the probabilities, the estimated prior (``None`` when no prior correction was
+        applied) and details saying which correction was used.
+        """
+        from watchkeeper.estimation._calibration import Calibrator
         from watchkeeper.estimation._prior import adjust_posteriors, em_prior
 
         if not hasattr(self, "calibrator_"):
             raise RuntimeError("call fit(reference_scores, reference_labels) first")
         s = _scores("scores", scores)
+        info: dict[str, Any] = {"calibration": self.calibrator_.method_, "shift": "none"}
+        if features is not None and len(s) > 0:
+            weights, p_value = self._domain(s, features)
+            info["covariate_p_value"] = p_value
+            if weights is not None:
+                cal = Calibrator(self.calibration, random_state=self.random_state)
+                cal.fit(self.reference_scores_, self.reference_labels_, sample_weight=weights)
+                info.update(shift="covariate", calibration=cal.method_)
+                info["effective_reference_size"] = float(weights.sum() ** 2 / (weights**2).sum())
+                return cal.predict(s), None, info
         p = self.calibrator_.predict(s)
         if not self.prior_correction or len(p) == 0:
-            return p, None
+            return p, None, info
         prior = float(em_prior(p, self.calibrated_prior_))
-        return adjust_posteriors(p, self.calibrated_prior_, prior), prior
+        info["shift"] = "prior"
+        return adjust_posteriors(p, self.calibrated_prior_, prior), prior, info
 
-    def estimate(self, scores: Any) -> PerformanceEstimate:
-        """Estimated metrics of one window of unlabelled scores, with intervals."""
+    def estimate(self, scores: Any, features: Any = None) -> PerformanceEstimate:
+        """Estimated metrics of one window of unlabelled scores, with intervals.
+
+        Without ``features`` the window's shift is taken to be a change of class mix (the
+        prior correction) or nothing. With ``features`` (the same columns as given to
+        :meth:`fit`), a test first asks whether the inputs moved in directions the score does
+        not see; if so the shift is treated as covariate shift and the reference is
+        importance-weighted before calibrating, instead of the prior correction. ``details``
+        says which: ``shift`` is ``"none"``, ``"prior"`` or ``"covariate"``.
+        """
         s = _scores("scores", scores)
         if len(s) == 0:
             raise ValueError("scores: empty window")
-        p, prior = self.posteriors(s)
+        p, prior, info = self.posteriors(s, features)
         pred = s >= float(self.threshold)
         order, starts = _tie_groups(s)
         point = _metrics(pred, p[None, :], 1 - p[None, :], order, starts)
@@ -285,14 +394,16 @@ class PerformanceEstimator:
             lo, hi = _interval(np.concatenate(sims[name]), cov)
             metrics[name] = MetricValue(float(point[name][0]), lo, hi)
         details: dict[str, Any] = {
-            "calibration": self.calibrator_.method_,
+            **info,
             "reference_prevalence": self.reference_prior_,
             "predicted_positive_rate": float(pred.mean()),
         }
         if prior is not None:
             details["estimated_prevalence"] = prior
         return PerformanceEstimate(
-            method="cbpe_prior_corrected" if prior is not None else "cbpe",
+            method={"prior": "cbpe_prior_corrected", "covariate": "cbpe_importance_weighted"}.get(
+                info["shift"], "cbpe"
+            ),
             n=len(s),
             metrics=metrics,
             confusion={k: float(point[k][0]) for k in ("tp", "fp", "fn", "tn")},
@@ -300,14 +411,40 @@ class PerformanceEstimator:
             details=details,
         )
 
-    def estimate_chunks(self, scores: Any, chunk_size: int) -> list[PerformanceEstimate]:
+    def estimate_chunks(
+        self, scores: Any, chunk_size: int, features: Any = None
+    ) -> list[PerformanceEstimate]:
         """:meth:`estimate` on consecutive chunks of ``chunk_size`` events (the last may be
         shorter)."""
         s = _scores("scores", scores)
         size = int(chunk_size)
         if size < 1:
             raise ValueError(f"chunk_size must be positive, got {chunk_size!r}")
-        return [self.estimate(s[i : i + size]) for i in range(0, len(s), size)]
+        f = None if features is None else _feature_matrix(features, len(s))
+        return [
+            self.estimate(s[i : i + size], None if f is None else f[i : i + size])
+            for i in range(0, len(s), size)
+        ]
+
+
+def _feature_matrix(features: Any, n: int) -> np.ndarray:
+    """A float ``(n, d)`` matrix from a 2-D array or a mapping of numeric columns."""
+    if isinstance(features, Mapping):
+        cols = []
+        for name, col in features.items():
+            try:
+                cols.append(np.asarray(col, dtype=np.float64))
+            except (TypeError, ValueError):
+                raise ValueError(f"features.{name}: numeric values expected") from None
+        f = np.column_stack(cols) if cols else np.empty((n, 0))
+    else:
+        try:
+            f = np.asarray(features, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError("features: a numeric 2-D array or mapping expected") from None
+    if f.ndim != 2 or f.shape[0] != n or f.shape[1] == 0:
+        raise ValueError(f"features: expected shape ({n}, d) with d >= 1, got {f.shape}")
+    return f
 
 
 def _labels_with_missing(labels: Any, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -41,13 +41,16 @@ def build_model(seed: int = 0) -> torch.nn.Module:
     torch = require_torch()
     nn = torch.nn
     torch.manual_seed(seed)
+    # Photocopy cues (grey, flat colour, toner specks) survive halving the resolution, and a
+    # 32x32 input makes training four times cheaper; batch norm lets it converge in a few epochs.
     model: Module = nn.Sequential(
         _named(
             features=nn.Sequential(
-                nn.Conv2d(3, 12, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                nn.Conv2d(12, 24, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                nn.Conv2d(24, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                nn.Flatten(),
+                nn.AvgPool2d(2),
+                nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+                nn.AdaptiveAvgPool2d(1), nn.Flatten(),
             ),
             embed=nn.Sequential(nn.Linear(32, 32), nn.ReLU()),
             head=nn.Linear(32, 1),
@@ -83,23 +86,29 @@ def train_model(
     images: np.ndarray,
     labels: np.ndarray,
     *,
-    epochs: int = 6,
+    epochs: int = 5,
     batch_size: int = 64,
     seed: int = 0,
     threads: int = 2,
-    time_budget: float | None = None,
-) -> tuple[torch.nn.Module, TrainingReport]:
-    """Train :func:`build_model` with Adam and a logistic loss on the CPU.
+) -> tuple[Module, TrainingReport]:
+    """Train :func:`build_model` with Adam, a one-cycle learning rate and a logistic loss.
 
-    ``time_budget`` (seconds) stops after the epoch that exceeds it, so a slow machine still
-    finishes the scenario in time.
+    The one-cycle schedule ends at a tiny learning rate, so the last epoch's model is the one to
+    keep (intermediate epochs, at the peak rate, are not).
     """
     torch = require_torch()
     torch.set_num_threads(threads)
     model = build_model(seed)
     x = to_tensor(images)
     y = torch.from_numpy(labels.astype(np.float32))
-    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    if epochs < 1:
+        raise ValueError(f"epochs: at least 1, got {epochs}")
+    if len(images) != len(labels) or len(images) < batch_size:
+        raise ValueError(f"images: {len(images)} images and {len(labels)} labels; need as many "
+                         f"of each, and at least batch_size={batch_size}")
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    steps = epochs * ((len(images) + batch_size - 1) // batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=5e-3, total_steps=steps)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     generator = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
@@ -115,11 +124,10 @@ def train_model(
             loss = loss_fn(model(x[idx]).squeeze(1), y[idx])
             loss.backward()
             optimiser.step()
+            schedule.step()
             total += float(loss.detach()) * len(idx)
         loss_value = total / len(x)
         done += 1
-        if time_budget is not None and time.perf_counter() - start > time_budget:
-            break
     model.eval()
     return model, TrainingReport(done, time.perf_counter() - start, loss_value, len(x))
 

@@ -202,7 +202,7 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
 
     notes: list[str] = []
     volume = int(cfg.volume or 1000)
-    n_train, n_val, epochs = (2500, 2000, 4) if cfg.small else (6000, 4000, 6)
+    n_train, n_val, epochs = (3000, 2000, 4) if cfg.small else (6000, 4000, 5)
 
     out.rule("[bold]Watchkeeper demo: the document-fraud model")
     out.print(
@@ -221,8 +221,7 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
         f"B/W photocopies, with stamps, photos, skew and noise) drawn in "
         f"{time.perf_counter() - t0:.1f} s."
     )
-    net, trained = train_model(train.images, train.labels, epochs=epochs, seed=cfg.seed,
-                               time_budget=90.0 if not cfg.small else 30.0)
+    net, trained = train_model(train.images, train.labels, epochs=epochs, seed=cfg.seed)
     out.print(f"   Small CNN trained on the CPU in {trained.seconds:.0f} s "
               f"({trained.epochs} epochs, final loss {trained.loss:.3f}).")
     val_scores, val_emb = predict(net, val.images)
@@ -454,16 +453,23 @@ def _finding_list(store: Any, start: float, end: float) -> list[dict[str, Any]]:
     return out
 
 
-def _alert_name(body: Any) -> str:
+def _alert_names(body: Any) -> list[str]:
+    """Short texts of the alerts in one webhook body (``{"events": [{"kind", "text"}]}``)."""
     if isinstance(body, Mapping):
+        events = body.get("events")
+        if isinstance(events, Sequence) and not isinstance(events, str):
+            names = []
+            for e in events:
+                if isinstance(e, Mapping):
+                    text = e.get("text") or e.get("alert") or e
+                    names.append(f"{e.get('kind', 'alert')}: {text}"[:160])
+            if names:
+                return names
         for key in ("title", "summary", "rule", "name", "message", "text"):
             value = body.get(key)
             if isinstance(value, str) and value:
-                return value
-        alerts = body.get("alerts")
-        if isinstance(alerts, Sequence) and alerts and isinstance(alerts[0], Mapping):
-            return _alert_name(alerts[0].get("labels") or alerts[0])
-    return str(body)[:80]
+                return [value]
+    return [str(body)[:160]]
 
 
 def _report_day(
@@ -512,7 +518,7 @@ def _report_day(
         low=float(details.get("low", check.low)), high=float(details.get("high", check.high)),
         verdict=str(verdict), prevalence=float(prev), prevalence_low=low,
         prevalence_high=high, drifted_features=drifted, embedding_drift=embedding_drift,
-        alerts=[_alert_name(a) for a in alerts],
+        alerts=[name for a in alerts for name in _alert_names(a)],
         estimated=_metric_dict(estimate) if estimate is not None else {}, source=source,
     )
 

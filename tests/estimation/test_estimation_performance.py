@@ -177,7 +177,7 @@ def test_features_detect_covariate_shift_and_reweight(rng: np.random.Generator) 
             scores_only[name].value - r[name].value
         ), name
     # a pure prior shift is not mistaken for covariate shift
-    s2, y2, x2 = _covariate_task(rng, 10_000, 0.0, prev=0.2)
+    s2, _, x2 = _covariate_task(rng, 10_000, 0.0, prev=0.2)
     prior = est.estimate(s2, features={"a": x2[:, 0], "b": x2[:, 1]})
     assert prior.details["shift"] == "prior"
     assert prior.details["covariate_p_value"] > 1e-6
@@ -190,7 +190,7 @@ def test_features_bad_input(rng: np.random.Generator) -> None:
     est = PerformanceEstimator().fit(s, y, features=x)
     with pytest.raises(ValueError, match="features"):
         est.estimate(s, features=x[:, :1])
-    with pytest.raises(ValueError, match="features.a"):
+    with pytest.raises(ValueError, match=r"features\.a"):
         est.estimate(s, features={"a": ["x"] * len(s), "b": x[:, 1]})
 
 

@@ -57,7 +57,11 @@ BINARY = [
     (EDDM, binary.EDDM, {"warm_start": 50, "alpha": 0.8, "beta": 0.75}),
     (HDDM_A, binary.HDDMA, {}),
     (HDDM_A, binary.HDDMA, {"drift_confidence": 0.01, "two_sided": True}),
-    (HDDM_W, binary.HDDMW, {}),
+    (
+        HDDM_W,
+        binary.HDDMW,
+        {"drift_confidence": 0.001, "warning_confidence": 0.005, "lambda_": 0.05},
+    ),
     (HDDM_W, binary.HDDMW, {"drift_confidence": 0.01, "lambda_": 0.1, "two_sided": True}),
 ]
 

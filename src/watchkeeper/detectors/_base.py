@@ -49,6 +49,9 @@ class Detector(abc.ABC):
     """Whether the method has a warning zone."""
     params: ClassVar[tuple[str, ...]]
     """Names of the constructor arguments, in order."""
+    false_alarms_per_100k: ClassVar[float]
+    """Stated bound on the expected false alarms per 100,000 values of an unchanging stream
+    with the default parameters (see each class; verified by a simulation test)."""
 
     reset_after_drift: bool
 

@@ -50,9 +50,10 @@ class PageHinkley(RealDetector):
     Defaults differ from River's (``delta=0.005, threshold=50, alpha=0.9999``), which raise
     about 300 false alarms per 500,000 standard-normal values. With the defaults here (no
     forgetting, ``delta=0.05``, ``threshold=100``) the expected number of false alarms per
-    100,000 values of unit variance and constant mean is below 0.1 (checked by simulation,
+    100,000 values of unit variance and constant mean is at most
+    :attr:`false_alarms_per_100k` (0.5; checked by simulation in
     ``tests/detectors/test_detectors_false_alarms.py``), and a shift of half a standard
-    deviation is found after about 250 values. Scale ``delta`` and ``threshold`` with the
+    deviation is found after about 200 values. Scale ``delta`` and ``threshold`` with the
     standard deviation of your signal. With ``alpha == 1`` ``update_many`` is a cumulative sum;
     with forgetting it runs a compiled sequential kernel.
 
@@ -82,6 +83,7 @@ class PageHinkley(RealDetector):
     """
 
     method: ClassVar[str] = "PageHinkley"
+    false_alarms_per_100k: ClassVar[float] = 0.5
     params: ClassVar[tuple[str, ...]] = (
         "min_instances",
         "delta",
@@ -242,9 +244,9 @@ class CUSUM(RealDetector):
     values after each (re)start. River has no CUSUM.
 
     With the defaults (``k=0.5``, ``h=10``, 200 warm-up values) the expected number of false
-    alarms per 100,000 values with constant mean is below 5 (checked by simulation), and a
-    shift of 1 standard deviation is found after about 20 values, half of one after about
-    120 values.
+    alarms per 100,000 values of constant mean is at most :attr:`false_alarms_per_100k` (3;
+    checked by simulation), and a shift of half a standard deviation is found after about 80
+    values.
 
     Parameters
     ----------
@@ -274,6 +276,7 @@ class CUSUM(RealDetector):
     """
 
     method: ClassVar[str] = "CUSUM"
+    false_alarms_per_100k: ClassVar[float] = 3.0
     params: ClassVar[tuple[str, ...]] = (
         "target",
         "sigma",
@@ -395,8 +398,10 @@ class DDM(WarningMixin, BinaryDetector):
 
     The defaults are River's except ``warm_start``: with 30 values the minimum is often taken
     on a handful of values and the detector alarms spuriously. With ``warm_start=1000`` the
-    expected number of false alarms per 100,000 values at a constant error rate of 0.1 is
-    below 2 (checked by simulation); a rise from 0.1 to 0.3 is found after about 100 values.
+    expected number of false alarms per 100,000 values at a constant error rate between 0.02
+    and 0.3 is at most :attr:`false_alarms_per_100k` (1.5; checked by simulation). Like every
+    DDM, it reacts slowly after a long stable period: the error rate is that of all values
+    since the last reset.
 
     Parameters
     ----------
@@ -420,6 +425,7 @@ class DDM(WarningMixin, BinaryDetector):
     """
 
     method: ClassVar[str] = "DDM"
+    false_alarms_per_100k: ClassVar[float] = 1.5
     params: ClassVar[tuple[str, ...]] = (
         "warm_start",
         "warning_threshold",
@@ -516,7 +522,8 @@ class BernoulliRate(BinaryDetector):
     ``warm_start`` trials after each (re)start. River has no such detector.
 
     With the defaults the expected number of false alarms per 100,000 values at a constant
-    rate is below 2 (checked by simulation at rates 0.02 and 0.1).
+    rate between 0.02 and 0.3 is at most :attr:`false_alarms_per_100k` (1; checked by
+    simulation).
 
     Parameters
     ----------
@@ -552,6 +559,7 @@ class BernoulliRate(BinaryDetector):
     """
 
     method: ClassVar[str] = "BernoulliRate"
+    false_alarms_per_100k: ClassVar[float] = 1.0
     params: ClassVar[tuple[str, ...]] = (
         "p0",
         "ratio",

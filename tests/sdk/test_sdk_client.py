@@ -57,7 +57,7 @@ def test_environment_travels_with_each_batch(live: Live, tmp_path: Path) -> None
 
 
 def test_server_away_then_back_delivers_everything_once(store: object, tmp_path: Path) -> None:
-    project = "p-away"
+    project = f"p-away-{time.time_ns()}"
     store.create_project(project)  # type: ignore[attr-defined]
     store.register_model(project, "m")  # type: ignore[attr-defined]
     token = store.create_token(project, {"ingest"})  # type: ignore[attr-defined]
@@ -80,7 +80,7 @@ def test_server_away_then_back_delivers_everything_once(store: object, tmp_path:
 
 
 def test_spool_outlives_the_client(store: object, tmp_path: Path) -> None:
-    project = "p-restart"
+    project = f"p-restart-{time.time_ns()}"
     store.create_project(project)  # type: ignore[attr-defined]
     store.register_model(project, "m")  # type: ignore[attr-defined]
     token = store.create_token(project, {"ingest"})  # type: ignore[attr-defined]
@@ -178,3 +178,21 @@ def test_lazy_export() -> None:
     assert watchkeeper.Client is Client
     with pytest.raises(AttributeError):
         _ = watchkeeper.NoSuchThing  # type: ignore[attr-defined]
+
+
+def test_mixed_rows_reach_the_server_intact(live: Live, tmp_path: Path) -> None:
+    c = _client(live.url, live.token, tmp_path)
+    c.log("m", id="a", score=0.1, probs=[0.9, 0.1], embedding=[1.0, 2.0], features={"x": 1})
+    c.log("m", id="b", score=0.2, features={"x": None, "k": "u"})  # no probs, no embedding
+    c.log_batch("m", ids=["c"], scores=[0.3], features={"k": ["v"]})
+    with pytest.raises(ValueError, match="embedding: 3 values, but earlier events"):
+        c.log("m", id="d", embedding=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"features\.x: expected a number"):
+        c.log("m", id="e", features={"x": [1, 2]})
+    assert c.flush(timeout=10), c.last_error
+    c.close()
+    assert c.stats["rejected_events"] == 0
+    w = live.store.read_window(live.project, "m", last_n=10)
+    order = np.argsort(w.ids.astype(str))
+    assert w.ids[order].tolist() == ["a", "b", "c"]
+    assert w.embeddings is not None and np.isnan(w.embeddings[order][1]).all()

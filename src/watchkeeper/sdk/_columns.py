@@ -141,7 +141,6 @@ def build(
 
 def from_rows(rows: Sequence[dict[str, Any]]) -> Columns:
     """Columns from the keyword dicts of single ``log`` calls (already checked one by one)."""
-    n = len(rows)
 
     def col(key: str) -> list[Any] | None:
         values = [r.get(key) for r in rows]
@@ -153,19 +152,14 @@ def from_rows(rows: Sequence[dict[str, Any]]) -> Columns:
     tags = {k: [(r.get("tags") or {}).get(k) for r in rows] for k in tag_names}
     scores, latency = col("score"), col("latency_ms")
     probs, embeddings = col("probs"), col("embedding")
-    emb = None
-    if embeddings is not None:
-        d = next(len(e) for e in embeddings if e is not None)
-        emb = np.full((n, d), np.nan, dtype=np.float32)
-        for i, e in enumerate(embeddings):
-            if e is not None:
-                emb[i] = np.asarray(e, dtype=np.float32).reshape(-1)[:d]
+    emb = None if embeddings is None else _stack(embeddings, np.float32)
+    prob = None if probs is None else _stack(probs, np.float64)
     return build(
         ids=[r["id"] for r in rows],
         ts=[r["ts"] for r in rows],
         features={k: _nan_for_none(v) for k, v in features.items()} or None,
         scores=None if scores is None else _nan_for_none(scores),
-        probs=probs,
+        probs=prob,
         predicted=col("predicted"),
         embeddings=emb,
         latency_ms=None if latency is None else _nan_for_none(latency),
@@ -173,6 +167,15 @@ def from_rows(rows: Sequence[dict[str, Any]]) -> Columns:
         version=col("version"),
         payload_refs=col("payload_ref"),
     )
+
+
+def _stack(vectors: list[Any], dtype: Any) -> np.ndarray:
+    """Rows of one width (checked at the call) as a matrix; NaN rows where a row is None."""
+    present = np.array([v is not None for v in vectors])
+    rows = np.stack([np.asarray(v, dtype=dtype).reshape(-1) for v in vectors if v is not None])
+    out = np.full((len(vectors), rows.shape[1]), np.nan, dtype=dtype)
+    out[present] = rows
+    return out
 
 
 def _nan_for_none(values: list[Any]) -> list[Any]:
@@ -190,16 +193,21 @@ def _filler(array: np.ndarray, n: int) -> np.ndarray:
     return np.full(shape, None, dtype=object)
 
 
-def mergeable(a: Columns, b: Columns) -> bool:
-    """Whether two column sets can be concatenated (same embedding and probs widths)."""
+def signature(cols: Columns) -> dict[str, Any]:
+    """What must agree for two column sets to be concatenated: vector widths, feature kinds."""
+    out: dict[str, Any] = {}
     for key in ("embeddings", "probs"):
-        if key in a and key in b and a[key].shape[1] != b[key].shape[1]:
-            return False
-    for group in ("features",):
-        for k in set(a.get(group, {})) & set(b.get(group, {})):
-            if (a[group][k].dtype.kind == "f") != (b[group][k].dtype.kind == "f"):
-                return False
-    return True
+        if key in cols:
+            out[key] = cols[key].shape[1]
+    for name, values in cols.get("features", {}).items():
+        out[f"features.{name}"] = values.dtype.kind == "f"
+    return out
+
+
+def mergeable(shape: dict[str, Any], part: Columns) -> bool:
+    """Whether ``part`` agrees with a group of the given :func:`signature`."""
+    other = signature(part)
+    return all(shape[k] == v for k, v in other.items() if k in shape)
 
 
 def concat(parts: Sequence[Columns]) -> Columns:
@@ -267,7 +275,12 @@ def to_payload(cols: Columns) -> dict[str, Any]:
         if key in cols:
             out[key] = _json_list(cols[key])
     if "probs" in cols:
-        out["probs"] = cols["probs"].tolist()
+        p = cols["probs"]
+        rows: list[Any] = p.tolist()
+        absent = np.isnan(p).all(axis=1)
+        for i in np.flatnonzero(absent):
+            rows[i] = None
+        out["probs"] = rows
     if "embeddings" in cols:
         e = np.ascontiguousarray(cols["embeddings"], dtype="<f4")
         out["embeddings_b64"] = base64.b64encode(e.tobytes()).decode("ascii")

@@ -61,8 +61,22 @@ def _row(
             latency_ms = float(latency_ms)
         except (TypeError, ValueError):
             raise ValueError(f"latency_ms: expected a number, got {latency_ms!r}") from None
-    if features is not None and not isinstance(features, Mapping):
-        raise ValueError(f"features: expected a mapping of name to value, got {type(features)}")
+    if features is not None:
+        if not isinstance(features, Mapping):
+            raise ValueError(f"features: expected a mapping of name to value, got {type(features)}")
+        for name, value in features.items():
+            if value is None or isinstance(value, str):
+                continue
+            if not isinstance(value, int | float | np.number):
+                raise ValueError(
+                    f"features.{name}: expected a number, a string or None, got {type(value)}"
+                )
+            if math.isinf(value):
+                raise ValueError(f"features.{name}: infinite value")
+    if embedding is not None:
+        embedding = np.asarray(embedding, dtype=np.float32).reshape(-1)
+        if embedding.size == 0 or np.isinf(embedding).any():
+            raise ValueError("embedding: expected a non-empty vector of finite numbers")
     if tags is not None and not isinstance(tags, Mapping):
         raise ValueError(f"tags: expected a mapping of name to value, got {type(tags)}")
     if ts is None:
@@ -110,11 +124,14 @@ class _Buffer:
             if self.rows.get(model):
                 parts.append(_columns.from_rows(self.rows[model]))
             groups: list[list[_columns.Columns]] = []
+            shape: dict[str, Any] = {}
             for part in parts:
-                if groups and _columns.mergeable(_columns.concat(groups[-1]), part):
+                if groups and _columns.mergeable(shape, part):
                     groups[-1].append(part)
+                    shape.update(_columns.signature(part))
                 else:
                     groups.append([part])
+                    shape = _columns.signature(part)
             for group in groups:
                 merged = _columns.concat(group)
                 out += [(model, c) for c in _columns.split(merged, batch_size)]
@@ -148,6 +165,16 @@ class _Logger:
     def __init__(self) -> None:
         self._lock = threading.Condition()
         self._buffer = _Buffer()
+        self._widths: dict[tuple[str, str], int] = {}
+
+    def _check_width(self, model: str, what: str, width: int) -> None:
+        # A model's embeddings (and class probabilities) keep one width; say so at the call
+        # rather than have the server refuse a whole batch later.
+        first = self._widths.setdefault((model, what), width)
+        if width != first:
+            raise ValueError(
+                f"{what}: {width} values, but earlier events of model '{model}' had {first}"
+            )
 
     def _enqueue_rows(self, model: str, row: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -203,7 +230,12 @@ class _Logger:
             id, features, score, probs, predicted, embedding, latency_ms, tags, version, ts,
             payload_ref,
         )  # fmt: skip
-        self._enqueue_rows(_check_model(model), row)
+        model = _check_model(model)
+        if row["embedding"] is not None:
+            self._check_width(model, "embedding", len(row["embedding"]))
+        if row["probs"] is not None:
+            self._check_width(model, "probs", len(row["probs"]))
+        self._enqueue_rows(model, row)
 
     def log_batch(
         self,
@@ -231,8 +263,13 @@ class _Logger:
             embeddings=embeddings, latency_ms=latency_ms, tags=tags, version=version,
             payload_refs=payload_refs,
         )  # fmt: skip
+        model = _check_model(model)
+        if "embeddings" in cols:
+            self._check_width(model, "embedding", cols["embeddings"].shape[1])
+        if "probs" in cols:
+            self._check_width(model, "probs", cols["probs"].shape[1])
         if _columns.length(cols):
-            self._enqueue_cols(_check_model(model), cols)
+            self._enqueue_cols(model, cols)
 
     def log_labels(self, model: str, ids: Any, labels: Any) -> None:
         """Record ground truth for earlier (or later) events, joined by id."""

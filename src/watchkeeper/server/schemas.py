@@ -53,7 +53,7 @@ class ColumnsIn(_Strict):
     ts: list[float | None] | None = None
     features: dict[Name, list[Scalar]] | None = None
     scores: list[Finite | None] | None = None
-    probs: list[list[Finite]] | None = None
+    probs: list[list[Finite] | None] | None = None
     predicted: list[str | None] | None = None
     embeddings: list[list[Finite] | None] | None = None
     embeddings_b64: str | None = Field(
@@ -160,20 +160,21 @@ def _float_column(values: list[Any] | None, n: int) -> np.ndarray | None:
     return np.asarray(values, dtype=np.float64) if n else np.empty(0)
 
 
-def _embeddings(rows: list[list[float] | None], field: str) -> np.ndarray:
-    dims = {len(r) for r in rows if r is not None}
-    if len(dims) > 1:
+def _vectors(rows: list[list[float] | None], field: str, dtype: Any) -> np.ndarray:
+    """Rows of one width as a matrix; NaN rows where a row is null."""
+    widths = {len(r) for r in rows if r is not None}
+    if len(widths) > 1:
         first = next(len(r) for r in rows if r is not None)
         bad = next(i for i, r in enumerate(rows) if r is not None and len(r) != first)
         raise BatchError(f"{field}[{bad}]: {len(rows[bad])} values, but the first has {first}")  # type: ignore[arg-type]
     if None in rows:
-        d = dims.pop() if dims else 0
-        out = np.full((len(rows), d), np.nan, dtype=np.float32)
+        d = widths.pop() if widths else 0
+        out = np.full((len(rows), d), np.nan, dtype=dtype)
         present = np.array([r is not None for r in rows])
         if present.any():
-            out[present] = np.asarray([r for r in rows if r is not None], dtype=np.float32)
+            out[present] = np.asarray([r for r in rows if r is not None], dtype=dtype)
         return out
-    return np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
+    return np.asarray(rows, dtype=dtype).reshape(len(rows), -1)
 
 
 def _object(values: list[Any] | None) -> np.ndarray | None:
@@ -207,7 +208,7 @@ def columns_to_window(cols: ColumnsIn, now: float) -> Window:
         ts[np.isnan(ts)] = now
     embeddings: np.ndarray | None = None
     if cols.embeddings is not None:
-        embeddings = _embeddings(cols.embeddings, "columns.embeddings")
+        embeddings = _vectors(cols.embeddings, "columns.embeddings", np.float32)
     elif cols.embeddings_b64 is not None:
         try:
             raw = base64.b64decode(cols.embeddings_b64, validate=True)
@@ -225,14 +226,7 @@ def columns_to_window(cols: ColumnsIn, now: float) -> Window:
             raise BatchError(f"columns.embeddings_b64[{bad}]: infinite value")
     probs: np.ndarray | None = None
     if cols.probs is not None:
-        widths = {len(p) for p in cols.probs}
-        if len(widths) > 1:
-            first = len(cols.probs[0])
-            bad = next(i for i, p in enumerate(cols.probs) if len(p) != first)
-            raise BatchError(
-                f"columns.probs[{bad}]: {len(cols.probs[bad])} classes, but the first has {first}"
-            )
-        probs = np.asarray(cols.probs, dtype=np.float64).reshape(n, -1)
+        probs = _vectors(cols.probs, "columns.probs", np.float64)
     features: dict[str, np.ndarray | None] = {
         k: _object(v) for k, v in (cols.features or {}).items()
     }
@@ -261,11 +255,9 @@ def columns_to_window(cols: ColumnsIn, now: float) -> Window:
     )
 
 
-def _same_width(values: list[Any], name: str, *, allow_missing: bool) -> None:
+def _same_width(values: list[Any], name: str) -> None:
     first = next((len(v) for v in values if v is not None), 0)
     for i, v in enumerate(values):
-        if v is None and not allow_missing:
-            raise BatchError(f"events[{i}].{name}: missing, but other events have {name}")
         if v is not None and len(v) != first:
             raise BatchError(f"events[{i}].{name}: {len(v)} values, but the first has {first}")
 
@@ -283,10 +275,10 @@ def rows_to_columns(events: list[EventIn]) -> ColumnsIn:
     tag_names = sorted({k for e in events for k in (e.tags or {})})
     probs = col("probs")
     if probs is not None:
-        _same_width(probs, "probs", allow_missing=False)
+        _same_width(probs, "probs")
     embeddings = col("embedding")
     if embeddings is not None:
-        _same_width(embeddings, "embedding", allow_missing=True)
+        _same_width(embeddings, "embedding")
     return ColumnsIn.model_construct(
         ids=[e.id for e in events],
         ts=col("ts"),

@@ -14,6 +14,11 @@ p-value of each window:
     ``S = max(0, S + z - drift)``, alarm while ``S > h``. The bound ``h`` is calibrated by
     simulation so that ``P(max S > h within run_length windows) = false_alarm_rate`` under
     independent uniform p-values; small lasting shifts accumulate and are found sooner.
+
+Windows compared with one fixed reference share its sampling noise, so their p-values are
+positively dependent: spending stays valid under any dependence, while the CUSUM bound then
+raises somewhat more false alarms than stated unless the reference is much larger than a
+window. Spending is therefore the default.
 """
 
 from __future__ import annotations
@@ -93,7 +98,7 @@ class SequentialTest:
 
     def __init__(
         self,
-        method: str = "cusum",
+        method: str = "spending",
         false_alarm_rate: float = 0.05,
         run_length: int = 100,
         drift: float = 0.5,
@@ -154,7 +159,7 @@ class SequentialTest:
         if extra:
             raise ValueError(f"sequential: unknown key(s) {', '.join(sorted(extra))}")
         return cls(
-            str(d.get("method", "cusum")),
+            str(d.get("method", "spending")),
             float(d.get("false_alarm_rate", 0.05)),
             int(d.get("run_length", 100)),
             float(d.get("drift", 0.5)),

@@ -1,0 +1,563 @@
+"""Run a model's monitors: read closed windows, run the checks, store, alert, notify.
+
+``run_monitors(store, project, model)`` is the one entry point: the scheduler calls it on every
+tick, ``watchkeeper check MODEL`` and ``POST /v1/models/{model}/monitors:run`` call it now.
+Windows are evaluated once each, in order; where the runner stopped is kept in the store
+(``put_state``), as are the streaming detectors and the alert rules' memory, so a restart
+continues where it left off and two runs never evaluate one window twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from watchkeeper.alerts import AlertEngine, AlertEvent, AlertmanagerSink, deliver, sink_from_dict
+from watchkeeper.checks import (
+    MonitorConfig,
+    PreparedReference,
+    calibration_drift,
+    data_quality,
+    default_config,
+    embedding_drift,
+    environment_skew,
+    estimated_performance,
+    feature_drift,
+    operating_point,
+    pipeline_health,
+    prediction_drift,
+    realised_performance,
+    scores_of,
+    streaming,
+    training_serving_skew,
+)
+from watchkeeper.checks._finding import Finding
+from watchkeeper.profiles import Profile, binary_labels, profile
+from watchkeeper.window import Window
+
+log = logging.getLogger("watchkeeper.runner")
+
+MAX_WINDOWS = 48
+"""Most windows one run evaluates; a longer backlog keeps only its newest windows."""
+
+
+@dataclass
+class RunResult:
+    """What one run did.
+
+    Attributes
+    ----------
+    windows
+        ``(start, end, events)`` of each window evaluated.
+    findings
+        Every finding stored, as dicts.
+    metrics
+        Metric values of the last window.
+    events
+        Alert notifications produced (firing, resolved).
+    transients
+        Breaches that did not (yet) persist: reported, not alerted.
+    alerts
+        Alerts as stored after the run.
+    sinks
+        Sink label -> ``None`` (delivered) or the error.
+    errors
+        Check name -> error of a check that failed (the others still ran).
+    skipped
+        Why nothing was evaluated, when nothing was.
+    adhoc
+        True when no window had closed and the trailing window was evaluated instead
+        (findings returned, nothing stored or alerted).
+    """
+
+    project: str
+    model: str
+    windows: list[tuple[float, float, int]] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    events: list[AlertEvent] = field(default_factory=list)
+    transients: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    sinks: dict[str, str | None] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    skipped: str | None = None
+    adhoc: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON."""
+        return {
+            "project": self.project,
+            "model": self.model,
+            "windows": [{"start": s, "end": e, "events": n} for s, e, n in self.windows],
+            "findings": self.findings,
+            "metrics": self.metrics,
+            "events": [{"kind": e.kind, "alert": e.alert} for e in self.events],
+            "transients": self.transients,
+            "alerts": self.alerts,
+            "sinks": self.sinks,
+            "errors": self.errors,
+            "skipped": self.skipped,
+            "adhoc": self.adhoc,
+        }
+
+
+@dataclass
+class ModelContext:
+    """Everything about a model version the checks need besides the window."""
+
+    version: str | None
+    reference: Window
+    profile: Profile
+    prepared: PreparedReference
+    config: MonitorConfig
+    record: dict[str, Any]
+
+
+def _latest_version(store: Any, project: str, model: str) -> dict[str, Any]:
+    try:
+        versions = store.list_model_versions(project, model)
+    except (KeyError, AttributeError):
+        return {}
+    return dict(versions[-1]) if versions else {}
+
+
+def load_context(
+    store: Any,
+    project: str,
+    model: str,
+    *,
+    cache: MutableMapping[Any, Any] | None = None,
+) -> ModelContext | None:
+    """The newest version's reference, profile and configuration (None without a reference).
+
+    The configuration is the stored one (``put_monitor_config``) or, without one,
+    :func:`~watchkeeper.checks.default_config` from the reference and operating point.
+    """
+    record = _latest_version(store, project, model)
+    version = record.get("version")
+    try:
+        reference = store.get_reference(project, model, version)
+    except KeyError:
+        if version is None:
+            return None
+        try:
+            reference = store.get_reference(project, model, None)
+        except KeyError:
+            return None
+    op = record.get("operating_point")
+    stored = store.get_monitor_config(project, model)
+    if stored is not None:
+        config = MonitorConfig.from_dict(stored).validate()
+    else:
+        config = default_config(
+            reference,
+            op,
+            expected_volume=record.get("expected_volume"),
+            window=record.get("window") or "1h",
+        )
+        if record.get("expected_prevalence") is not None:
+            config.checks["operating_point"]["expected_prevalence"] = record["expected_prevalence"]
+    key = (project, model, version, len(reference), repr(op), repr(config.positive_label))
+    if cache is not None and key in cache:
+        prepared, prof = cache[key]
+    else:
+        stored_profile = store.get_reference_profile(project, model, version)
+        prof = (
+            Profile.from_dict(stored_profile)
+            if stored_profile
+            else profile(reference, positive_label=config.positive_label)
+        )
+        prepared = PreparedReference(reference, op, config.positive_label)
+        if cache is not None:
+            cache.clear()  # one model version at a time per cache: references are large
+            cache[key] = (prepared, prof)
+    return ModelContext(version, reference, prof, prepared, config, record)
+
+
+def _rates(prep: PreparedReference) -> tuple[float | None, float | None]:
+    op = prep.op
+    s = scores_of(prep.reference)
+    if op is None or op.threshold is None or s is None:
+        return None, None
+    ok = np.isfinite(s)
+    if not ok.any():
+        return None, None
+    flags = s[ok] >= op.threshold
+    flag_rate = float(flags.mean())
+    y = prep.labels01()
+    if y is None:
+        return flag_rate, None
+    known = np.isfinite(y[ok])
+    if not known.any():
+        return flag_rate, None
+    return flag_rate, float((flags[known] != (y[ok][known] == 1)).mean())
+
+
+def run_checks(
+    ctx: ModelContext,
+    window: Window,
+    *,
+    now: float,
+    store: Any = None,
+    project: str = "default",
+    model: str = "model",
+    stream_state: Mapping[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+) -> tuple[list[Finding], dict[str, Any]]:
+    """Every enabled check on one window; returns findings and the streaming state."""
+    cfg = ctx.config
+    prep = ctx.prepared
+    errors = errors if errors is not None else {}
+    findings: list[Finding] = []
+    new_stream_state: dict[str, Any] = dict(stream_state or {})
+
+    def run(name: str, fn: Callable[[], list[Finding]]) -> None:
+        if not cfg.enabled(name):
+            return
+        try:
+            findings.extend(fn())
+        except Exception as exc:  # one failing check must not stop the others
+            log.exception("check %s failed for %s/%s", name, project, model)
+            errors[name] = f"{type(exc).__name__}: {exc}"
+
+    has_rows = len(window) > 0
+    if has_rows:
+        run("feature_drift", lambda: feature_drift(prep, window, cfg.options("feature_drift")))
+        run(
+            "prediction_drift",
+            lambda: prediction_drift(prep, window, cfg.options("prediction_drift")),
+        )
+        run(
+            "embedding_drift",
+            lambda: embedding_drift(prep, window, cfg.options("embedding_drift")),
+        )
+        run(
+            "operating_point",
+            lambda: operating_point(prep, window, cfg.options("operating_point")),
+        )
+        run(
+            "estimated_performance",
+            lambda: estimated_performance(prep, window, cfg.options("estimated_performance")),
+        )
+        run(
+            "realised_performance",
+            lambda: realised_performance(prep, window, cfg.options("realised_performance")),
+        )
+        run(
+            "calibration",
+            lambda: calibration_drift(
+                ctx.profile if ctx.profile.calibration is not None else ctx.reference,
+                window,
+                cfg.options("calibration"),
+                positive_label=cfg.positive_label,
+            ),
+        )
+        run(
+            "data_quality",
+            lambda: data_quality(
+                ctx.reference, window, cfg.options("data_quality"), reference_profile=ctx.profile
+            ),
+        )
+        run(
+            "training_serving_skew",
+            lambda: training_serving_skew(
+                ctx.reference, window, cfg.options("training_serving_skew")
+            ),
+        )
+
+        def stream() -> list[Finding]:
+            flag_rate, error_rate = _rates(prep)
+            op = prep.op
+            found, state = streaming(
+                window,
+                cfg.options("streaming"),
+                state=stream_state,
+                threshold=None if op is None else op.threshold,
+                positive_label=cfg.positive_label,
+                flag_rate=flag_rate,
+                error_rate=error_rate,
+            )
+            new_stream_state.clear()
+            new_stream_state.update(state)
+            return found
+
+        run("streaming", stream)
+
+    def env() -> list[Finding]:
+        if store is None:
+            return []
+        serving = store.serving_environments(project, model, since=window.start)
+        return environment_skew(
+            ctx.record.get("environment"),
+            [s["environment"] for s in serving],
+            cfg.options("environment"),
+            window=window,
+        )
+
+    run("environment", env)
+
+    def pipeline() -> list[Finding]:
+        stats: dict[str, Any] = {}
+        if store is not None:
+            stats = store.ingest_stats(project, model, since=window.start)
+        return pipeline_health(
+            window,
+            cfg.options("pipeline_health"),
+            now=now,
+            last_event_ts=stats.get("last_event_ts"),
+            accepted=stats.get("accepted"),
+            rejected=stats.get("rejected"),
+        )
+
+    run("pipeline_health", pipeline)
+    return findings, new_stream_state
+
+
+def window_metrics(ctx: ModelContext, window: Window, findings: list[Finding]) -> dict[str, float]:
+    """Summary figures of one window, stored as metric values and exposed to Prometheus."""
+    out: dict[str, float] = {"events": float(len(window))}
+    s = scores_of(window)
+    op = ctx.prepared.op
+    if s is not None and np.isfinite(s).any():
+        fs = s[np.isfinite(s)]
+        out["score_mean"] = float(fs.mean())
+        if op is not None and op.threshold is not None:
+            out["flag_rate"] = float((fs >= op.threshold).mean())
+            out["flags"] = float((fs >= op.threshold).sum())
+    if window.labels is not None:
+        y = binary_labels(window.labels, ctx.config.positive_label)
+        out["labelled_share"] = float(np.isfinite(y).mean()) if len(y) else 0.0
+    if window.latency_ms is not None and np.isfinite(window.latency_ms).any():
+        out["latency_ms_p99"] = float(np.nanquantile(window.latency_ms, 0.99))
+    by_check: dict[str, int] = {}
+    for f in findings:
+        by_check.setdefault(f.check, 0)
+        if f.drift and f.subject != "*":
+            by_check[f.check] += 1
+        if f.check == "calibration":
+            out["ece"] = f.statistic
+        elif f.check in ("estimated_performance", "realised_performance"):
+            out[f"{f.check}.{f.subject}"] = f.statistic
+        elif f.check in ("prediction_drift", "embedding_drift"):
+            out[f"{f.check}.statistic"] = f.statistic
+            if f.p_value is not None:
+                out[f"{f.check}.p_value"] = f.p_value
+        elif f.check == "feature_drift" and f.subject == "*" and f.p_value is not None:
+            out["feature_drift.p_value"] = f.p_value
+    for check, n in by_check.items():
+        out[f"drifted.{check}"] = float(n)
+    n_feat = len(ctx.reference.features)
+    if n_feat:
+        out["feature_drift.share"] = by_check.get("feature_drift", 0) / n_feat
+    return {k: v for k, v in out.items() if math.isfinite(v)}
+
+
+def _time_windows(
+    cfg: MonitorConfig, last_end: float | None, now: float
+) -> list[tuple[float, float]]:
+    size = cfg.window_seconds()
+    assert size is not None
+    closed = math.floor(now / size) * size
+    if last_end is None:
+        return [(closed - size, closed)]
+    starts = np.arange(float(last_end), closed, size)
+    bounds = [(float(a), float(a + size)) for a in starts if a + size <= closed]
+    return bounds[-MAX_WINDOWS:]
+
+
+def run_monitors(
+    store: Any,
+    project: str,
+    model: str,
+    *,
+    now: float | None = None,
+    adhoc: bool = False,
+    cache: MutableMapping[Any, Any] | None = None,
+    send: bool = True,
+) -> RunResult:
+    """Evaluate every window of ``model`` that closed since the last run.
+
+    Parameters
+    ----------
+    store
+        A :class:`~watchkeeper.store.Store`.
+    project, model
+        Whose monitors to run.
+    now
+        The time to run at (default: the clock); windows closed by then are evaluated.
+    adhoc
+        When no window has closed, evaluate the trailing window (the last window's length up
+        to ``now``, or the last N events) and return its findings without storing or alerting:
+        what ``watchkeeper check`` shows.
+    cache
+        A dict the caller keeps between runs (the scheduler does) to reuse what was fitted on
+        the reference.
+    send
+        Deliver notifications to the configured sinks.
+
+    Returns
+    -------
+    RunResult
+    """
+    now = time.time() if now is None else float(now)
+    result = RunResult(project, model)
+    ctx = load_context(store, project, model, cache=cache)
+    if ctx is None:
+        result.skipped = "no reference registered for this model"
+        return result
+    cfg = ctx.config
+    state_key = f"runner:{model}"
+    rstate = dict(store.get_state(project, state_key) or {})
+    if str(rstate.get("version")) != str(ctx.version):
+        # A new version starts afresh: its own windows, detectors and alert memory.
+        rstate = {"version": ctx.version}
+    windows: list[Window] = []
+    if cfg.window["kind"] == "time":
+        for start, end in _time_windows(cfg, rstate.get("last_end"), now):
+            windows.append(store.read_window(project, model, start=start, end=end))
+    else:
+        size = int(cfg.window["size"])
+        after = rstate.get("last_ts")
+        begin = None if after is None else float(np.nextafter(float(after), math.inf))
+        pending = store.read_window(project, model, start=begin, end=now)
+        # Count windows are cut in time order; a backlog keeps its newest MAX_WINDOWS.
+        full = len(pending) // size
+        first = max(0, full - MAX_WINDOWS)
+        for i in range(first, full):
+            part = pending.take(np.arange(i * size, (i + 1) * size))
+            windows.append(
+                Window(**{**part.__dict__, "start": float(part.ts[0]), "end": float(part.ts[-1])})
+            )
+    if not windows:
+        if adhoc:
+            return _adhoc(store, project, model, ctx, now, result)
+        result.skipped = "no window has closed since the last run"
+        _refresh_alertmanager(store, project, model, cfg, now, result, send)
+        return result
+
+    engine = AlertEngine(cfg.rules)
+    # Alert memory and detector states live in the runner's one record per model, so a run
+    # saves them together with the position it reached.
+    alert_state = rstate.get("alerts")
+    stream_state = rstate.get("streaming")
+    for window in windows:
+        wend = float(window.end if window.end is not None else now)
+        findings, stream_state = run_checks(
+            ctx,
+            window,
+            now=min(now, wend) if cfg.window["kind"] == "time" else now,
+            store=store,
+            project=project,
+            model=model,
+            stream_state=stream_state,
+            errors=result.errors,
+        )
+        metrics = window_metrics(ctx, window, findings)
+        dicts = [f.to_dict() for f in findings]
+        ev = engine.evaluate(
+            dicts, now=wend, model=model, project=project, metrics=metrics, state=alert_state
+        )
+        alert_state = ev.state
+        transients = [
+            {
+                "check": "alert.transient",
+                "subject": f"{t['rule']}:{t['subject']}",
+                "method": "persistence",
+                "statistic": float(t["breaches"]),
+                "p_value": None,
+                "alpha": None,
+                "threshold": float(t["k"]),
+                "drift": True,
+                "severity": "info",
+                "window_start": window.start,
+                "window_end": window.end,
+                "details": t,
+            }
+            for t in ev.transients
+        ]
+        store.add_findings(project, model, dicts + transients)
+        store.add_metric_values(project, model, wend, metrics, {"window": cfg.window["kind"]})
+        for alert in ev.alerts:
+            store.upsert_alert(project, alert)
+        result.windows.append((float(window.start or wend), wend, len(window)))
+        result.findings.extend(dicts)
+        result.metrics = metrics
+        result.events.extend(ev.events)
+        result.transients.extend(ev.transients)
+        if cfg.window["kind"] == "time":
+            rstate["last_end"] = wend
+        elif len(window):
+            rstate["last_ts"] = float(window.ts[-1])
+    rstate["alerts"] = alert_state
+    rstate["streaming"] = stream_state
+    rstate["last_run"] = now
+    store.put_state(project, state_key, rstate)
+    if send and result.events:
+        sinks = [sink_from_dict(s) for s in cfg.sinks]
+        result.sinks = deliver(sinks, result.events, now=now)
+    _refresh_alertmanager(store, project, model, cfg, now, result, send, skip_sent=True)
+    result.alerts = store.list_alerts(project, model=model, status="firing")
+    return result
+
+
+def _refresh_alertmanager(
+    store: Any,
+    project: str,
+    model: str,
+    cfg: MonitorConfig,
+    now: float,
+    result: RunResult,
+    send: bool,
+    *,
+    skip_sent: bool = False,
+) -> None:
+    """Re-post firing alerts to Alertmanager sinks on every run, so none expires while firing."""
+    if not send:
+        return
+    sinks = [s for s in (sink_from_dict(d) for d in cfg.sinks) if isinstance(s, AlertmanagerSink)]
+    if not sinks:
+        return
+    sent = {e.alert.get("key") for e in result.events} if skip_sent else set()
+    firing = [
+        a
+        for a in store.list_alerts(project, model=model, status="firing")
+        if a.get("key") not in sent and not a.get("suppressed")
+    ]
+    if firing:
+        status = deliver(sinks, [AlertEvent("refresh", a) for a in firing], now=now)
+        result.sinks.update({k: v for k, v in status.items() if v is not None})
+
+
+def _adhoc(
+    store: Any, project: str, model: str, ctx: ModelContext, now: float, result: RunResult
+) -> RunResult:
+    cfg = ctx.config
+    if cfg.window["kind"] == "time":
+        size = cfg.window_seconds()
+        assert size is not None
+        window = store.read_window(project, model, start=now - size, end=now)
+    else:
+        window = store.read_window(project, model, last_n=int(cfg.window["size"]))
+    rstate = dict(store.get_state(project, f"runner:{model}") or {})
+    findings, _ = run_checks(
+        ctx,
+        window,
+        now=now,
+        store=store,
+        project=project,
+        model=model,
+        stream_state=rstate.get("streaming") if rstate.get("version") == ctx.version else None,
+        errors=result.errors,
+    )
+    result.adhoc = True
+    result.windows.append((float(window.start or now), float(window.end or now), len(window)))
+    result.findings = [f.to_dict() for f in findings]
+    result.metrics = window_metrics(ctx, window, findings)
+    result.alerts = store.list_alerts(project, model=model, status="firing")
+    return result

@@ -1,0 +1,162 @@
+"""The runner end to end on a store: a planted change alerts in time, one extreme window is a
+transient, a calm stream stays quiet, state survives between runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from watchkeeper.checks import default_config
+from watchkeeper.profiles import profile
+from watchkeeper.runner import MonitorCollector, Scheduler, run_monitors
+from watchkeeper.window import Window
+
+HOUR = 3600.0
+T0 = 1_700_000_000.0 - (1_700_000_000.0 % HOUR)
+OP = {"threshold": 0.5, "tpr": 0.9, "fpr": 0.02}
+FEATURES = 5
+
+
+def _events(
+    rng: np.random.Generator, n: int, start: float, shift: float = 0.0, prefix: str = "e"
+) -> Window:
+    y = rng.uniform(size=n) < 0.1
+    flagged = np.where(y, rng.uniform(size=n) < 0.9, rng.uniform(size=n) < 0.02)
+    s = np.where(flagged, rng.uniform(0.5, 1.0, n), rng.uniform(0.0, 0.5, n))
+    feats = {f"x{i}": rng.normal(size=n) for i in range(FEATURES)}
+    feats["x0"] = feats["x0"] + shift
+    return Window.from_columns(
+        ids=[f"{prefix}{start:.0f}-{i}" for i in range(n)],
+        ts=start + np.sort(rng.uniform(0, HOUR - 1, n)),
+        features=feats,
+        scores=s,
+        labels=y.astype(int),
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path, rng: np.random.Generator) -> Iterator[Any]:
+    from watchkeeper.store import Store
+
+    s = Store(str(tmp_path / "wk.db"))
+    s.create_project("p")
+    s.register_model_version("p", "fraud", "v1", operating_point=OP, window="1h")
+    ref = _events(rng, 3000, T0 - 10 * HOUR, prefix="r")
+    s.put_reference("p", "fraud", "v1", ref, profile=profile(ref).to_dict())
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def _log(store: Any, w: Window) -> None:
+    """Events, then their labels (labels travel separately and are joined by id)."""
+    store.log_events("p", "fraud", w)
+    store.log_labels("p", "fraud", w.ids, w.labels)
+
+
+def _drive(store: Any, rng: np.random.Generator, shifts: list[float]) -> list[Any]:
+    return _drive_from(store, rng, shifts, first_hour=0)
+
+
+def _drive_from(
+    store: Any, rng: np.random.Generator, shifts: list[float], first_hour: int
+) -> list[Any]:
+    out = []
+    for h, shift in enumerate(shifts, start=first_hour):
+        start = T0 + h * HOUR
+        _log(store, _events(rng, 400, start, shift))
+        out.append(run_monitors(store, "p", "fraud", now=start + HOUR + 1))
+    return out
+
+
+def _fired(result: Any, rule: str) -> bool:
+    return any(e.kind == "firing" and e.alert["rule"] == rule for e in result.events)
+
+
+@pytest.mark.slow
+def test_planted_change_alerts_within_two_windows(store: Any, rng: np.random.Generator) -> None:
+    # Default rule: data drift persists in 2 of 3 windows -> alert at the 2nd drifted window.
+    change = 4
+    results = _drive(store, rng, [0.0] * change + [0.6] * 4)
+    first = next(i for i, r in enumerate(results) if _fired(r, "data_drift"))
+    assert change <= first <= change + 1
+    alert = next(e.alert for e in results[first].events if e.alert["rule"] == "data_drift")
+    assert alert["subjects"] == ["*", "x0"]  # one alert for the model, naming the feature
+    stored = store.list_alerts("p", model="fraud", status="firing")
+    assert [a["rule"] for a in stored] == ["data_drift"]
+    findings = store.list_findings("p", "fraud", check="feature_drift", subject="x0")
+    assert len(findings) == len(results) and findings[-1]["drift"] is True
+    assert store.list_metric_values("p", "fraud", name="feature_drift.share")[-1]["value"] > 0
+
+
+@pytest.mark.slow
+def test_one_extreme_window_is_transient_not_an_alert(store: Any, rng: np.random.Generator) -> None:
+    results = _drive(store, rng, [0.0, 0.0, 3.0, 0.0, 0.0, 0.0])
+    assert not any(_fired(r, "data_drift") for r in results)
+    assert any(t["rule"] == "data_drift" for t in results[2].transients)
+    transients = store.list_findings("p", "fraud", check="alert.transient")
+    assert any(t["subject"] == "data_drift:x0" for t in transients)
+    # The extreme window is also out of the reference range: a data-quality alert (k = 1).
+    assert _fired(results[2], "data_quality")
+
+
+@pytest.mark.slow
+def test_calm_stream_with_sequential_rule_stays_quiet(store: Any, rng: np.random.Generator) -> None:
+    cfg = default_config(store.get_reference("p", "fraud"), OP)
+    cfg.rules = [
+        {
+            "name": "drift_seq",
+            "checks": ["feature_drift"],
+            "subjects": ["[*]"],  # the model-level finding only ("*" alone matches all)
+            # Windows share one reference, so their p-values are dependent: spending is valid
+            # under any dependence (the CUSUM bound assumes independent windows).
+            "sequential": {"method": "spending", "false_alarm_rate": 0.05, "run_length": 40},
+        }
+    ]
+    store.put_monitor_config("p", "fraud", cfg.to_dict())
+    results = _drive(store, rng, [0.0] * 40)
+    assert not any(r.events for r in results)
+    assert all(r.windows for r in results)
+    # The same rule finds a lasting change within a few windows.
+    later = _drive_from(store, rng, [0.5] * 6, first_hour=40)
+    assert any(_fired(r, "drift_seq") for r in later[:4])
+
+
+def test_runs_are_idempotent_and_adhoc_check(store: Any, rng: np.random.Generator) -> None:
+    _log(store, _events(rng, 300, T0))
+    first = run_monitors(store, "p", "fraud", now=T0 + HOUR + 5)
+    assert len(first.windows) == 1 and first.windows[0][2] == 300 and not first.errors
+    again = run_monitors(store, "p", "fraud", now=T0 + HOUR + 50)
+    assert again.windows == [] and again.skipped
+    checks = {f["check"] for f in first.findings}
+    assert {"feature_drift", "prediction_drift", "operating_point", "calibration"} <= checks
+    assert {"data_quality.range", "streaming.score", "realised_performance"} <= checks
+    adhoc = run_monitors(store, "p", "fraud", now=T0 + HOUR + 60, adhoc=True)
+    assert adhoc.adhoc and 250 < adhoc.windows[0][2] <= 300  # the trailing hour
+    n = len(store.list_findings("p", "fraud"))
+    assert len(store.list_findings("p", "fraud")) == n  # ad hoc runs store nothing
+
+
+def test_scheduler_and_collector(store: Any, rng: np.random.Generator) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    store.log_events("p", "fraud", _events(rng, 300, T0))
+    results = Scheduler(store, interval=60).run_once(now=T0 + HOUR + 5)
+    assert [r.model for r in results] == ["fraud"] and results[0].windows
+    registry = CollectorRegistry()
+    registry.register(MonitorCollector(store))
+    text = generate_latest(registry).decode()
+    assert 'watchkeeper_monitor_value{metric="events",model="fraud",project="p"} 300.0' in text
+    assert "watchkeeper_monitor_last_window_end_timestamp_seconds" in text
+
+
+def test_model_without_reference_is_skipped(store: Any) -> None:
+    store.register_model("p", "bare")
+    assert run_monitors(store, "p", "bare", now=T0).skipped == (
+        "no reference registered for this model"
+    )

@@ -277,3 +277,17 @@ def test_upgrade_from_0001_keeps_events(tmp_path: Path) -> None:
         1,
     )
     store.close()
+
+
+def test_raw_insert_rate(store: Store, tmp_path: Path) -> None:
+    from watchkeeper.store import raw_insert_rate
+
+    url = str(tmp_path / "raw.db") if store.dialect == "sqlite" else str(store.url)
+    w = Window.from_columns(
+        ids=["a", "b"], ts=[1.0, 2.0], features={"x": [1.0, 2.0]}, embeddings=[[1.0], [2.0]]
+    )
+    assert raw_insert_rate(url, w, batches=3) > 0
+    with pytest.raises(ValueError, match="batches"):
+        raw_insert_rate(url, w, batches=0)
+    with pytest.raises(ValueError, match="window"):
+        raw_insert_rate(url, Window.from_columns(ids=[]))

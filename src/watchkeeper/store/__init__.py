@@ -36,9 +36,10 @@ from typing import TYPE_CHECKING, Any
 from watchkeeper.store._types import SCOPES, IngestResult
 
 if TYPE_CHECKING:
+    from watchkeeper.store._raw import raw_insert_rate
     from watchkeeper.store._store import Store
 
-__all__ = ["SCOPES", "IngestResult", "Store"]
+__all__ = ["SCOPES", "IngestResult", "Store", "raw_insert_rate"]
 
 
 def __getattr__(name: str) -> Any:
@@ -47,4 +48,8 @@ def __getattr__(name: str) -> Any:
         from watchkeeper.store._store import Store
 
         return Store
+    if name == "raw_insert_rate":
+        from watchkeeper.store._raw import raw_insert_rate
+
+        return raw_insert_rate
     raise AttributeError(f"module 'watchkeeper.store' has no attribute {name!r}")

@@ -26,3 +26,6 @@ REGISTRARS.append(_register_demo)
 from watchkeeper.cli.estimate import register as _register_estimate  # noqa: E402
 
 REGISTRARS.append(_register_estimate)
+from watchkeeper.cli.detect import register as _register_detect  # noqa: E402
+
+REGISTRARS.append(_register_detect)

@@ -1,0 +1,184 @@
+"""W4: streaming change detectors, Watchkeeper and River side by side in one run.
+
+Streams of 1,000,000 values that change at index 500,000: Bernoulli errors p=0.1 -> 0.3 for
+DDM, EDDM, HDDM_A, HDDM_W (and BernoulliRate); Gaussian mean 0 -> 0.5 (sd 1) for ADWIN,
+Page-Hinkley, KSWIN, CUSUM. For each detector: updates per second (median of 3 runs), detection
+delay (first detection at or after the change), false alarms before the change, for River with
+its defaults, Watchkeeper at River's parameters (detections must be identical) and Watchkeeper
+with its own defaults. River's KSWIN runs on a slice (it manages a few thousand updates/s).
+
+    .venv/bin/python -m benchmarks.w4_streaming [--repeats 3] [--kswin-slice 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks._common import machine_line, median_time, peer_python, run_json, write_section
+from watchkeeper import detectors as wk
+
+HERE = Path(__file__).resolve().parent / "peers"
+N, CHANGE = 1_000_000, 500_000
+
+# Watchkeeper at River 0.26's default parameters (names as in River where they differ).
+RIVER_PARAMS: dict[str, dict[str, Any]] = {
+    "ADWIN": {},
+    "PageHinkley": {"delta": 0.005, "threshold": 50.0, "alpha": 1 - 0.0001},
+    "KSWIN": {"alpha": 0.005, "seed": 42},
+    "DDM": {"warm_start": 30},
+    "EDDM": {"warm_start": 30, "alpha": 0.95, "beta": 0.9},
+    "HDDM_A": {},
+    "HDDM_W": {"drift_confidence": 0.001, "warning_confidence": 0.005, "lambda_": 0.05},
+}
+STREAM_OF = {
+    "ADWIN": "gauss",
+    "PageHinkley": "gauss",
+    "KSWIN": "gauss",
+    "CUSUM": "gauss",
+    "DDM": "bern",
+    "EDDM": "bern",
+    "HDDM_A": "bern",
+    "HDDM_W": "bern",
+    "BernoulliRate": "bern",
+}
+
+
+def streams(seed: int = 2026) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    gauss = np.r_[rng.normal(0.0, 1.0, CHANGE), rng.normal(0.5, 1.0, N - CHANGE)]
+    p = np.r_[np.full(CHANGE, 0.1), np.full(N - CHANGE, 0.3)]
+    bern = (rng.random(N) < p).astype(np.float64)
+    return {"gauss": gauss, "bern": bern}
+
+
+def outcome(found: list[int] | np.ndarray) -> tuple[int, int | None]:
+    arr = np.asarray(found, dtype=np.int64)
+    after = arr[arr >= CHANGE]
+    return int((arr < CHANGE).sum()), (int(after[0] - CHANGE) if after.size else None)
+
+
+def time_wk(make: Callable[[], wk.Detector], values: np.ndarray, repeats: int) -> dict[str, Any]:
+    make().update_many(values[:2000])  # compile or load the cached kernel outside the timing
+    seconds, found = median_time(lambda: make().update_many(values), repeats)
+    return {"n": values.size, "median_s": seconds, "detections": np.asarray(found).tolist()}
+
+
+def time_wk_update(make: Callable[[], wk.Detector], values: np.ndarray, repeats: int) -> float:
+    """Updates/s of the one-value ``update()`` loop (for comparison with River's loop)."""
+
+    def loop() -> None:
+        det = make()
+        for x in values.tolist():
+            det.update(x)
+
+    seconds, _ = median_time(loop, repeats)
+    return values.size / seconds
+
+
+def _fmt_rate(r: float | None) -> str:
+    if r is None:
+        return "–"
+    return f"{r / 1e6:.2f} M" if r >= 1e5 else f"{r / 1e3:.1f} k"
+
+
+def _fmt_delay(d: int | None) -> str:
+    return "not found" if d is None else str(d)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--kswin-slice", type=int, default=20_000)
+    parser.add_argument("--update-slice", type=int, default=100_000)
+    args = parser.parse_args()
+
+    data = streams()
+    river: dict[str, Any] = {}
+    python = peer_python("river")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "w4.npz"
+        np.savez(path, **data)
+        if python is not None:
+            started = time.perf_counter()
+            river = run_json(
+                python, HERE / "w4_river.py", str(path), str(args.repeats), str(args.kswin_slice)
+            )["detectors"]
+            print(f"river done in {time.perf_counter() - started:.0f} s")
+
+    rows = []
+    for name, cls in wk.DETECTORS.items():
+        values = data[STREAM_OF[name]]
+        row: dict[str, Any] = {"name": name, "stream": STREAM_OF[name]}
+        own = time_wk(cls, values, args.repeats)
+        row["wk_rate"] = N / own["median_s"]
+        row["wk_fa"], row["wk_delay"] = outcome(own["detections"])
+        row["wk_update_rate"] = time_wk_update(cls, values[: args.update_slice], args.repeats)
+        if name in RIVER_PARAMS:
+            params = RIVER_PARAMS[name]
+            same = time_wk(lambda cls=cls, params=params: cls(**params), values, args.repeats)
+            row["wkr_rate"] = N / same["median_s"]
+            row["wkr_fa"], row["wkr_delay"] = outcome(same["detections"])
+            if name in river:
+                r = river[name]
+                row["river_rate"] = r["n"] / r["median_s"]
+                if r["n"] == N:
+                    row["river_fa"], row["river_delay"] = outcome(r["detections"])
+                    row["identical"] = "yes" if r["detections"] == same["detections"] else "NO"
+                else:
+                    # KSWIN: River ran on a slice; compare rates only (different random draws).
+                    row["river_fa"], row["river_delay"] = None, None
+                    row["identical"] = "n/a (own sampler; same decisions given River's samples)"
+        rows.append(row)
+        print(name, {k: v for k, v in row.items() if k != "name"}, flush=True)
+
+    lines = [
+        "## W4: streaming change detectors (Watchkeeper vs River 0.26.1)",
+        "",
+        f"Streams of {N:,} values changing at {CHANGE:,}: Gaussian mean 0 → 0.5 (sd 1) for "
+        "ADWIN, Page-Hinkley, KSWIN, CUSUM; Bernoulli errors 0.1 → 0.3 for DDM, EDDM, HDDM_A, "
+        "HDDM_W, BernoulliRate. Updates/s are medians of "
+        f"{args.repeats} runs (Watchkeeper: `update_many` over the whole stream; River: its "
+        f"`update` loop; River's KSWIN on the first {args.kswin_slice:,} values). "
+        "FA = detections before the change; delay = first detection at or after it. "
+        "'WK @ River params' runs Watchkeeper with River's default parameters; 'identical' "
+        "compares its detection indices with River's.",
+        "",
+        "| detector | River upd/s | WK upd/s @ River params | speed-up | identical | "
+        "River FA | WK FA @ River params | River delay | WK delay @ River params | "
+        "WK defaults upd/s | WK defaults FA | WK defaults delay | WK `update()` loop upd/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        rr, wr = row.get("river_rate"), row.get("wkr_rate")
+        speed = f"{wr / rr:.0f}×" if rr and wr else "–"
+        lines.append(
+            f"| {row['name']} | {_fmt_rate(rr)} | {_fmt_rate(wr)} | {speed} | "
+            f"{row.get('identical', '– (not in River)')} | "
+            f"{row.get('river_fa', '–') if row.get('river_fa') is not None else '–'} | "
+            f"{row.get('wkr_fa', '–')} | "
+            f"{_fmt_delay(row['river_delay']) if row.get('river_delay') is not None else '–'} | "
+            f"{_fmt_delay(row['wkr_delay']) if 'wkr_fa' in row else '–'} | "
+            f"{_fmt_rate(row['wk_rate'])} | {row['wk_fa']} | {_fmt_delay(row['wk_delay'])} | "
+            f"{_fmt_rate(row['wk_update_rate'])} |"
+        )
+    lines += [
+        "",
+        machine_line() + " The machine is shared (2 cores); ratios within one run are the "
+        "meaningful figures.",
+        "",
+        "Reproduce: `.venv/bin/python -m benchmarks.w4_streaming` (River from "
+        "`/work/.peers/river`, see `benchmarks/peers/setup.sh`).",
+    ]
+    write_section("w4_streaming", "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

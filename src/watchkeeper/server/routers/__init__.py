@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from watchkeeper.server.routers import events, health, labels, models, prometheus, tokens, tools
+from watchkeeper.server.routers import (
+    events,
+    health,
+    labels,
+    models,
+    monitors,
+    prometheus,
+    tokens,
+    tools,
+)
 
 ROUTERS: list[APIRouter] = [
     health.router,
@@ -18,4 +27,5 @@ ROUTERS: list[APIRouter] = [
     labels.router,
     tokens.router,
     tools.router,
+    monitors.router,
 ]

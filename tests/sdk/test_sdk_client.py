@@ -91,6 +91,8 @@ def test_spool_outlives_the_client(store: object, tmp_path: Path) -> None:
     server.start()
     try:
         second = _client(server.url, token, tmp_path)
+        assert second.flush(timeout=20)  # replays the first client's spool without a log call
+        assert store.count_events(project, "m") == 120  # type: ignore[attr-defined]
         second.log("m", id="late", score=1.0)
         assert second.flush(timeout=20)
         second.close()

@@ -600,8 +600,11 @@ class Client(_Logger):
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            if self._thread is None:
-                return True
+            if self._closed:
+                return self._buffer.empty()
+            # Starting here also replays a spool left by an earlier process.
+            self._ensure_started()
+            assert self._thread is not None
             self._flush_now = True
             self._next_try = min(self._next_try, time.monotonic())
             self._lock.notify_all()

@@ -29,3 +29,6 @@ REGISTRARS.append(_register_estimate)
 from watchkeeper.cli.detect import register as _register_detect  # noqa: E402
 
 REGISTRARS.append(_register_detect)
+from watchkeeper.cli.check import register as _register_check  # noqa: E402
+
+REGISTRARS.append(_register_check)

@@ -1,0 +1,265 @@
+"""``watchkeeper check``, ``watchkeeper alerts ...`` and ``watchkeeper reference register``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+DB_HELP = "Database URL or SQLite file (default: $WATCHKEEPER_DB, else the embedded SQLite file)."
+
+
+def _store(db: str | None) -> Any:
+    from watchkeeper.store import Store
+
+    return Store(db)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(2)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _print_findings(result: Any, show_all: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:
+        # Piped or captured output: wide enough that check and subject names are not cut.
+        console = Console(width=160)
+    for start, end, n in result.windows:
+        kind = "trailing window (nothing closed yet)" if result.adhoc else "window"
+        console.print(f"[bold]{kind}[/bold] {_iso(start)} .. {_iso(end)}: {n} events")
+    rows = [f for f in result.findings if show_all or f["drift"]]
+    table = Table(
+        title=f"{result.model}: {len(rows)} finding(s)"
+        + ("" if show_all else " with drift (--all for every one)")
+    )
+    for col in ("check", "subject", "method", "statistic", "p-value", "bound", "drift", "severity"):
+        table.add_column(col)
+    for f in rows:
+        bound = f["threshold"] if f["threshold"] is not None else f["alpha"]
+        table.add_row(
+            f["check"],
+            f["subject"],
+            f["method"],
+            _fmt(f["statistic"]),
+            _fmt(f["p_value"]),
+            _fmt(bound),
+            "yes" if f["drift"] else "no",
+            f["severity"],
+        )
+    console.print(table)
+    for e in result.events:
+        console.print(f"[bold red]{e.kind}[/bold red] {e.alert['summary']}")
+    for t in result.transients:
+        console.print(
+            f"[yellow]transient[/yellow] {t['rule']}: {t['subject']} "
+            f"({t['breaches']} of the last {t['n']} windows; {t['k']} needed)"
+        )
+    for name, err in result.errors.items():
+        console.print(f"[red]check {name} failed:[/red] {err}")
+    for sink, err in result.sinks.items():
+        if err:
+            console.print(f"[red]sink {sink} failed:[/red] {err}")
+
+
+def _iso(ts: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``check``, ``alerts`` and ``reference`` to the CLI."""
+
+    @app.command("check")
+    def check(
+        model: str = typer.Argument(..., help="The model whose monitors to run."),
+        project: str = typer.Option("default", "--project", "-p", help="Project of the model."),
+        db: str | None = typer.Option(None, "--db", help=DB_HELP, envvar="WATCHKEEPER_DB"),
+        now: float | None = typer.Option(None, "--now", help="Run as of (epoch seconds)."),
+        output: str = typer.Option("table", "--format", help="table or json."),
+        show_all: bool = typer.Option(False, "--all", help="Show findings without drift too."),
+        no_send: bool = typer.Option(False, "--no-send", help="Do not notify the sinks."),
+    ) -> None:
+        """Run MODEL's monitors now and print the findings.
+
+        Windows that closed since the last run are evaluated, stored and alerted as the
+        scheduler would; when none has closed, the trailing window is evaluated and shown
+        without being stored. Exits 1 when a finding shows drift.
+        """
+        if output not in ("table", "json"):
+            raise _fail(f"--format must be table or json, got {output!r}")
+        from watchkeeper.runner import run_monitors
+
+        store = _store(db)
+        try:
+            if not store.has_project(project) or not store.has_model(project, model):
+                raise _fail(f"model {model!r} is not registered in project {project!r}")
+            result = run_monitors(store, project, model, now=now, adhoc=True, send=not no_send)
+        except (ValueError, KeyError) as exc:
+            raise _fail(str(exc)) from exc
+        finally:
+            store.close()
+        if result.skipped:
+            raise _fail(f"{result.skipped}; register one with `watchkeeper reference register`")
+        if output == "json":
+            typer.echo(json.dumps(result.to_dict(), default=str))
+        else:
+            _print_findings(result, show_all)
+        if any(f["drift"] for f in result.findings):
+            raise typer.Exit(1)
+
+    alerts = typer.Typer(
+        help="Alerting artefacts for Prometheus and Grafana.", no_args_is_help=True
+    )
+
+    @alerts.command("export-rules")
+    def export_rules(
+        directory: Path = typer.Argument(..., help="Where to write the files."),
+        dashboard: bool = typer.Option(
+            True, "--dashboard/--no-dashboard", help="Also write the Grafana dashboard."
+        ),
+    ) -> None:
+        """Write Prometheus alerting rules, their promtool unit tests and a Grafana dashboard.
+
+        With DIR=deploy the files land in deploy/prometheus and deploy/grafana; otherwise all
+        in DIR. Check them with `promtool test rules watchkeeper-rules.test.yml`.
+        """
+        from watchkeeper.alerts.grafana import export_dashboard
+        from watchkeeper.alerts.prometheus import export_rules as write_rules
+
+        nested = directory.name == "deploy"
+        written = write_rules(directory / "prometheus" if nested else directory)
+        if dashboard:
+            written.append(export_dashboard(directory / "grafana" if nested else directory))
+        for path in written:
+            typer.echo(str(path))
+
+    app.add_typer(alerts, name="alerts")
+
+    reference = typer.Typer(help="Reference sets of model versions.", no_args_is_help=True)
+
+    @reference.command("register")
+    def register_reference(
+        model: str = typer.Argument(..., help="Model name."),
+        version: str = typer.Argument(..., help="Model version."),
+        file: Path = typer.Argument(..., help="CSV or Parquet file of the validation set."),
+        score_column: str | None = typer.Option(None, help="Positive-class score column."),
+        label_column: str | None = typer.Option(None, help="Ground-truth label column."),
+        id_column: str | None = typer.Option(None, help="Request id column (for skew checks)."),
+        embedding_prefix: str | None = typer.Option(
+            None, help="Columns PREFIX0, PREFIX1, ... hold the embedding."
+        ),
+        exclude: list[str] = typer.Option([], help="Columns that are not features."),
+        threshold: float | None = typer.Option(None, help="Operating threshold on the score."),
+        target_tpr: float | None = typer.Option(
+            None, help="Choose the threshold reaching this TPR on the reference."
+        ),
+        expected_prevalence: float | None = typer.Option(None, help="Expected positive share."),
+        expected_volume: float | None = typer.Option(None, help="Events per window expected."),
+        window: str | None = typer.Option(None, help="Monitoring window, e.g. 1h or 1d."),
+        project: str = typer.Option("default", "--project", "-p"),
+        db: str | None = typer.Option(None, "--db", help=DB_HELP, envvar="WATCHKEEPER_DB"),
+    ) -> None:
+        """Register FILE as the reference of MODEL VERSION, with its profile and operating point.
+
+        Every column that is not the score, label, id or embedding (or --exclude'd) is a
+        feature. With a score and labels, the operating point (threshold, TPR, FPR) is measured
+        on the reference at --threshold or --target-tpr (default threshold 0.5).
+        """
+        import numpy as np
+
+        from watchkeeper.frames import read_table
+        from watchkeeper.profiles import binary_labels, profile
+        from watchkeeper.window import Window
+
+        try:
+            cols = read_table(file)
+        except (FileNotFoundError, ValueError) as exc:
+            raise _fail(str(exc)) from exc
+        for flag, name in (
+            ("--score-column", score_column),
+            ("--label-column", label_column),
+            ("--id-column", id_column),
+        ):
+            if name is not None and name not in cols:
+                raise _fail(f"{flag}: no column {name!r} in {file} (has {sorted(cols)})")
+        taken = {c for c in (score_column, label_column, id_column) if c} | set(exclude)
+        embeddings = None
+        if embedding_prefix:
+            emb_cols = sorted(
+                (
+                    c
+                    for c in cols
+                    if c.startswith(embedding_prefix) and c[len(embedding_prefix) :].isdigit()
+                ),
+                key=lambda c: int(c[len(embedding_prefix) :]),
+            )
+            if not emb_cols:
+                raise _fail(f"--embedding-prefix: no column named {embedding_prefix}0, ...")
+            embeddings = np.column_stack([cols[c] for c in emb_cols]).astype(np.float32)
+            taken |= set(emb_cols)
+        features = {c: v for c, v in cols.items() if c not in taken}
+        labels = None if label_column is None else cols[label_column]
+        scores = None if score_column is None else cols[score_column]
+        ref = Window.from_columns(
+            ids=None if id_column is None else cols[id_column],
+            features=features,
+            scores=scores,
+            labels=labels,
+            embeddings=embeddings,
+        )
+        op_dict = None
+        if ref.scores is not None and ref.labels is not None:
+            from watchkeeper.estimation import OperatingPoint
+
+            y = binary_labels(ref.labels)
+            ok = np.isfinite(y) & np.isfinite(ref.scores)
+            try:
+                op = OperatingPoint.from_scores(
+                    ref.scores[ok], y[ok].astype(int), target_tpr=target_tpr, threshold=threshold
+                )
+            except (ValueError, TypeError) as exc:
+                raise _fail(str(exc)) from exc
+            op_dict = op.to_dict()
+            if expected_prevalence is None:
+                expected_prevalence = float(y[ok].mean())
+        store = _store(db)
+        try:
+            if not store.has_project(project):
+                store.create_project(project)
+            store.register_model_version(
+                project,
+                model,
+                version,
+                operating_point=op_dict,
+                expected_prevalence=expected_prevalence,
+                expected_volume=expected_volume,
+                window=window,
+            )
+            store.put_reference(project, model, version, ref, profile=profile(ref).to_dict())
+        except (ValueError, KeyError) as exc:
+            raise _fail(str(exc)) from exc
+        finally:
+            store.close()
+        typer.echo(
+            f"registered reference of {model} {version}: {len(ref)} rows, "
+            f"{len(features)} feature(s)"
+            + (f", embeddings of dimension {embeddings.shape[1]}" if embeddings is not None else "")
+            + (f", operating point {json.dumps(op_dict)}" if op_dict else "")
+        )
+
+    app.add_typer(reference, name="reference")

@@ -97,3 +97,18 @@ def test_streaming_state_continues_across_windows(rng: np.random.Generator) -> N
     assert {f.subject: f.statistic for f in whole} == {f.subject: f.statistic for f in second}
     with pytest.raises(ValueError, match=r"streaming\.score"):
         streaming(w, {"score": "Oracle"}, threshold=0.5)
+
+
+def test_embedding_drift_subsamples_and_finds_a_shift(rng: np.random.Generator) -> None:
+    from watchkeeper.checks import embedding_drift
+
+    ref = Window.from_columns(embeddings=rng.normal(size=(3000, 16)))
+    same = Window.from_columns(embeddings=rng.normal(size=(2000, 16)))
+    moved = Window.from_columns(embeddings=rng.normal(0.15, 1, size=(2000, 16)))
+    opts = {"max_samples": 400}
+    (f,) = embedding_drift(ref, same, opts)
+    assert not f.drift and f.details["n_reference"] == 400
+    assert embedding_drift(ref, moved, opts)[0].drift
+    assert embedding_drift(ref, moved, {"method": "linear_mmd"})[0].method
+    with pytest.raises(ValueError, match=r"embedding_drift\.method"):
+        embedding_drift(ref, moved, {"method": "vibes"})

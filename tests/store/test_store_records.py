@@ -240,7 +240,7 @@ def test_import_is_lazy() -> None:
 
 
 def test_upgrade_from_0001_keeps_events(tmp_path: Path) -> None:
-    """Revision 0002 regroups per-row events (0001) into chunks; windows read the same."""
+    """0002 regroups per-row events (0001) into chunks, 0003 copies labels onto events."""
     from alembic import command
     from alembic.config import Config
 
@@ -265,6 +265,7 @@ def test_upgrade_from_0001_keeps_events(tmp_path: Path) -> None:
                 "embedding, probs, received_at) VALUES (1, ?, ?, 'v1', 1, ?, ?, ?, NULL, 0)",
                 (f"e{i}", float(i), nums, f'["c{i}"]', emb),
             )
+        conn.exec_driver_sql("INSERT INTO labels VALUES (1, 'e2', '\"fraud\"', 0)")
     engine.dispose()
     store = Store(url)
     w = store.read_window("p", "m", last_n=10)
@@ -272,6 +273,7 @@ def test_upgrade_from_0001_keeps_events(tmp_path: Path) -> None:
     assert w.features["x"].tolist() == [0.0, 1.0, 2.0]
     assert w.features["c"].tolist() == ["c0", "c1", "c2"]
     assert w.embeddings[2].tolist() == [2.0, -2.0] and np.isnan(w.embeddings[1]).all()
+    assert w.labels.tolist() == [None, None, "fraud"]
     assert store.log_events("p", "m", Window.from_columns(ids=["e1", "e9"], ts=[1.0, 9.0])) == (
         1,
         1,

@@ -117,9 +117,18 @@ events = sa.Table(
     sa.Column("chunk_id", sa.Integer, sa.ForeignKey("event_chunks.id"), nullable=False),
     sa.Column("chunk_row", sa.Integer, nullable=False),
     sa.Column("received_at", sa.Double, nullable=False),
+    # a copy of labels.label (JSON), so a window needs no join (migration 0003 says why)
+    sa.Column("label", sa.Text, nullable=True),
     # covering: a window is read from this index alone, without visiting the table
     sa.Index(
-        "ix_events_model_ts", "model_id", "ts", "event_id", "version", "chunk_id", "chunk_row"
+        "ix_events_model_ts",
+        "model_id",
+        "ts",
+        "event_id",
+        "version",
+        "chunk_id",
+        "chunk_row",
+        "label",
     ),
 )
 

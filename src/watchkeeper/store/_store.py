@@ -37,7 +37,7 @@ from watchkeeper.store._events import (
 from watchkeeper.store._types import SCOPES, IngestResult
 from watchkeeper.window import Window
 
-HEAD = "0002"
+HEAD = "0003"
 """Alembic revision this code expects; opening a store upgrades an older schema to it."""
 
 DEFAULT_PATH = Path(".watchkeeper") / "watchkeeper.db"
@@ -46,6 +46,12 @@ _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _LOCK_KEY = 7_271_001  # PostgreSQL advisory lock held while migrating
 _IN_CHUNK = 500  # ids per IN (...) list
+_LABEL_LOCK = 7_271_002  # advisory lock class: events (shared) vs labels (exclusive) per model
+_PG_SET_LABELS = """
+UPDATE events AS e SET label = u.label
+FROM unnest(%(ids)b::text[], %(labels)b::text[]) AS u(event_id, label)
+WHERE e.model_id = %(model_id)s AND e.event_id = u.event_id
+"""
 _PG_INSERT_EVENTS = """
 INSERT INTO events (model_id, event_id, ts, version, chunk_id, chunk_row, received_at)
 SELECT %(model_id)s, u.event_id, u.ts, u.version, %(chunk_id)s, u.chunk_row, %(received_at)s
@@ -750,9 +756,12 @@ class Store:
         env_text = _opt_dict(environment, "environment")
         with self._tx(write=True) as conn:
             mid = self._model_id(conn, project, model)
+            self._label_lock(conn, mid, shared=True)
             self._check_dims(conn, mid, batch.embedding_dim, batch.n_classes)
             sid = self._schema_id(conn, mid, batch.spec_hash, batch.spec)
             accepted = self._insert_events(conn, batch, mid, sid, received) if len(batch) else 0
+            if accepted:
+                self._copy_early_labels(conn, mid, batch.ids)
             duplicates = batch.n_in - accepted
             self._count(
                 conn,
@@ -919,6 +928,7 @@ class Store:
         now = _now()
         with self._tx(write=True) as conn:
             mid = self._model_id(conn, project, model)
+            self._label_lock(conn, mid, shared=False)
             if id_list:
                 stmt = self._insert(T.labels)
                 stmt = stmt.on_conflict_do_update(
@@ -932,8 +942,49 @@ class Store:
                         for i, t in zip(id_list, texts, strict=True)
                     ],
                 )
+                self._set_event_labels(conn, mid, id_list, texts)
         self._committed_model(project, model, mid)
         return len(id_list)
+
+    @staticmethod
+    def _label_lock(conn: sa.Connection, model_id: int, *, shared: bool) -> None:
+        """PostgreSQL: event batches of a model run side by side (shared), a labels batch
+        alone (exclusive), so each sees the other's committed rows and ``events.label`` never
+        misses a label that raced its event. SQLite already runs one writer at a time."""
+        if conn.dialect.name == "postgresql":
+            kind = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+            conn.exec_driver_sql(f"SELECT {kind}({_LABEL_LOCK}, {int(model_id)})")
+
+    @staticmethod
+    def _set_event_labels(
+        conn: sa.Connection, model_id: int, ids: Sequence[str], texts: Sequence[str]
+    ) -> None:
+        ev = T.events
+        if conn.dialect.name == "postgresql":
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor.execute(_PG_SET_LABELS, {"model_id": model_id, "ids": ids, "labels": texts})
+            cursor.close()
+            return
+        conn.execute(
+            sa.update(ev)
+            .where(ev.c.model_id == model_id)
+            .where(ev.c.event_id == sa.bindparam("b_id"))
+            .values(label=sa.bindparam("b_label")),
+            [{"b_id": i, "b_label": t} for i, t in zip(ids, texts, strict=True)],
+        )
+
+    def _copy_early_labels(self, conn: sa.Connection, model_id: int, ids: Sequence[str]) -> None:
+        """Give new events the labels that arrived before them."""
+        lb = T.labels
+        found: list[Any] = []
+        for i in range(0, len(ids), _IN_CHUNK):
+            found += conn.execute(
+                sa.select(lb.c.event_id, lb.c.label)
+                .where(lb.c.model_id == model_id)
+                .where(lb.c.event_id.in_(ids[i : i + _IN_CHUNK]))
+            ).all()
+        if found:
+            self._set_event_labels(conn, model_id, [r[0] for r in found], [r[1] for r in found])
 
     def _load_specs(self, conn: sa.Connection, model_id: int) -> None:
         fs = T.feature_schemas
@@ -1012,18 +1063,14 @@ class Store:
         window are the bounds asked for, else the first and last event time.
         """
         lo, hi, n_last = self._window_args(start, end, last_n, version)
-        ev, lb = T.events, T.labels
+        ev = T.events
         query = sa.select(
             ev.c.event_id,
             ev.c.ts,
             ev.c.version,
             ev.c.chunk_id,
             ev.c.chunk_row,
-            lb.c.label,
-        ).select_from(
-            ev.outerjoin(
-                lb, sa.and_(lb.c.model_id == ev.c.model_id, lb.c.event_id == ev.c.event_id)
-            )
+            ev.c.label,
         )
         with self._tx() as conn:
             mid = self._model_id(conn, project, model)

@@ -85,7 +85,7 @@ def test_sdk_replays_what_a_killed_server_did_not_acknowledge(setup: Setup) -> N
     server.start()
     client = Client(server.url, setup.token, spool_dir=setup.tmp / "spool", batch_size=250,
                     flush_interval=0.05, retry_base=0.1, retry_max=0.5)  # fmt: skip
-    n = 6000
+    n = 3000
     try:
         for i in range(n):
             client.log("m", id=f"s{i}", score=(i % 10) / 10, features={"x": float(i)})
@@ -115,7 +115,7 @@ def test_sdk_spools_while_the_server_is_down_then_delivers(setup: Setup) -> None
                          embeddings=np.ones((700, 8), dtype=np.float32))  # fmt: skip
         for i in range(300):
             client.log("m", id=f"r{i}", score=0.6)
-        time.sleep(1.0)  # down for a while
+        time.sleep(0.5)  # down for a while
         assert client.stats["spooled_events"] > 0
         assert setup.count() == 0
         server.start()

@@ -305,3 +305,46 @@ def test_adwin_keeps_the_shrunk_window_when_not_resetting() -> None:
     det.update_many(values[: first + 1])
     assert 0 < det.width < first + 1
     assert det.estimation == pytest.approx(values[first + 1 - det.width : first + 1].mean())
+
+
+def test_adwin_state_keeps_only_the_levels_in_use() -> None:
+    det = ADWIN()
+    det.update_many(np.random.default_rng(12).normal(size=5000))
+    saved = det.to_dict()["state"]
+    assert 5 <= len(saved["totals"]) <= 14
+    assert from_dict(det.to_dict()).to_dict() == det.to_dict()
+
+
+def test_import_loads_numpy_only() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, time; t = time.perf_counter(); import watchkeeper.detectors; "
+        "t = time.perf_counter() - t; "
+        "heavy = [m for m in ('numba', 'scipy', 'pandas', 'llvmlite') if m in sys.modules]; "
+        "print(heavy, t)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    heavy, _seconds = out.stdout.split("]")
+    assert heavy == "["
+
+
+@pytest.mark.parametrize(
+    "name", ["ADWIN", "PageHinkley-fading", "KSWIN", "EDDM", "HDDM_A", "HDDM_W"]
+)
+def test_compiled_kernels_equal_their_python_source(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Run each kernel's outer loop as plain Python (numba's py_func) and compare: catches typing
+    # surprises of the compiled code (integer division, casts, wrapping).
+    from watchkeeper.detectors import _kernels
+
+    values = _stream(FACTORIES[name](), seed=13, n=1500)
+    compiled = FACTORIES[name]()
+    expected = compiled.update_many(values)
+    for kernel in ("adwin", "page_hinkley", "kswin", "eddm", "hddm_a", "hddm_w"):
+        monkeypatch.setattr(_kernels, kernel, getattr(_kernels, kernel).py_func)
+    interpreted = FACTORIES[name]()
+    assert interpreted.update_many(values).tolist() == expected.tolist()
+    assert interpreted.to_dict() == compiled.to_dict()

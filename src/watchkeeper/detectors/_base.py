@@ -25,6 +25,7 @@ IntArray = npt.NDArray[np.int64]
 State = dict[str, Any]
 
 SCHEMA_VERSION = 1
+_MAX_BLOCK = 1 << 14
 
 
 class Detector(abc.ABC):
@@ -131,7 +132,9 @@ class Detector(abc.ABC):
         >>> clone.to_dict() == ph.to_dict()
         True
         """
-        state = None if self._state is None else {k: _encode(v) for k, v in self._state.items()}
+        state = None
+        if self._state is not None:
+            state = {k: _encode(v) for k, v in self._state_for_json(self._state).items()}
         return {
             "method": self.method,
             "version": SCHEMA_VERSION,
@@ -162,6 +165,10 @@ class Detector(abc.ABC):
     @abc.abstractmethod
     def _update_block(self, values: FloatArray) -> IntArray:
         """Consume a checked, non-empty array (state exists); return detection positions."""
+
+    def _state_for_json(self, state: State) -> State:
+        """The state as saved; a subclass may trim unused capacity (and restore it on load)."""
+        return state
 
     def _state_from_json(self, state: Mapping[str, Any]) -> State:
         """Turn decoded JSON back into the state's types (arrays where the state has arrays)."""
@@ -220,7 +227,8 @@ class Detector(abc.ABC):
         state were never reset, the state after the last value, and the warning flag after the
         last value. With ``reset_after_drift`` the detector restarts after the first detection,
         so blocks grow geometrically and are cut at each detection: the work wasted per
-        detection is bounded by the current block length.
+        detection is bounded by the current block length. Blocks stay at most 16,384 values so
+        the dozen temporary arrays of a block stay in cache (larger blocks are memory-bound).
         """
         assert self._state is not None
         found: list[IntArray] = []
@@ -229,7 +237,7 @@ class Detector(abc.ABC):
             if self._drift and self.reset_after_drift:
                 self._state = self._fresh_state()
                 self._drift = self._warning = False
-            stop = n if not self.reset_after_drift else min(n, start + size)
+            stop = min(n, start + size)
             det, state, warning = block(self._state, values[start:stop])
             if self.reset_after_drift and det.size and det[0] < stop - start - 1:
                 # Re-run up to the detection only, so the state there is exact.
@@ -245,7 +253,7 @@ class Detector(abc.ABC):
             if det.size:
                 found.append(det + start)
             start = stop
-            size = min(size * 4, 1 << 20)
+            size = min(size * 2, _MAX_BLOCK)
         return np.concatenate(found) if found else np.empty(0, dtype=np.int64)
 
 

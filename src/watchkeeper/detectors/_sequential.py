@@ -8,9 +8,10 @@ not reduce to a cumulative sum, so ``update_many`` runs a numba kernel over the 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from fractions import Fraction
 from functools import lru_cache
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -140,6 +141,29 @@ class ADWIN(_Kernelled, RealDetector):
         )
         self._drift = bool(s["scalars"][5])
         return det
+
+    def _state_for_json(self, state: State) -> State:
+        # Only the levels in use: a window of n values fills about log2(n) of the 64.
+        used = int(np.flatnonzero(state["counts"]).max(initial=-1)) + 1
+        return {
+            "scalars": state["scalars"],
+            "counts": state["counts"][:used],
+            "totals": state["totals"][:used],
+            "variances": state["variances"][:used],
+        }
+
+    def _state_from_json(self, state: Mapping[str, Any]) -> State:
+        out = self._fresh_state()
+        for key in ("counts", "totals", "variances"):
+            if key not in state:
+                raise ValueError(f"state is missing {key!r} for {self.method}")
+            saved = np.asarray(state[key], dtype=out[key].dtype)
+            if saved.size:
+                out[key][: saved.shape[0]] = saved
+        if "scalars" not in state:
+            raise ValueError(f"state is missing 'scalars' for {self.method}")
+        out["scalars"][:] = np.asarray(state["scalars"], dtype=np.float64)
+        return out
 
     @property
     def width(self) -> int:

@@ -32,3 +32,6 @@ REGISTRARS.append(_register_detect)
 from watchkeeper.cli.check import register as _register_check  # noqa: E402
 
 REGISTRARS.append(_register_check)
+from watchkeeper.cli.db import register as _register_db  # noqa: E402
+
+REGISTRARS.append(_register_db)

@@ -1,0 +1,86 @@
+"""``watchkeeper db``: create or upgrade the database, show what it holds, apply retention."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+import typer
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_age(text: str) -> float:
+    """Seconds in ``30d``, ``12h``, ``90m``, ``2w`` or a plain number of seconds.
+
+    Examples
+    --------
+    >>> parse_age("30d"), parse_age("90m"), parse_age("45")
+    (2592000.0, 5400.0, 45.0)
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
+    if not match:
+        raise ValueError(f"--older-than: expected a duration such as 30d or 12h, got {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def _open(db: str | None) -> Any:
+    from watchkeeper.store import Store
+
+    return Store(db).open()
+
+
+DB_OPTION = typer.Option(
+    None, "--db", help="Database URL or SQLite path (default $WATCHKEEPER_DB)."
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``watchkeeper db upgrade|info|prune`` to ``app``."""
+    db_app = typer.Typer(help="The event store: migrations, contents, retention.")
+    app.add_typer(db_app, name="db")
+
+    @db_app.command("upgrade")
+    def upgrade(db: str | None = DB_OPTION) -> None:
+        """Create the database if needed and apply pending migrations."""
+        from watchkeeper.store._store import HEAD, resolve_url
+
+        store = _open(db)
+        store.close()
+        typer.echo(f"{resolve_url(db)}: schema at revision {HEAD}")
+
+    @db_app.command("info")
+    def info(db: str | None = DB_OPTION) -> None:
+        """Projects, models and how many events each holds, as JSON."""
+        store = _open(db)
+        try:
+            out = {
+                project: {m: store.count_events(project, m) for m in store.list_models(project)}
+                for project in store.list_projects()
+            }
+        finally:
+            store.close()
+        typer.echo(json.dumps(out, indent=2))
+
+    @db_app.command("prune")
+    def prune(
+        older_than: str = typer.Option(..., "--older-than", help="Age such as 30d or 12h."),
+        project: str | None = typer.Option(None, "--project", help="Only this project."),
+        model: str | None = typer.Option(None, "--model", help="Only this model (with --project)."),
+        batch: int = typer.Option(10_000, "--batch", help="Events deleted per transaction."),
+        db: str | None = DB_OPTION,
+    ) -> None:
+        """Delete raw events older than an age; findings and metric values are kept."""
+        try:
+            cutoff = time.time() - parse_age(older_than)
+            store = _open(db)
+            try:
+                n = store.delete_events_before(cutoff, batch=batch, project=project, model=model)
+            finally:
+                store.close()
+        except ValueError as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(f"deleted {n} events older than {older_than}")

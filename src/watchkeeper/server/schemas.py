@@ -8,7 +8,6 @@ travel as base64 float32 bytes. Every number must be finite: a missing value is 
 
 from __future__ import annotations
 
-import base64
 import binascii
 from typing import Annotated, Any
 
@@ -185,11 +184,17 @@ def _object(values: list[Any] | None) -> np.ndarray | None:
     return out
 
 
-def _b64_floats(text: str, n: int, where: str) -> np.ndarray:
+def _b64(text: str, where: str) -> bytes:
+    # binascii's strict mode checks the alphabet in C; base64.b64decode(validate=True) runs a
+    # regular expression over the whole text first, ten times slower on a batch's embeddings.
     try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
+        return binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
         raise BatchError(f"{where}: not valid base64") from None
+
+
+def _b64_floats(text: str, n: int, where: str) -> np.ndarray:
+    raw = _b64(text, where)
     if len(raw) != 8 * n:
         raise BatchError(f"{where}: {len(raw)} bytes, but {n} ids x 8 bytes = {8 * n}")
     values = np.frombuffer(raw, dtype="<f8").astype(np.float64)
@@ -210,10 +215,7 @@ def columns_to_window(cols: ColumnsIn, now: float) -> Window:
     if cols.embeddings is not None:
         embeddings = _vectors(cols.embeddings, "columns.embeddings", np.float32)
     elif cols.embeddings_b64 is not None:
-        try:
-            raw = base64.b64decode(cols.embeddings_b64, validate=True)
-        except (binascii.Error, ValueError):
-            raise BatchError("columns.embeddings_b64: not valid base64") from None
+        raw = _b64(cols.embeddings_b64, "columns.embeddings_b64")
         d = int(cols.embedding_dim or 0)
         if len(raw) != 4 * n * d:
             raise BatchError(

@@ -182,11 +182,6 @@ def create_app(
     metrics = ServerMetrics(registry, settings.metrics_max_models)
     if settings.system_metrics:
         registry.register(SystemCollector())
-    # The monitors' latest window figures and firing alerts, read from the store at scrape time
-    # (added by MONITORS; the Prometheus rules and Grafana dashboard read these series).
-    from watchkeeper.runner import MonitorCollector
-
-    registry.register(MonitorCollector(store))
     if settings.monitor_metrics:
         _register_monitor_collector(registry, store, settings)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import typer
@@ -29,6 +30,8 @@ def register(app: typer.Typer) -> None:
         scheduler: bool | None = typer.Option(
             None, "--scheduler/--no-scheduler", help="Run the monitors' scheduler."
         ),
+        workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+        access_log: bool = typer.Option(True, "--access-log/--no-access-log"),
     ) -> None:
         """Run the ingestion and query API (FastAPI on uvicorn).
 
@@ -49,13 +52,27 @@ def register(app: typer.Typer) -> None:
             settings.validate()
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
-        uvicorn.run(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_level="info",
-            timeout_graceful_shutdown=10,
-        )
+        options: dict[str, Any] = {
+            "host": settings.host,
+            "port": settings.port,
+            "log_level": "info",
+            "access_log": access_log,
+            "timeout_graceful_shutdown": 10,
+        }
+        if workers == 1:
+            uvicorn.run(create_app(settings), **options)
+            return
+        if settings.run_scheduler:
+            raise typer.BadParameter(
+                "--scheduler with --workers > 1 would run one scheduler per worker; run it in "
+                "a separate single-worker server"
+            )
+        # Each worker process builds its own app from the environment.
+        given = {"db": db, "auto_register_models": auto_register}
+        for name, value in given.items():
+            if value is not None:
+                os.environ[f"WATCHKEEPER_{name.upper()}"] = str(value)
+        uvicorn.run("watchkeeper.server.app:create_app", factory=True, workers=workers, **options)
 
     token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
     app.add_typer(token_app, name="token")

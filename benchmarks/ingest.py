@@ -72,8 +72,8 @@ class Server:
         import httpx
 
         env = {**os.environ, "WATCHKEEPER_SYSTEM_METRICS": "0"}
-        cmd = [sys.executable, "-m", "watchkeeper", "server", "--db", self.db, "--port",
-               str(self.port)]  # fmt: skip
+        cmd = [sys.executable, "-m", "watchkeeper", "server", "--db", self.db,
+               "--no-access-log", "--port", str(self.port)]  # fmt: skip
         self.proc = subprocess.Popen(
             cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -245,3 +248,78 @@ def test_concurrent_writers(store: Store, rng: np.random.Generator) -> None:
     assert store.count_events("p", "m") == 800
     stats = store.ingest_stats("p", "m")
     assert (stats["accepted"], stats["duplicates"]) == (800, 2400)
+
+
+def test_labels_racing_their_events_are_never_missed(store: Store) -> None:
+    n, k = 40, 25  # 40 batches of 25 events; each label sent while its batch may be in flight
+    errors: list[BaseException] = []
+
+    def events() -> None:
+        try:
+            for b in range(n):
+                ids = [f"r{b}-{i}" for i in range(k)]
+                store.log_events("p", "m", Window.from_columns(ids=ids, ts=np.full(k, float(b))))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def labels() -> None:
+        try:
+            for b in range(n):
+                store.log_labels("p", "m", [f"r{b}-{i}" for i in range(k)], [b] * k)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=events), threading.Thread(target=labels)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    w = store.read_window("p", "m", last_n=n * k)
+    assert len(w) == n * k
+    assert w.labels.tolist() == [int(t) for t in w.ts]
+
+
+def test_two_processes_share_a_sqlite_file(tmp_path: Path) -> None:
+    db = str(tmp_path / "shared.db")
+    Store(db).register_model("p", "m")
+    code = (
+        "import sys, numpy as np\n"
+        "from watchkeeper.store import Store\n"
+        "from watchkeeper.window import Window\n"
+        "s = Store(sys.argv[1])\n"
+        "for b in range(30):\n"
+        "    ids = [f'e{b}-{i}' for i in range(50)]\n"
+        "    s.log_events('p', 'm', Window.from_columns(ids=ids, ts=np.full(50, float(b))))\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, db]) for _ in range(2)]
+    assert [p.wait(120) for p in procs] == [0, 0]
+    store = Store(db)
+    assert store.count_events("p", "m") == 1500  # both sent the same ids: stored once
+    stats = store.ingest_stats("p", "m")
+    assert (stats["accepted"], stats["duplicates"]) == (1500, 1500)
+
+
+def test_label_sent_while_its_event_commits(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The label batch runs while the event batch has inserted but not yet committed: the
+    store must make one wait for the other, or the event would never show its label."""
+    inserted, labelled = threading.Event(), threading.Event()
+    original = Store._copy_early_labels
+
+    def slow_copy(self: Store, *args: object) -> None:
+        original(self, *args)  # type: ignore[arg-type]
+        inserted.set()
+        labelled.wait(1.0)  # give the label batch every chance to run before the commit
+
+    monkeypatch.setattr(Store, "_copy_early_labels", slow_copy)
+
+    def send_label() -> None:
+        inserted.wait(10)
+        store.log_labels("p", "m", ["a"], [1])
+        labelled.set()
+
+    thread = threading.Thread(target=send_label)
+    thread.start()
+    store.log_events("p", "m", Window.from_columns(ids=["a"], ts=[1.0]))
+    thread.join()
+    assert store.read_window("p", "m", last_n=1).labels.tolist() == [1]

@@ -107,27 +107,6 @@ def bench_db(name: str, url: str, n_batches: int, repeats: int, read_n: int) -> 
     n = n_batches * BATCH
     out: dict[str, Any] = {"db": name, "events": n}
 
-    # the physical limit: the driver alone, same rows
-    cols = make_columns(rng, 0, BATCH, "limit")
-    window = _columns.to_window(cols)
-    limit = [raw_insert_rate(url, window, batches=n_batches) for _ in range(repeats)]
-    out["limit"] = statistics.median(limit)
-
-    # in-process (after one warm-up batch)
-    store.log_events(project, "m", _columns.to_window(make_columns(rng, 0, BATCH, "warm-ip")))
-    rates = []
-    for r in range(repeats):
-        windows = [
-            _columns.to_window(make_columns(rng, b * BATCH, BATCH, f"ip{r}"))
-            for b in range(n_batches)
-        ]
-        start = time.perf_counter()
-        for w in windows:
-            store.log_events(project, "m", w)
-        rates.append(n / (time.perf_counter() - start))
-    out["in_process"] = statistics.median(rates)
-
-    # HTTP: pre-serialised bodies, one and two senders
     def bodies(tag: str) -> list[bytes]:
         return [
             json.dumps(
@@ -137,17 +116,35 @@ def bench_db(name: str, url: str, n_batches: int, repeats: int, read_n: int) -> 
             for b in range(n_batches)
         ]
 
-    serialise = []
-    with Server(url) as server:
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        # warm-up: the first request of a fresh process pays for lazy imports and caches
-        warm = bodies("warm")[:2]
+    window = _columns.to_window(make_columns(rng, 0, BATCH, "limit"))
+    rates: dict[str, list[float]] = {
+        k: [] for k in ("limit", "in_process", "http", "http_2", "sdk")
+    }
+    serialise: list[float] = []
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    # warm-up: the first batch of a fresh store or process pays for lazy imports and caches
+    store.log_events(project, "m", _columns.to_window(make_columns(rng, 0, BATCH, "warm-ip")))
+    with Server(url) as server, tempfile.TemporaryDirectory() as spool:
         with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
-            for body in warm:
+            for body in bodies("warm")[:2]:
                 http.post("/v1/models/m/events:batch", content=body)
-        for senders, key in ((1, "http"), (2, "http_2")):
-            rates = []
-            for r in range(repeats):
+        # Modes interleaved in each round, so a change in the machine's load hits them alike.
+        for r in range(repeats):
+            # the physical limit: the driver alone, same rows
+            rates["limit"].append(raw_insert_rate(url, window, batches=n_batches))
+
+            # in-process
+            windows = [
+                _columns.to_window(make_columns(rng, b * BATCH, BATCH, f"ip{r}"))
+                for b in range(n_batches)
+            ]
+            start = time.perf_counter()
+            for w in windows:
+                store.log_events(project, "m", w)
+            rates["in_process"].append(n / (time.perf_counter() - start))
+
+            # HTTP: pre-serialised bodies, one and two senders
+            for senders, key in ((1, "http"), (2, "http_2")):
                 t0 = time.perf_counter()
                 payloads = bodies(f"{key}{r}")
                 serialise.append((time.perf_counter() - t0) / n_batches)
@@ -163,33 +160,29 @@ def bench_db(name: str, url: str, n_batches: int, repeats: int, read_n: int) -> 
 
                 threads = [threading.Thread(target=send, args=(c,)) for c in chunks]
                 start = time.perf_counter()
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join()
-                rates.append(n / (time.perf_counter() - start))
+                for th in threads:
+                    th.start()
+                for th in threads:
+                    th.join()
+                rates[key].append(n / (time.perf_counter() - start))
                 if errors:
                     raise RuntimeError(errors[0][:500])
-            out[key] = statistics.median(rates)
 
-        # SDK end to end
-        rates = []
-        with tempfile.TemporaryDirectory() as spool:
-            for r in range(repeats):
-                parts = [make_columns(rng, b * BATCH, BATCH, f"sdk{r}") for b in range(n_batches)]
-                client = Client(server.url, token, spool_dir=spool, batch_size=BATCH,
-                                flush_interval=0.05, system_metrics=False)  # fmt: skip
-                start = time.perf_counter()
-                for p in parts:
-                    client.log_batch(
-                        "m", ids=p["ids"], ts=p["ts"], features=p["features"],
-                        scores=p["scores"], latency_ms=p["latency_ms"],
-                        embeddings=p["embeddings"], version="v1",
-                    )  # fmt: skip
-                assert client.flush(timeout=600), client.last_error
-                rates.append(n / (time.perf_counter() - start))
-                client.close()
-        out["sdk"] = statistics.median(rates)
+            # SDK end to end (its own serialisation included)
+            parts = [make_columns(rng, b * BATCH, BATCH, f"sdk{r}") for b in range(n_batches)]
+            client = Client(server.url, token, spool_dir=spool, batch_size=BATCH,
+                            flush_interval=0.05, system_metrics=False)  # fmt: skip
+            start = time.perf_counter()
+            for p in parts:
+                client.log_batch(
+                    "m", ids=p["ids"], ts=p["ts"], features=p["features"],
+                    scores=p["scores"], latency_ms=p["latency_ms"],
+                    embeddings=p["embeddings"], version="v1",
+                )  # fmt: skip
+            assert client.flush(timeout=600), client.last_error
+            rates["sdk"].append(n / (time.perf_counter() - start))
+            client.close()
+    out.update({k: statistics.median(v) for k, v in rates.items()})
     out["serialise_ms"] = 1000 * statistics.median(serialise)
 
     # reading a window

@@ -64,3 +64,34 @@ def test_estimate_table_and_errors(tmp_path: Path, rng: np.random.Generator) -> 
     assert missing.exit_code == 2 and "no such file" in missing.output
     zero = CliRunner().invoke(create_app(), ["estimate", str(ref), str(cur), "--chunk-size", "0"])
     assert zero.exit_code == 2 and "chunk-size" in zero.output
+
+
+def test_estimate_with_features(tmp_path: Path, rng: np.random.Generator) -> None:
+    def task(n: int, tilt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        y = rng.random(n) < 0.5
+        x = np.column_stack(
+            [rng.normal(np.where(y, 1.0, -1.0)), rng.normal(np.where(y, 0.8, -0.8))]
+        )
+        s = 1 / (1 + np.exp(-1.5 * x[:, 0]))
+        keep = rng.random(n) < np.exp(tilt * x[:, 1]) / np.exp(tilt * x[:, 1]).max()
+        return s[keep], y[keep], x[keep]
+
+    def write(path: Path, s: np.ndarray, y: np.ndarray, x: np.ndarray) -> Path:
+        rows = ["score,label,a,b"] + [
+            f"{s[i]:.6f},{int(y[i])},{x[i, 0]:.5f},{x[i, 1]:.5f}" for i in range(len(s))
+        ]
+        path.write_text("\n".join(rows) + "\n")
+        return path
+
+    ref = write(tmp_path / "ref.csv", *task(8000, 0.0))
+    cur = write(tmp_path / "cur.csv", *task(40_000, 1.5))
+    args = ["estimate", str(ref), str(cur), "--features", "--no-diagnose", "--format", "json"]
+    result = CliRunner().invoke(create_app(), args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["features"] == ["a", "b"]
+    assert out["chunks"][0]["estimate"]["details"]["shift"] == "covariate"
+    only = tmp_path / "only.csv"
+    only.write_text("score,label\n0.2,0\n0.8,1\n")
+    bad = CliRunner().invoke(create_app(), ["estimate", str(only), str(cur), "--features"])
+    assert bad.exit_code == 2 and "--features" in bad.output

@@ -35,6 +35,7 @@ def _run(
     prior_correction: bool,
     diagnose: bool,
     alpha: float,
+    use_features: bool,
 ) -> dict[str, Any]:
     import numpy as np
 
@@ -55,15 +56,32 @@ def _run(
     size = len(cur_s) if chunk_size is None else int(chunk_size)
     if size < 1:
         raise ValueError(f"--chunk-size must be positive, got {chunk_size}")
+    names: list[str] = []
+    if use_features:
+        names = [
+            k
+            for k, v in ref.items()
+            if k not in (score_column, label_column) and np.asarray(v).dtype.kind in "fiub"
+        ]
+        missing = [k for k in names if k not in cur]
+        if not names or missing:
+            raise ValueError(
+                f"--features: numeric columns beside the score are needed in both files "
+                f"(missing in {current.name}: {missing})"
+                if missing
+                else f"--features: {reference.name} has no numeric column beside the score"
+            )
+    ref_f = np.column_stack([ref[k] for k in names]).astype(float) if names else None
+    cur_f = np.column_stack([cur[k] for k in names]).astype(float) if names else None
     est = PerformanceEstimator(
         threshold=threshold, calibration=calibration, prior_correction=prior_correction
-    ).fit(ref_s, ref_y)
+    ).fit(ref_s, ref_y, features=ref_f)
     ref_real = realised_performance(ref_s, ref_y, threshold)
     chunks = []
     for i, start in enumerate(range(0, len(cur_s), size)):
         s = cur_s[start : start + size]
         row: dict[str, Any] = {"chunk": i, "start": start, "end": start + len(s)}
-        e = est.estimate(s)
+        e = est.estimate(s, None if cur_f is None else cur_f[start : start + size])
         row["estimate"] = e.to_dict()
         if diagnose:
             row["shift"] = diagnose_shift(ref_s, ref_y, s, alpha=alpha).to_dict()
@@ -82,6 +100,7 @@ def _run(
         },
         "threshold": threshold,
         "prior_correction": prior_correction,
+        "features": names,
         "chunks": chunks,
     }
 
@@ -132,7 +151,10 @@ def _print_table(report: dict[str, Any]) -> None:
     for c in report["chunks"]:
         e = c["estimate"]
         prev = e["details"].get("estimated_prevalence")
-        cells = [str(c["chunk"]), str(e["n"]), "-" if prev is None else f"{prev:.3f}"]
+        shown = "-" if prev is None else f"{prev:.3f}"
+        if e["details"].get("shift") == "covariate":
+            shown = "cov"
+        cells = [str(c["chunk"]), str(e["n"]), shown]
         for n in names:
             cells.append(_cell(e["metrics"][n]))
             if n == "accuracy":
@@ -149,7 +171,10 @@ def _print_table(report: dict[str, Any]) -> None:
                 cells.append("-" if value is None else f"{value:.3f}")
         table.add_row(*cells)
     console.print(table)
-    console.print("prev: estimated share of positives; ±: half the 95% interval of acc")
+    console.print(
+        "prev: estimated share of positives (cov: covariate shift, reweighted); "
+        "±: half the 95% interval of acc"
+    )
     if has_real:
         console.print("acc*, f1*: realised on the labelled events of the chunk")
     if has_shift:
@@ -176,6 +201,11 @@ def estimate(
         True, "--diagnose/--no-diagnose", help="Tell prior shift from model change per chunk."
     ),
     alpha: float = typer.Option(0.05, "--alpha", help="False-alarm level of the diagnosis."),
+    use_features: bool = typer.Option(
+        False,
+        "--features/--no-features",
+        help="Use the other numeric columns to detect covariate shift and reweight for it.",
+    ),
     fmt: _Format = typer.Option(_Format.table, "--format", help="table or json."),
 ) -> None:
     """Estimate accuracy, precision, recall, F1 and ROC AUC of CURRENT without its labels.
@@ -188,7 +218,7 @@ def estimate(
     try:
         report = _run(
             reference, current, score_column, label_column, threshold, chunk_size,
-            calibration, prior_correction, diagnose, alpha,
+            calibration, prior_correction, diagnose, alpha, use_features,
         )  # fmt: skip
     except (FileNotFoundError, ValueError, TypeError) as exc:
         typer.echo(f"Error: {exc}", err=True)

@@ -222,9 +222,9 @@ def _mix(z):  # type: ignore[no-untyped-def]
 
 @njit(cache=True)
 def _uniform(seed, t, j):  # type: ignore[no-untyped-def]
-    golden = np.uint64(0x9E3779B97F4A7C15)
-    z = _mix(seed + golden * (np.uint64(t) + np.uint64(1)))
-    z = _mix(z + golden * (np.uint64(j) + np.uint64(1)))
+    # Uniform in [0, 1) for draw j of test t: two rounds of mixing over (seed, t, j).
+    key = _mix(np.uint64(seed) + np.uint64(0x9E3779B97F4A7C15) * (np.uint64(t) + np.uint64(1)))
+    z = _mix(key + np.uint64(0xD1B54A32D192ED03) * (np.uint64(j) + np.uint64(1)))
     return float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
@@ -270,6 +270,40 @@ def _remove_sorted(arr, n, x):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
+def _build_older(ring, head, pool, window_size, older, rank):  # type: ignore[no-untyped-def]
+    # Sort the ring slots of the oldest `pool` values by value (insertion sort; done only after
+    # a restart or a shrink, then maintained incrementally).
+    for j in range(pool):
+        slot = (head + j) % window_size
+        v = ring[slot]
+        k = j
+        while k > 0 and ring[older[k - 1]] > v:
+            older[k] = older[k - 1]
+            k -= 1
+        older[k] = slot
+    for j in range(pool):
+        rank[older[j]] = j
+
+
+@njit(cache=True)
+def _slide_older(ring, head, pool, window_size, older, rank):  # type: ignore[no-untyped-def]
+    # The window is about to slide by one: the value in slot `head` leaves the older part and
+    # the oldest recent value (slot head + pool) joins it. Keep `older` sorted, `rank` in step.
+    for j in range(rank[head], pool - 1):
+        older[j] = older[j + 1]
+        rank[older[j]] = j
+    joining = (head + pool) % window_size
+    v = ring[joining]
+    k = pool - 1
+    while k > 0 and ring[older[k - 1]] > v:
+        older[k] = older[k - 1]
+        rank[older[k]] = k
+        k -= 1
+    older[k] = joining
+    rank[joining] = k
+
+
+@njit(cache=True)
 def kswin(  # type: ignore[no-untyped-def]
     values, ring, scal, seed, window_size, stat_size, k_crit, reset, samples
 ):
@@ -277,18 +311,23 @@ def kswin(  # type: ignore[no-untyped-def]
     out = np.empty(values.size, dtype=np.int64)
     found = 0
     pool = window_size - stat_size
-    perm = np.empty(pool, dtype=np.int64)
-    a = np.empty(stat_size, dtype=np.float64)
+    a = np.empty(stat_size + 1, dtype=np.float64)
     count, head, tests, drift = int(scal[0]), int(scal[1]), int(scal[2]), scal[3] != 0.0
-    # The most recent stat_size values, kept sorted as the window slides.
+    # The most recent stat_size values, kept sorted as the window slides; the older values as
+    # ring slots sorted by value (with each slot's rank), so that a random sample of them comes
+    # out sorted by walking a membership mask in rank order, without sorting.
     recent = np.empty(stat_size, dtype=np.float64)
     n_recent = min(count, stat_size)
     for j in range(n_recent):
         _insert_sorted(recent, j, ring[(head + count - n_recent + j) % window_size])
+    older = np.empty(pool, dtype=np.int64)
+    rank = np.zeros(window_size, dtype=np.int64)
+    mask = np.zeros(pool, dtype=np.int64)
+    older_ok = False
     given = 0
     for i in range(values.size):
         if drift and reset:
-            count, head, tests, drift, n_recent = 0, 0, 0, False, 0
+            count, head, tests, drift, n_recent, older_ok = 0, 0, 0, False, 0, False
         x = values[i]
         if count >= stat_size:
             _remove_sorted(recent, n_recent, ring[(head + count - stat_size) % window_size])
@@ -299,26 +338,37 @@ def kswin(  # type: ignore[no-untyped-def]
             ring[(head + count) % window_size] = x
             count += 1
         else:
+            if older_ok:
+                _slide_older(ring, head, pool, window_size, older, rank)
             ring[head] = x
             head = (head + 1) % window_size
         drift = False
         if count < window_size:
             continue
+        if not older_ok:
+            _build_older(ring, head, pool, window_size, older, rank)
+            older_ok = True
         if samples.shape[0] > 0:
             for j in range(stat_size):
-                _insert_sorted(a, j, ring[(head + samples[given, j]) % window_size])
+                mask[rank[(head + samples[given, j]) % window_size]] = 1
             given += 1
         else:
-            for j in range(pool):
-                perm[j] = j
-            for j in range(stat_size):
-                r = j + int(_uniform(seed, tests, j) * (pool - j))
-                tmp = perm[j]
-                perm[j] = perm[r]
-                perm[r] = tmp
-                _insert_sorted(a, j, ring[(head + perm[j]) % window_size])
+            # Floyd's algorithm: a uniformly random subset of stat_size of the pool positions.
+            for j in range(pool - stat_size, pool):
+                t = head + int(_uniform(seed, tests, j) * (j + 1))
+                r = rank[t - window_size if t >= window_size else t]
+                if mask[r] != 0:
+                    jj = head + j
+                    mask[rank[jj - window_size if jj >= window_size else jj]] = 1
+                else:
+                    mask[r] = 1
         tests += 1
-        if ks_count_statistic(a, recent) >= k_crit:
+        k = 0
+        for r in range(pool):
+            a[k] = ring[older[r]]
+            k += mask[r]
+            mask[r] = 0
+        if ks_count_statistic(a[:stat_size], recent) >= k_crit:
             drift = True
             out[found] = i
             found += 1
@@ -326,6 +376,7 @@ def kswin(  # type: ignore[no-untyped-def]
                 # The paper's rule: keep only the most recent values as the new window.
                 head = (head + pool) % window_size
                 count = stat_size
+                older_ok = False
     scal[0], scal[1], scal[2], scal[3] = count, head, tests, drift
     return out[:found]
 

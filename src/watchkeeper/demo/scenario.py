@@ -63,6 +63,9 @@ class DemoConfig:
         Documents a day and share of photocopies on a normal day.
     label_share, label_delay
         Share of each day's documents that get a label, and after how many days.
+    n_train, n_val, epochs
+        Training and validation documents and training epochs; ``None``: 6,000, 4,000 and 5
+        (3,000, 2,000 and 4 when small).
     """
 
     days: int | None = None
@@ -74,6 +77,9 @@ class DemoConfig:
     prevalence: float = 0.1
     label_share: float = 0.25
     label_delay: int = 2
+    n_train: int | None = None
+    n_val: int | None = None
+    epochs: int | None = None
 
     def resolved(self) -> DemoConfig:
         """A copy with defaults filled in and every field checked (errors name the field)."""
@@ -91,8 +97,16 @@ class DemoConfig:
             raise ValueError(f"label_share: must be within (0, 1], got {self.label_share}")
         if self.label_delay < 1:
             raise ValueError(f"label_delay: at least one day, got {self.label_delay}")
+        n_train = self.n_train or (3000 if self.small else 6000)
+        n_val = self.n_val or (2000 if self.small else 4000)
+        epochs = self.epochs or (4 if self.small else 5)
+        for name, value, least in (("n_train", n_train, 500), ("n_val", n_val, 500),
+                                   ("epochs", epochs, 1)):
+            if value < least:
+                raise ValueError(f"{name}: at least {least}, got {value}")
         return DemoConfig(days, self.small, self.db, self.serve, self.seed, volume,
-                          self.prevalence, self.label_share, self.label_delay)
+                          self.prevalence, self.label_share, self.label_delay, n_train, n_val,
+                          epochs)
 
     def schedule(self) -> list[dict[str, Any]]:
         """Per day: its act (normal, prior shift, new scanner) and the share of photocopies."""
@@ -135,6 +149,9 @@ class DayReport:
     realised: dict[str, dict[str, float]] = field(default_factory=dict)
     labels: int = 0
     source: str = "runner"
+    count_verdict: str = ""
+    count_prevalence: float = math.nan
+    diagnosis_p_value: float = math.nan
 
 
 @dataclass
@@ -202,7 +219,7 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
 
     notes: list[str] = []
     volume = int(cfg.volume or 1000)
-    n_train, n_val, epochs = (3000, 2000, 4) if cfg.small else (6000, 4000, 5)
+    n_train, n_val, epochs = int(cfg.n_train or 0), int(cfg.n_val or 0), int(cfg.epochs or 0)
 
     out.rule("[bold]Watchkeeper demo: the document-fraud model")
     out.print(
@@ -482,25 +499,18 @@ def _report_day(
     scores = np.asarray(window.scores, dtype=np.float64)
     n = len(scores)
     flags = int((scores >= op.threshold).sum())
-    check = check_flags(op, cfg.prevalence, n, flags)
     findings = _finding_list(store, start, end) if run is not None else []
     op_finding = next((f for f in findings if str(f.get("check", "")).startswith(
         "operating_point")), None)
-    details: Mapping[str, Any] = (op_finding or {}).get("details") or {}
-    diagnosis = None
-    verdict = details.get("verdict")
-    prevalence = details.get("prevalence")
-    if verdict is None or prevalence is None:
-        diagnosis = diagnose_shift(reference.scores, reference.labels.astype(np.int64), scores,
-                                   expected_prevalence=cfg.prevalence)
-        verdict = verdict or diagnosis.verdict
-    source = "runner" if run is not None else "direct"
-    if diagnosis is not None and prevalence is None:
-        prev, low, high = diagnosis.prevalence, diagnosis.prevalence_low, diagnosis.prevalence_high
-    else:
-        prev = float(prevalence)  # type: ignore[arg-type]
-        low = float(details.get("prevalence_low", math.nan))
-        high = float(details.get("prevalence_high", math.nan))
+    # The operating-point check reads the count alone; the runner's finding holds its band and
+    # verdict. Without a runner, the same function is called here on the stored window.
+    count: Mapping[str, Any] = (op_finding or {}).get("details") or check_flags(
+        op, cfg.prevalence, n, flags).to_dict()
+    # Whether a class mix explains the day is a question for the scores, not the count:
+    # diagnose_shift fits the mix of validation score distributions to the day's scores.
+    diagnosis = diagnose_shift(reference.scores, reference.labels.astype(np.int64), scores,
+                               expected_prevalence=cfg.prevalence)
+    _store_diagnosis(store, diagnosis, start, end)
     if run is not None:
         drifted = sorted({
             str(f.get("subject")) for f in findings
@@ -514,13 +524,31 @@ def _report_day(
     estimate = estimator.estimate(scores) if n else None
     return DayReport(
         day=int(plan["day"]), act=str(plan["act"]), n=n, flags=flags,
-        expected=float(details.get("expected", check.expected)),
-        low=float(details.get("low", check.low)), high=float(details.get("high", check.high)),
-        verdict=str(verdict), prevalence=float(prev), prevalence_low=low,
-        prevalence_high=high, drifted_features=drifted, embedding_drift=embedding_drift,
+        expected=float(count.get("expected", math.nan)),
+        low=float(count.get("low", math.nan)), high=float(count.get("high", math.nan)),
+        verdict=diagnosis.verdict, prevalence=float(diagnosis.prevalence),
+        prevalence_low=float(diagnosis.prevalence_low),
+        prevalence_high=float(diagnosis.prevalence_high),
+        drifted_features=drifted, embedding_drift=embedding_drift,
         alerts=[name for a in alerts for name in _alert_names(a)],
-        estimated=_metric_dict(estimate) if estimate is not None else {}, source=source,
+        estimated=_metric_dict(estimate) if estimate is not None else {},
+        source="runner" if run is not None else "direct",
+        count_verdict=str(count.get("verdict", "")),
+        count_prevalence=float(count.get("prevalence") or math.nan),
+        diagnosis_p_value=float(diagnosis.p_value),
     )
+
+
+def _store_diagnosis(store: Any, diagnosis: Any, start: float, end: float) -> None:
+    """Keep the score diagnosis with the monitors' findings, so it is stored like them."""
+    store.add_findings(PROJECT, MODEL, [{
+        "check": "shift_diagnosis", "subject": "scores", "method": "diagnose_shift",
+        "statistic": float(diagnosis.prevalence), "p_value": float(diagnosis.p_value),
+        "alpha": float(diagnosis.alpha), "threshold": None,
+        "drift": diagnosis.verdict != "as_expected",
+        "severity": "critical" if diagnosis.verdict == "model_change" else "warning",
+        "window_start": start, "window_end": end, "details": diagnosis.to_dict(),
+    }])
 
 
 def _direct_drift(reference: Any, window: Any) -> tuple[list[str], bool | None]:
@@ -551,19 +579,25 @@ def _narrate_day(out: Any, r: DayReport) -> None:
     flag_text = (f"[green]{r.flags} flags[/], inside the {band}" if inside
                  else f"[bold red]{r.flags} flags[/], [bold]outside[/] the {band}")
     out.print(f"[bold]Day {r.day:>2}[/] ({r.act}): {r.n:,} documents, {flag_text}.")
-    verdict = VERDICTS.get(r.verdict, r.verdict)
     prev = _fmt_interval(r.prevalence, r.prevalence_low, r.prevalence_high)
+    if not inside and math.isfinite(r.count_prevalence):
+        out.print(f"        The count alone: a {r.count_prevalence:.0%} share of photocopies "
+                  "would explain it; the scores decide.")
     if not inside or r.verdict != "as_expected":
-        out.print(f"        Verdict: {verdict}; estimated share of photocopies {prev}.")
+        verdict = VERDICTS.get(r.verdict, r.verdict)
+        out.print(f"        Verdict from the scores: {verdict}; estimated share of photocopies "
+                  f"{prev}.")
     drift = []
     if r.drifted_features:
         drift.append("features drifted: [bold]" + ", ".join(r.drifted_features) + "[/]")
     if r.embedding_drift:
         drift.append("[bold]embeddings drifted[/]")
     if drift:
-        out.print("        " + "; ".join(drift) + ".")
+        note = " (more photocopies look different: expected)" if r.verdict == "prior_shift" \
+            else ""
+        out.print("        " + "; ".join(drift) + note + ".")
     for name in r.alerts:
-        out.print(f"        [bold magenta]Alert received by the webhook:[/] {name}")
+        out.print(f"        [bold magenta]Webhook received:[/] {name}")
 
 
 def _realised(out: Any, store: Any, reports: list[DayReport], day: int, start_of: float,

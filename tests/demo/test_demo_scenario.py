@@ -1,0 +1,98 @@
+"""The document-fraud scenario end to end, smaller: SDK -> server -> store -> runner -> webhook."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+from rich.console import Console
+
+from watchkeeper.demo.scenario import DemoConfig, run_demo
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory: pytest.TempPathFactory) -> object:
+    db = tmp_path_factory.mktemp("demo") / "demo.db"
+    out = io.StringIO()
+    res = run_demo(
+        DemoConfig(days=5, db=db, n_train=2000, n_val=1500, epochs=4, volume=500, seed=7),
+        console=Console(file=out, width=120),
+    )
+    res.narrative = out.getvalue()  # type: ignore[attr-defined]
+    return res
+
+
+@pytest.mark.slow
+def test_story_of_the_days(result: object) -> None:
+    r = result
+    days = {d.day: d for d in r.days}  # type: ignore[attr-defined]
+    assert [d.act for d in days.values()] == [
+        "normal", "twice the photocopies", "normal", "new scanner", "new scanner"
+    ]
+    # Normal days: inside the band, nothing to explain.
+    for d in (days[1], days[3]):
+        assert d.low <= d.flags <= d.high, d
+        assert d.verdict == "as_expected"
+    # Twice the photocopies: out of the band, a prior shift at about 20%.
+    assert days[2].flags > days[2].high
+    assert days[2].verdict == "prior_shift"
+    assert days[2].prevalence_low <= 0.2 <= days[2].prevalence_high
+    assert abs(days[2].prevalence - 0.2) < 0.05
+    # The new scanner: out of the band, a model or data change, colour and embeddings drift.
+    for d in (days[4], days[5]):
+        assert d.flags > d.high
+        assert d.verdict == "model_change"
+        assert "colourfulness" in d.drifted_features
+        assert d.embedding_drift is True
+
+
+@pytest.mark.slow
+def test_alerts_labels_and_where_things_are(result: object) -> None:
+    r = result
+    days = {d.day: d for d in r.days}  # type: ignore[attr-defined]
+    assert importlib.util.find_spec("watchkeeper.runner") is not None
+    # An alert about the operating point reached the webhook once the scanner changed things.
+    scanner_alerts = days[4].alerts + days[5].alerts
+    assert any("operating_point" in a for a in scanner_alerts), scanner_alerts
+    assert r.alerts  # type: ignore[attr-defined]
+    # Late labels: the normal day's realised precision agrees with the label-free estimate.
+    d1 = days[1]
+    assert d1.labels > 50
+    est, real = d1.estimated["precision"], d1.realised["precision"]
+    assert est["low"] <= real["value"] <= est["high"] or real["low"] <= est["value"] <= real["high"]
+    # Everything is in the SQLite file, and the narrative says where.
+    db = Path(r.db)  # type: ignore[attr-defined]
+    assert db.exists()
+    from watchkeeper.store import Store
+
+    checks = {f["check"] for f in Store(f"sqlite:///{db}").list_findings("demo", "document-fraud")}
+    assert {"operating_point", "feature_drift", "embedding_drift", "shift_diagnosis"} <= checks
+    text = r.narrative  # type: ignore[attr-defined]
+    assert str(db) in text and "Webhook received" in text and "tensorboard --logdir" in text
+
+
+def test_config_errors_name_the_field(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="days"):
+        DemoConfig(days=0).resolved()
+    with pytest.raises(ValueError, match="volume"):
+        DemoConfig(volume=10).resolved()
+    with pytest.raises(ValueError, match="epochs"):
+        DemoConfig(epochs=-1).resolved()
+    existing = tmp_path / "mine.db"
+    existing.write_text("precious")
+    with pytest.raises(ValueError, match=r"db: .* exists"):
+        run_demo(DemoConfig(days=1, db=existing, n_train=500, n_val=500, epochs=1),
+                 console=Console(file=io.StringIO()))
+    assert existing.read_text() == "precious"
+
+
+def test_schedule_has_every_act() -> None:
+    acts = [d["act"] for d in DemoConfig(days=10).resolved().schedule()]
+    assert acts.count("twice the photocopies") == 1 and acts[0] == "normal"
+    assert acts[-1] == "new scanner" and acts.index("new scanner") > acts.index(
+        "twice the photocopies")

@@ -54,6 +54,9 @@ class EncodedBatch:
     embedding_dim: int | None = None
     probs: bytes | None = None
     n_classes: int | None = None
+    ids_json: str = "[]"
+    ts_bytes: bytes = b""
+    versions_json: str = "[]"
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -70,6 +73,9 @@ class Chunk(NamedTuple):
     embedding_dim: int | None
     probs: bytes | None
     n_classes: int | None
+    ids: str
+    ts: bytes
+    versions: str
 
 
 def first_bad(mask: Any) -> int:
@@ -205,12 +211,15 @@ def encode_events(events: Any) -> EncodedBatch:
     )
     probs = None if events.probs is None else _vectors(events.probs, "probs", n, np.float64)
 
-    # Within the batch the first occurrence of an id wins; the database drops known ids.
+    # Within the batch the first occurrence of an id wins (the database drops known ids);
+    # rows are kept in time order, so a time window covers a contiguous range of each chunk.
     keep: np.ndarray | None = None
     if n:
         _, first = np.unique(ids.astype(str), return_index=True)
-        if len(first) < n:
-            keep = np.sort(first)
+        order = np.sort(first)
+        order = order[np.argsort(ts[order], kind="stable")]
+        if len(order) < n or bool((order != np.arange(n)).any()):
+            keep = order
 
     def rows(a: np.ndarray) -> np.ndarray:
         return a if keep is None else a[keep]
@@ -227,6 +236,9 @@ def encode_events(events: Any) -> EncodedBatch:
         spec_hash=hashlib.sha256(canonical(spec).encode()).hexdigest(),
         n_in=n,
     )
+    out.ids_json = dumps(out.ids)
+    out.ts_bytes = np.asarray(out.ts, dtype=np.float64).tobytes()
+    out.versions_json = dumps(out.versions)
     if num_cols and n:
         out.nums = np.ascontiguousarray(rows(np.column_stack(num_cols))).tobytes()
     if obj_cols and n:
@@ -261,67 +273,60 @@ def _objects(values: Sequence[Any]) -> np.ndarray:
 
 
 def decode_window(
-    rows: Sequence[Sequence[Any]],
-    chunks: Mapping[int, Chunk],
+    parts: Sequence[Chunk],
+    positions: Sequence[np.ndarray],
+    labels: Sequence[tuple[int, int, str]],
     specs: Mapping[int, Mapping[str, list[str]]],
     *,
     embedding_dim: int | None,
     n_classes: int | None,
+    last_n: int | None,
     start: float | None,
     end: float | None,
 ) -> Window:
-    """Index rows ``(event_id, ts, version, chunk_id, chunk_row, label)`` and their chunks as a
-    window: per column, one decode per chunk and one gather for the whole window."""
-    n = len(rows)
-    if n == 0:
-        return Window(
-            ids=np.empty(0, dtype=object),
-            ts=np.empty(0),
-            labels=np.empty(0, dtype=object),
-            versions=np.empty(0, dtype=object),
-            start=start,
-            end=end,
-        )
-    ids_t, ts_t, ver_t, cid_t, row_t, lab_t = zip(*rows, strict=True)
-    ts = np.fromiter(ts_t, dtype=np.float64, count=n)
-    chunk_ids = np.fromiter(cid_t, dtype=np.int64, count=n)
-    chunk_rows = np.fromiter(row_t, dtype=np.int64, count=n)
-    used, which = np.unique(chunk_ids, return_inverse=True)
-    parts = [chunks[int(c)] for c in used.tolist()]
+    """The events at ``positions`` (row numbers, one array per chunk in ``parts``) as a window
+    ordered by time (ties in storage order), keeping the last ``last_n`` if given.
+
+    Each column is decoded once per chunk into one array for all chunks, then the window's rows
+    are taken with one fancy index. ``labels`` are ``(part index, row, JSON label)``.
+    """
     sizes = np.array([c.n_rows for c in parts], dtype=np.int64)
-    schema_of = np.array([c.schema_id for c in parts], dtype=np.int64)
+    offsets = np.cumsum(sizes) - sizes
+    total = int(sizes.sum())
+    gpos = (
+        np.concatenate([offsets[i] + p for i, p in enumerate(positions)])
+        if parts
+        else np.empty(0, dtype=np.int64)
+    )
+    ts_all = np.empty(total)
+    ids_all = np.empty(total, dtype=object)
+    versions_all = np.empty(total, dtype=object)
+    for part, o, n in zip(parts, offsets.tolist(), sizes.tolist(), strict=True):
+        ts_all[o : o + n] = np.frombuffer(part.ts, dtype=np.float64)
+        ids_all[o : o + n] = json.loads(part.ids)
+        versions_all[o : o + n] = json.loads(part.versions)
+    gpos = gpos[np.lexsort((gpos, ts_all[gpos]))]
+    if last_n is not None:
+        gpos = gpos[-last_n:]
+    everything = len(gpos) == total and bool((gpos == np.arange(total)).all())
+
+    def take(full: np.ndarray) -> np.ndarray:
+        return full if everything else full[gpos]
 
     num_cols: dict[str, np.ndarray] = {}
     obj_cols: dict[str, np.ndarray] = {}
     obj_set: dict[str, np.ndarray] = {}
-    for sid in np.unique(schema_of).tolist():
-        spec = specs[sid]
-        members = np.flatnonzero(schema_of == sid)
-        offsets = np.zeros(len(parts), dtype=np.int64)
-        offsets[members] = np.concatenate([[0], np.cumsum(sizes[members])[:-1]])
-        sel: slice | np.ndarray
-        if len(members) == len(parts):
-            sel = slice(None)
-            pos = offsets[which] + chunk_rows
-        else:
-            sel = np.flatnonzero(schema_of[which] == sid)
-            pos = offsets[which[sel]] + chunk_rows[sel]
-        if spec["num"]:
+    for part, o, n in zip(parts, offsets.tolist(), sizes.tolist(), strict=True):
+        spec = specs[part.schema_id]
+        if spec["num"] and part.nums is not None:
             k = len(spec["num"])
-            matrix = np.concatenate(
-                [
-                    np.frombuffer(parts[i].nums or b"", dtype=np.float64).reshape(-1, k)
-                    for i in members.tolist()
-                ]
-            )[pos]
+            matrix = np.frombuffer(part.nums, dtype=np.float64).reshape(n, k)
             for j, name in enumerate(spec["num"]):
-                num_cols.setdefault(name, np.full(n, np.nan))[sel] = matrix[:, j]
-        if spec["obj"]:
-            decoded = [json.loads(parts[i].objs or "[]") for i in members.tolist()]
-            for j, name in enumerate(spec["obj"]):
-                values = _objects([v for cols in decoded for v in cols[j]])[pos]
-                obj_cols.setdefault(name, np.full(n, None, dtype=object))[sel] = values
-                obj_set.setdefault(name, np.zeros(n, dtype=bool))[sel] = True
+                num_cols.setdefault(name, np.full(total, np.nan))[o : o + n] = matrix[:, j]
+        if spec["obj"] and part.objs is not None:
+            for name, values in zip(spec["obj"], json.loads(part.objs), strict=True):
+                obj_cols.setdefault(name, np.full(total, None, dtype=object))[o : o + n] = values
+                obj_set.setdefault(name, np.zeros(total, dtype=bool))[o : o + n] = True
     for name in set(num_cols) & set(obj_cols):
         # Numeric in some batches, categorical in others: keep every value, as objects.
         merged = obj_cols.pop(name)
@@ -330,58 +335,57 @@ def decode_window(
         merged[fill] = numbers[fill]
         obj_cols[name] = merged
 
-    ends = np.cumsum(sizes)
-    pos_all = (ends - sizes)[which] + chunk_rows
-    embeddings = _gather_vectors(
-        [(c.embeddings, c.embedding_dim, c.n_rows) for c in parts],
-        embedding_dim,
-        pos_all,
-        np.float32,
+    labels_all = np.full(total, None, dtype=object)
+    if labels:
+        where = np.array([offsets[i] + row for i, row, _ in labels], dtype=np.int64)
+        # One parse for all labels instead of one per label.
+        labels_all[where] = _objects(json.loads("[" + ",".join(t for _, _, t in labels) + "]"))
+
+    embeddings = _vectors_full(
+        [(c.embeddings, c.embedding_dim) for c in parts], sizes, embedding_dim, np.float32
     )
-    probs = _gather_vectors(
-        [(c.probs, c.n_classes, c.n_rows) for c in parts], n_classes, pos_all, np.float64
-    )
-    labels = np.empty(n, dtype=object)
-    if any(t is not None for t in lab_t):
-        # One parse for the whole window instead of one per label.
-        labels[:] = json.loads("[" + ",".join(t if t is not None else "null" for t in lab_t) + "]")
-    features = {name[2:]: c for name, c in num_cols.items() if name.startswith("f:")}
-    features.update({name[2:]: c for name, c in obj_cols.items() if name.startswith("f:")})
+    probs = _vectors_full([(c.probs, c.n_classes) for c in parts], sizes, n_classes, np.float64)
+    features = {name[2:]: take(c) for name, c in num_cols.items() if name.startswith("f:")}
+    features.update({name[2:]: take(c) for name, c in obj_cols.items() if name.startswith("f:")})
+    ts = take(ts_all)
+    if len(ts):
+        start = float(ts[0]) if start is None else start
+        end = float(ts[-1]) if end is None else end
     return Window(
-        ids=_objects(ids_t),
+        ids=take(ids_all),
         ts=ts,
         features=features,
-        scores=num_cols.get("score"),
-        probs=probs,
-        predicted=obj_cols.get("predicted"),
-        labels=labels,
-        embeddings=embeddings,
-        latency_ms=num_cols.get("latency_ms"),
-        tags={name[2:]: c for name, c in obj_cols.items() if name.startswith("t:")},
-        versions=_objects(ver_t),
+        scores=None if "score" not in num_cols else take(num_cols["score"]),
+        probs=None if probs is None else take(probs),
+        predicted=None if "predicted" not in obj_cols else take(obj_cols["predicted"]),
+        labels=take(labels_all),
+        embeddings=None if embeddings is None else take(embeddings),
+        latency_ms=None if "latency_ms" not in num_cols else take(num_cols["latency_ms"]),
+        tags={name[2:]: take(c) for name, c in obj_cols.items() if name.startswith("t:")},
+        versions=take(versions_all),
         start=start,
         end=end,
     )
 
 
-def _gather_vectors(
-    parts: Sequence[tuple[bytes | None, int | None, int]],
+def _vectors_full(
+    parts: Sequence[tuple[bytes | None, int | None]],
+    sizes: np.ndarray,
     width: int | None,
-    pos: np.ndarray,
     dtype: type[np.floating[Any]],
 ) -> np.ndarray | None:
-    widths = {w for blob, w, _ in parts if blob is not None and w}
+    widths = {w for blob, w in parts if blob is not None and w}
     if not widths:
         return None
     d = width or max(widths)
-    blocks = [
-        np.frombuffer(blob, dtype=dtype).reshape(rows, d)
-        if blob is not None and w == d
-        else np.full((rows, d), np.nan, dtype=dtype)
-        for blob, w, rows in parts
-    ]
-    whole: np.ndarray = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
-    if len(pos) == len(whole) and bool((pos == np.arange(len(whole))).all()):
-        return whole if whole.flags.writeable else whole.copy()
-    out: np.ndarray = whole[pos]
+    total = int(sizes.sum())
+    if len(parts) == 1 and parts[0][0] is not None:
+        # bytearray: a writable buffer, so the window's array needs no copy
+        return np.frombuffer(bytearray(parts[0][0]), dtype=dtype).reshape(total, d)
+    out = np.full((total, d), np.nan, dtype=dtype)
+    o = 0
+    for (blob, w), n in zip(parts, sizes.tolist(), strict=True):
+        if blob is not None and w == d:
+            out[o : o + n] = np.frombuffer(blob, dtype=dtype).reshape(n, d)
+        o += n
     return out

@@ -37,7 +37,7 @@ from watchkeeper.store._events import (
 from watchkeeper.store._types import SCOPES, IngestResult
 from watchkeeper.window import Window
 
-HEAD = "0003"
+HEAD = "0004"
 """Alembic revision this code expects; opening a store upgrades an older schema to it."""
 
 DEFAULT_PATH = Path(".watchkeeper") / "watchkeeper.db"
@@ -314,11 +314,15 @@ class Store:
         return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
     @contextmanager
-    def _tx(self, *, write: bool = False) -> Iterator[sa.Connection]:
+    def _tx(self, *, write: bool = False, consistent: bool = False) -> Iterator[sa.Connection]:
+        """One transaction; ``write`` takes SQLite's write lock at BEGIN, ``consistent`` gives
+        a read of several statements one snapshot on PostgreSQL (SQLite reads always do)."""
         engine = self.engine
         with self._serial or nullcontext(), engine.connect() as conn:
             if write:
                 conn.execution_options(wk_write=True)
+            if consistent and conn.dialect.name == "postgresql":
+                conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
                 yield conn
 
@@ -799,6 +803,9 @@ class Store:
                 probs=batch.probs,
                 n_classes=batch.n_classes,
                 created_at=now,
+                ids=batch.ids_json,
+                ts=batch.ts_bytes,
+                versions=batch.versions_json,
             )
             .returning(ec.c.id)
         ).scalar_one()
@@ -1009,6 +1016,9 @@ class Store:
                 ec.c.embedding_dim,
                 ec.c.probs,
                 ec.c.n_classes,
+                ec.c.ids,
+                ec.c.ts,
+                ec.c.versions,
             ).where(ec.c.id.in_(wanted[i : i + _IN_CHUNK]))
             for row in _fetch_rows(conn, query):
                 out[int(row[0])] = Chunk(*row[1:])
@@ -1064,42 +1074,72 @@ class Store:
         """
         lo, hi, n_last = self._window_args(start, end, last_n, version)
         ev = T.events
-        query = sa.select(
-            ev.c.event_id,
-            ev.c.ts,
-            ev.c.version,
-            ev.c.chunk_id,
-            ev.c.chunk_row,
-            ev.c.label,
-        )
-        with self._tx() as conn:
+        with self._tx(consistent=True) as conn:
             mid = self._model_id(conn, project, model)
-            query = self._event_filter(query, mid, lo, hi, version)
+            since = lo
             if n_last is not None:
-                query = query.order_by(ev.c.ts.desc(), ev.c.event_id.desc()).limit(n_last)
-            else:
-                query = query.order_by(ev.c.ts, ev.c.event_id)
-            rows = _fetch_rows(conn, query)
-            if n_last is not None:
-                rows.reverse()
-            dims = conn.execute(
-                sa.select(T.models.c.embedding_dim, T.models.c.n_classes).where(
-                    T.models.c.id == mid
-                )
-            ).one()
-            chunks = self._fetch_chunks(conn, {r[3] for r in rows})
+                # the last N are the events from the N-th newest time on (ties trimmed below)
+                cutoff = conn.execute(
+                    self._event_filter(sa.select(ev.c.ts), mid, lo, hi, version)
+                    .order_by(ev.c.ts.desc())
+                    .limit(1)
+                    .offset(n_last - 1)
+                ).scalar()
+                if cutoff is not None:
+                    since = float(cutoff)
+            groups = _fetch_rows(
+                conn,
+                self._event_filter(
+                    sa.select(
+                        ev.c.chunk_id,
+                        sa.func.count(),
+                        sa.func.min(ev.c.chunk_row),
+                        sa.func.max(ev.c.chunk_row),
+                    ),
+                    mid,
+                    since,
+                    hi,
+                    version,
+                ).group_by(ev.c.chunk_id),
+            )
+            # A chunk whose selected rows are a full range needs no per-event row; one with
+            # gaps (a re-sent id dropped at insert, a version filter) is read row by row.
+            spans = {int(c): (int(lo_row), int(hi_row)) for c, k, lo_row, hi_row in groups
+                     if k == hi_row - lo_row + 1}  # fmt: skip
+            gappy = sorted(int(g[0]) for g in groups if int(g[0]) not in spans)
+            rows_of: dict[int, list[int]] = {c: [] for c in gappy}
+            for i in range(0, len(gappy), _IN_CHUNK):
+                query = self._event_filter(
+                    sa.select(ev.c.chunk_id, ev.c.chunk_row), mid, since, hi, version
+                ).where(ev.c.chunk_id.in_(gappy[i : i + _IN_CHUNK]))
+                for c, row in _fetch_rows(conn, query):
+                    rows_of[int(c)].append(int(row))
+            labelled = _fetch_rows(
+                conn,
+                self._event_filter(
+                    sa.select(ev.c.chunk_id, ev.c.chunk_row, ev.c.label), mid, since, hi, version
+                ).where(ev.c.label.is_not(None)),
+            )
+            chunks = self._fetch_chunks(conn, {int(g[0]) for g in groups})
             if any(c.schema_id not in self._specs for c in chunks.values()):
                 self._load_specs(conn, mid)
         self._committed_model(project, model, mid)
-        if rows:
-            lo = rows[0][1] if lo is None else lo
-            hi = rows[-1][1] if hi is None else hi
+        order = sorted(chunks)
+        index = {c: i for i, c in enumerate(order)}
+        positions = [
+            np.arange(spans[c][0], spans[c][1] + 1)
+            if c in spans
+            else np.sort(np.array(rows_of[c], dtype=np.int64))
+            for c in order
+        ]
         return decode_window(
-            rows,
-            chunks,
+            [chunks[c] for c in order],
+            positions,
+            [(index[int(c)], int(r), t) for c, r, t in labelled if int(c) in index],
             self._specs,
-            embedding_dim=dims.embedding_dim,
-            n_classes=dims.n_classes,
+            embedding_dim=None,
+            n_classes=None,
+            last_n=n_last,
             start=lo,
             end=hi,
         )

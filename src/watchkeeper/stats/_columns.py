@@ -108,8 +108,9 @@ class DatasetDrift:
 @dataclass
 class _Reference:
     kind: str  # "numeric" or "categorical"
-    values: np.ndarray  # sorted finite values (numeric) or the raw column (categorical)
+    values: np.ndarray  # finite values (numeric) or the raw column (categorical)
     info: dict[str, Any]
+    is_sorted: bool = False
 
 
 class ColumnDrift:
@@ -144,6 +145,10 @@ class ColumnDrift:
         Compare only these columns (default: all; both sides must then have the same ones).
     n_jobs
         Threads across columns (numpy releases the GIL while sorting); default: CPU count.
+    cache_reference
+        Keep every numeric reference column sorted from ``fit`` on, so repeated tests skip
+        that sort (memory for speed); :func:`detect_drift`, which tests once, turns it off
+        and sorts each reference column only while testing it.
 
     Examples
     --------
@@ -167,6 +172,7 @@ class ColumnDrift:
         bins: int = 10,
         columns: list[str] | None = None,
         n_jobs: int | None = None,
+        cache_reference: bool = True,
     ) -> None:
         self.methods = methods
         self.alpha = alpha
@@ -178,6 +184,7 @@ class ColumnDrift:
         self.bins = bins
         self.columns = columns
         self.n_jobs = n_jobs
+        self.cache_reference = cache_reference
 
     # ------------------------------------------------------------------ validation
     def _validate(self) -> None:
@@ -235,7 +242,9 @@ class ColumnDrift:
         method = (self.methods or {}).get(name)
         if not is_categorical(col) and (method is None or method in NUMERIC_METHODS):
             x, info = numeric_sample(col, "reference")
-            return _Reference("numeric", np.sort(x), info)
+            if self.cache_reference:
+                return _Reference("numeric", np.sort(x), info, is_sorted=True)
+            return _Reference("numeric", x, info)
         return _Reference("categorical", col, {})
 
     def test(self, current: Any) -> DatasetDrift:
@@ -281,9 +290,10 @@ class ColumnDrift:
                 y, info_cur = numeric_sample(col, "current")
                 ys = np.sort(y)
                 info: dict[str, Any] = {**ref.info, **info_cur, "kind": "numeric"}
+                xs = ref.values if ref.is_sorted else np.sort(ref.values)
                 if method is None:
-                    method = self._default_method("numeric", ref.values.size, ys.size, 0, 0.0)
-                return self._numeric(method, ref.values, ys, info, alpha)
+                    method = self._default_method("numeric", xs.size, ys.size, 0, 0.0)
+                return self._numeric(method, xs, ys, info, alpha)
             return self._categorical(name, method, ref, col, alpha)
         except ValueError as exc:
             # A column that cannot be compared must not sink the others: say why instead.
@@ -394,4 +404,5 @@ def detect_drift(reference: Any, current: Any, **options: Any) -> DatasetDrift:
     >>> detect_drift(ref, {"x": rng.normal(0.3, size=50_000)}).columns["x"].method
     'wasserstein'
     """
+    options.setdefault("cache_reference", False)
     return ColumnDrift(**options).fit(reference).test(current)

@@ -82,9 +82,16 @@ class Detector(abc.ABC):
         Detector
             The detector itself, so calls can be chained.
         """
-        value = self._check_values(np.asarray([x], dtype=np.float64), name="x")
-        self._start()
-        self._update_one(float(value[0]))
+        try:
+            value = float(x)
+        except (TypeError, ValueError):
+            raise ValueError(f"x must be a number; got {x!r}") from None
+        if not math.isfinite(value) or (self.binary and value != 0.0 and value != 1.0):
+            # The array check words the error (finite / 0 or 1) the same way for both paths.
+            self._check_values(np.asarray([value], dtype=np.float64), name="x")
+        if not self._validated or self._state is None:
+            self._start()
+        self._update_one(value)
         return self
 
     def update_many(self, values: npt.ArrayLike) -> IntArray:

@@ -32,8 +32,13 @@ _ADWIN_LEVELS = 64  # 2**63 values fit: more levels than any stream can fill
 class _Kernelled:
     """Shared plumbing: one value goes through the same kernel as many."""
 
+    _one: FloatArray | None = None
+
     def _update_one(self, x: float) -> None:
-        self._update_block(np.asarray([x], dtype=np.float64))  # type: ignore[attr-defined]
+        if self._one is None:
+            self._one = np.empty(1, dtype=np.float64)
+        self._one[0] = x
+        self._update_block(self._one)  # type: ignore[attr-defined]
 
 
 class ADWIN(_Kernelled, RealDetector):
@@ -198,6 +203,14 @@ def ks_pvalue_equal_sizes(n: int, k: int) -> float:
     return float(min(Fraction(1), 2 * total / math.comb(2 * n, n)))
 
 
+@lru_cache(maxsize=64)
+def _critical_count(n: int, alpha: float) -> int:
+    for k in range(1, n + 1):
+        if 10 * k > n and ks_pvalue_equal_sizes(n, k) <= alpha:
+            return k
+    return n + 1
+
+
 class KSWIN(_Kernelled, RealDetector):
     r"""Kolmogorov-Smirnov WINdowing (Raab, Heusinger & Schleif, 2020).
 
@@ -285,11 +298,7 @@ class KSWIN(_Kernelled, RealDetector):
         """Smallest ``k`` such that ``D = k / stat_size`` signals a change (``stat_size + 1``
         when none does)."""
         self._validate()
-        n = int(self.stat_size)
-        for k in range(1, n + 1):
-            if 10 * k > n and ks_pvalue_equal_sizes(n, k) <= float(self.alpha):
-                return k
-        return n + 1
+        return _critical_count(int(self.stat_size), float(self.alpha))
 
     def _fresh_state(self) -> State:
         if self.seed is not None:
@@ -321,7 +330,7 @@ class KSWIN(_Kernelled, RealDetector):
             np.uint64(s["seed"]),
             int(self.window_size),
             int(self.stat_size),
-            self.critical_count(),
+            _critical_count(int(self.stat_size), float(self.alpha)),
             bool(self.reset_after_drift),
             samples,
         )

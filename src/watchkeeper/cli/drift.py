@@ -31,12 +31,29 @@ def _fmt(value: float | None) -> str:
     return f"{value:.3g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
 
 
+def _note(details: dict[str, Any]) -> str:
+    """What a reader should know beyond the numbers: why skipped, what is new, what was dropped."""
+    notes = []
+    if "skipped" in details:
+        notes.append(str(details["skipped"]))
+    if details.get("unseen_categories"):
+        shown = ", ".join(details["unseen_categories"][:3])
+        notes.append(f"new: {shown} ({details['unseen_share']:.0%} of current)")
+    if details.get("type_mismatch"):
+        notes.append("numeric in reference, text in current")
+    dropped = sum(int(details.get(k) or 0) for k in (
+        "missing_current", "infinite_current", "missing_reference", "infinite_reference"))
+    if dropped:
+        notes.append(f"{dropped} missing/inf dropped")
+    return "; ".join(notes)
+
+
 def _print_table(report: dict[str, Any], reference: Path, current: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"Drift of {current.name} against {reference.name}")
-    for name in ("column", "kind", "method", "statistic", "p-value", "bound", "drift"):
+    for name in ("column", "kind", "method", "statistic", "p-value", "bound", "drift", "note"):
         table.add_column(name, justify="right" if name in ("statistic", "p-value") else "left")
     for name, col in report["columns"].items():
         details = col.get("details", {})
@@ -48,9 +65,10 @@ def _print_table(report: dict[str, Any], reference: Path, current: Path) -> None
             bound = "-"
         verdict = "[bold red]DRIFT[/]" if col["drift"] else "[green]ok[/]"
         if "skipped" in details:
-            verdict = f"[yellow]skipped: {details['skipped']}[/]"
+            verdict = "[yellow]skipped[/]"
         table.add_row(name, str(details.get("kind", "")), col["method"],
-                      _fmt(col["statistic"]), _fmt(col["p_value"]), bound, verdict)
+                      _fmt(col["statistic"]), _fmt(col["p_value"]), bound, verdict,
+                      _note(details))
     console = Console()
     console.print(table)
     n, k = report["n_columns"], report["n_drifted"]

@@ -238,7 +238,9 @@ def encode_events(events: Any) -> EncodedBatch:
     )
     out.ids_json = dumps(out.ids)
     out.ts_bytes = np.asarray(out.ts, dtype=np.float64).tobytes()
-    out.versions_json = dumps(out.versions)
+    # one version for the whole batch (the usual case) is stored once, not once per event
+    uniform = len(set(out.versions)) <= 1
+    out.versions_json = dumps(out.versions[0] if uniform and n else out.versions)
     if num_cols and n:
         out.nums = np.ascontiguousarray(rows(np.column_stack(num_cols))).tobytes()
     if obj_cols and n:
@@ -304,7 +306,7 @@ def decode_window(
     for part, o, n in zip(parts, offsets.tolist(), sizes.tolist(), strict=True):
         ts_all[o : o + n] = np.frombuffer(part.ts, dtype=np.float64)
         ids_all[o : o + n] = json.loads(part.ids)
-        versions_all[o : o + n] = json.loads(part.versions)
+        versions_all[o : o + n] = json.loads(part.versions)  # a list, or one for all rows
     gpos = gpos[np.lexsort((gpos, ts_all[gpos]))]
     if last_n is not None:
         gpos = gpos[-last_n:]
@@ -322,11 +324,16 @@ def decode_window(
             k = len(spec["num"])
             matrix = np.frombuffer(part.nums, dtype=np.float64).reshape(n, k)
             for j, name in enumerate(spec["num"]):
-                num_cols.setdefault(name, np.full(total, np.nan))[o : o + n] = matrix[:, j]
+                if name not in num_cols:
+                    num_cols[name] = np.full(total, np.nan)
+                num_cols[name][o : o + n] = matrix[:, j]
         if spec["obj"] and part.objs is not None:
             for name, values in zip(spec["obj"], json.loads(part.objs), strict=True):
-                obj_cols.setdefault(name, np.full(total, None, dtype=object))[o : o + n] = values
-                obj_set.setdefault(name, np.zeros(total, dtype=bool))[o : o + n] = True
+                if name not in obj_cols:
+                    obj_cols[name] = np.full(total, None, dtype=object)
+                    obj_set[name] = np.zeros(total, dtype=bool)
+                obj_cols[name][o : o + n] = values
+                obj_set[name][o : o + n] = True
     for name in set(num_cols) & set(obj_cols):
         # Numeric in some batches, categorical in others: keep every value, as objects.
         merged = obj_cols.pop(name)

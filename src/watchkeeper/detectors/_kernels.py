@@ -145,7 +145,7 @@ def _adwin_delete_oldest(scal, counts, totals, variances):  # type: ignore[no-un
 def _adwin_detect(scal, counts, totals, variances, delta, clock, min_len, grace):  # type: ignore[no-untyped-def]
     changed = False
     scal[3] += 1.0
-    if int(scal[3]) % clock != 0 or not scal[2] > grace:
+    if not scal[2] > grace or int(scal[3]) % clock != 0:
         return False
     reduce = True
     while reduce:
@@ -153,6 +153,10 @@ def _adwin_detect(scal, counts, totals, variances, delta, clock, min_len, grace)
         n0, n1, u0, u1 = 0.0, scal[2], 0.0, scal[0]
         levels = int(scal[4])
         stop = False
+        # Width and variance are fixed during one scan: compute the bound's constants once.
+        width = scal[2]
+        dprime = math.log(2.0 * math.log(width) / delta)
+        var_w = scal[1] / width
         for idx in range(levels - 1, -1, -1):
             if stop:
                 break
@@ -168,14 +172,9 @@ def _adwin_detect(scal, counts, totals, variances, delta, clock, min_len, grace)
                     stop = True
                     break
                 if n1 >= min_len and n0 >= min_len:
-                    width = scal[2]
                     dmean = (u0 / n0) - (u1 / n1)
-                    dprime = math.log(2.0 * math.log(width) / delta)
                     m_recip = 1.0 / (n0 - min_len + 1.0) + 1.0 / (n1 - min_len + 1.0)
-                    eps = (
-                        math.sqrt(2.0 * m_recip * (scal[1] / width) * dprime)
-                        + 2.0 / 3.0 * dprime * m_recip
-                    )
+                    eps = math.sqrt(2.0 * m_recip * var_w * dprime) + 2.0 / 3.0 * dprime * m_recip
                     if abs(dmean) > eps:
                         reduce = True
                         changed = True

@@ -348,3 +348,17 @@ def test_compiled_kernels_equal_their_python_source(
     interpreted = FACTORIES[name]()
     assert interpreted.update_many(values).tolist() == expected.tolist()
     assert interpreted.to_dict() == compiled.to_dict()
+
+
+def test_kswin_keeps_its_most_recent_values_when_not_resetting() -> None:
+    # The paper's rule after a detection: the window becomes the stat_size most recent values.
+    values = _stream(KSWIN(), seed=14)
+    first = int(KSWIN(alpha=0.001, seed=3, reset_after_drift=False).update_many(values)[0])
+    det = KSWIN(alpha=0.001, seed=3, reset_after_drift=False)
+    det.update_many(values[: first + 1])
+    assert det._state is not None
+    count, head = int(det._state["scalars"][0]), int(det._state["scalars"][1])
+    ring = det._state["ring"]
+    window = [ring[(head + j) % ring.size] for j in range(count)]
+    assert count == 30
+    assert window == values[first + 1 - 30 : first + 1].tolist()

@@ -409,9 +409,24 @@ class PerformanceEstimator:
         from scipy.stats import rankdata
 
         ranks = rankdata(s)
+        prior_se = None
+        if prior is not None:
+            # The estimated prior is uncertain too: each replicate draws its own prior from
+            # the estimate's normal approximation (Fisher information of the EM likelihood)
+            # and re-weights the calibrated posteriors with it before drawing labels.
+            raw = self.calibrator_.predict(s)
+            t = self.calibrated_prior_
+            a, b = raw / t, (1 - raw) / (1 - t)
+            mix = prior * a + (1 - prior) * b
+            prior_se = float(1 / np.sqrt(max(float((((a - b) / mix) ** 2).sum()), 1e-12)))
         for start in range(0, nsim, block):
             r = min(block, nsim - start)
-            draws = rng.random((r, len(s))) < p
+            probs: np.ndarray = p
+            if prior is not None and prior_se is not None:
+                pis = np.clip(rng.normal(prior, prior_se, size=(r, 1)), 1e-6, 1 - 1e-6)
+                num = pis * a
+                probs = num / (num + (1 - pis) * b)
+            draws = rng.random((r, len(s))) < probs
             for k, v in _label_metrics(pred, draws, ranks).items():
                 sims.setdefault(k, []).append(v)
         cov = float(self.coverage)
@@ -426,6 +441,7 @@ class PerformanceEstimator:
         }
         if prior is not None:
             details["estimated_prevalence"] = prior
+            details["estimated_prevalence_se"] = prior_se
         return PerformanceEstimate(
             method={"prior": "cbpe_prior_corrected", "covariate": "cbpe_importance_weighted"}.get(
                 info["shift"], "cbpe"

@@ -205,9 +205,11 @@ def main() -> None:
     )
     md = f"""## Store: reading a window, and the bulk-insert limit
 
-{machine_line()} Command: `.venv/bin/python -m benchmarks.store_read`
-(PostgreSQL from `WATCHKEEPER_TEST_POSTGRES_URL`). Events with 20 numeric features, a
-128-d float32 embedding, score, latency, predicted label and version; a third labelled.
+{machine_line()} Load average during the run: {os.getloadavg()[0]:.1f} (the machine
+is shared; figures on an idle machine are lower).
+Command: `.venv/bin/python -m benchmarks.store_read` (PostgreSQL from
+`WATCHKEEPER_TEST_POSTGRES_URL`). Events with 20 numeric features, a 128-d float32
+embedding, score, latency, predicted label and version; a third labelled.
 Medians of {repeats}. Target: a 100,000-event window read in under 1 s on SQLite.
 
 {HEADER}

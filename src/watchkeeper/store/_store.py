@@ -984,6 +984,17 @@ class Store:
         """Give new events the labels that arrived before them."""
         lb = T.labels
         found: list[Any] = []
+        if conn.dialect.name == "postgresql":
+            # one array parameter instead of an IN list of 1,000 placeholders to parse
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor.execute(
+                "SELECT event_id, label FROM labels "
+                "WHERE model_id = %(model_id)s AND event_id = ANY(%(ids)b::text[])",
+                {"model_id": model_id, "ids": list(ids)},
+            )
+            found = cursor.fetchall()
+            cursor.close()
+            ids = []
         for i in range(0, len(ids), _IN_CHUNK):
             found += conn.execute(
                 sa.select(lb.c.event_id, lb.c.label)

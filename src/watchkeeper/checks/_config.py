@@ -51,6 +51,7 @@ CHECK_DEFAULTS: dict[str, dict[str, Any]] = {
         "metric": "f1",
         "min_labels": 50,
         "tolerance": 0.05,
+        "n_bootstrap": 100,
         "severity": "critical",
     },
     "calibration": {

@@ -17,6 +17,8 @@ from watchkeeper.checks._finding import Finding, finding
 from watchkeeper.profiles import binary_labels
 from watchkeeper.window import Window
 
+METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+
 
 def _opt(options: Mapping[str, Any] | None, key: str, default: Any) -> Any:
     value = default if options is None else options.get(key, default)
@@ -346,7 +348,7 @@ def _performance_finding(
     window: Window,
 ) -> list[Finding]:
     metric = str(_opt(options, "metric", "f1"))
-    if metric not in estimate.metrics:
+    if metric not in estimate.metrics or metric not in reference_perf.metrics:
         raise ValueError(f"{check}.metric: {metric!r} is not one of {sorted(estimate.metrics)}")
     tol = float(_opt(options, "tolerance", 0.05))
     ref_value = float(reference_perf[metric].value)
@@ -413,7 +415,18 @@ def realised_performance(
     ok = np.isfinite(ws) & np.isfinite(y)
     if int(ok.sum()) < int(_opt(options, "min_labels", 50)):
         return []
-    estimate = measure(ws[ok], y[ok], prep.op.threshold)
+    # 100 bootstrap replicates bound the interval well enough for a go/no-go decision and
+    # cost a quarter of the estimation layer's default on large labelled windows.
+    metric = str(_opt(options, "metric", "f1"))
+    if metric not in METRICS:
+        raise ValueError(f"realised_performance.metric: {metric!r} is not one of {METRICS}")
+    estimate = measure(
+        ws[ok],
+        y[ok],
+        prep.op.threshold,
+        metrics=(metric,),
+        n_bootstrap=int(_opt(options, "n_bootstrap", 100)),
+    )
     if prep.reference.labels is None:
         return []
     return _performance_finding(

@@ -25,8 +25,9 @@ def open_store(url: str) -> Any:
 class LiveServer:
     """uvicorn serving ``create_app`` in a thread; ``start``/``stop`` can be repeated."""
 
-    def __init__(self, store: Any, port: int) -> None:
+    def __init__(self, store: Any, port: int, **settings: Any) -> None:
         self.store = store
+        self.settings = settings
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self._server: Any = None
@@ -37,7 +38,7 @@ class LiveServer:
 
         from watchkeeper.server import Settings, create_app
 
-        app = create_app(Settings(system_metrics=False), store=self.store)
+        app = create_app(Settings(system_metrics=False, **self.settings), store=self.store)
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

@@ -198,3 +198,32 @@ def test_mixed_rows_reach_the_server_intact(live: Live, tmp_path: Path) -> None:
     order = np.argsort(w.ids.astype(str))
     assert w.ids[order].tolist() == ["a", "b", "c"]
     assert w.embeddings is not None and np.isnan(w.embeddings[order][1]).all()
+
+
+def test_batches_over_the_server_limit_are_split(store: object, tmp_path: Path) -> None:
+    project = f"p-split-{time.time_ns()}"
+    store.create_project(project)  # type: ignore[attr-defined]
+    store.register_model(project, "m")  # type: ignore[attr-defined]
+    token = store.create_token(project, {"ingest"})  # type: ignore[attr-defined]
+    server = LiveServer(store, free_port(), max_batch_events=50)
+    server.start()
+    try:
+        c = _client(server.url, token, tmp_path, batch_size=200)
+        c.log_batch(
+            "m",
+            ids=[f"e{i}" for i in range(300)],
+            features={"x": np.arange(300.0)},
+            embeddings=np.ones((300, 4), dtype=np.float32),
+            scores=np.full(300, 0.5),
+        )
+        c.log_labels("m", [f"e{i}" for i in range(120)], [1] * 120)
+        assert c.flush(timeout=30), c.last_error
+        c.close()
+    finally:
+        server.stop()
+    assert c.stats["rejected_events"] == 0
+    assert c.stats["accepted"] == 300
+    w = store.read_window(project, "m", last_n=500)  # type: ignore[attr-defined]
+    assert len(w) == 300
+    assert sorted(w.features["x"].tolist()) == list(np.arange(300.0))
+    assert sum(v is not None for v in w.labels) == 120

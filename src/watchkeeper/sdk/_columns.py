@@ -319,3 +319,34 @@ def to_window(cols: Columns) -> Any:
         tags=tags,
         versions=cols.get("versions"),
     )
+
+
+def split_payload(columns: dict[str, Any], at: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A ``columns`` payload cut into events ``[:at]`` and ``[at:]`` (for a server whose batch
+    limit is lower than the client's)."""
+
+    def b64(text: str, width: int) -> tuple[str, str]:
+        raw = base64.b64decode(text)
+        cut = at * width
+        return (
+            base64.b64encode(raw[:cut]).decode("ascii"),
+            base64.b64encode(raw[cut:]).decode("ascii"),
+        )
+
+    head: dict[str, Any] = {}
+    tail: dict[str, Any] = {}
+    for key, value in columns.items():
+        if key == "embeddings_b64":
+            head[key], tail[key] = b64(value, 4 * int(columns["embedding_dim"]))
+        elif key == "features_b64":
+            pairs = {k: b64(v, 8) for k, v in value.items()}
+            head[key] = {k: p[0] for k, p in pairs.items()}
+            tail[key] = {k: p[1] for k, p in pairs.items()}
+        elif isinstance(value, list):
+            head[key], tail[key] = value[:at], value[at:]
+        elif isinstance(value, dict):
+            head[key] = {k: v[:at] for k, v in value.items()}
+            tail[key] = {k: v[at:] for k, v in value.items()}
+        else:
+            head[key] = tail[key] = value
+    return head, tail

@@ -381,6 +381,7 @@ class Client(_Logger):
         self._next_try = 0.0
         self._env: dict[str, Any] | None = None
         self._system: tuple[float, dict[str, float]] = (0.0, {})
+        self._max_batch = batch_size
 
     # -- start ---------------------------------------------------------------------------------
 
@@ -462,11 +463,12 @@ class Client(_Logger):
     def _build(self, taken: _Buffer) -> list[Outgoing]:
         out: list[Outgoing] = []
         header = self._header()
-        for model, cols in taken.event_columns(self.batch_size):
+        size = min(self.batch_size, self._max_batch)
+        for model, cols in taken.event_columns(size):
             body = {"columns": _columns.to_payload(cols), **header}
             raw = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
             out.append(Outgoing("events", model, _columns.length(cols), raw))
-        for model, ids, labels in taken.label_batches(self.batch_size):
+        for model, ids, labels in taken.label_batches(size):
             raw = json.dumps({"ids": ids, "labels": labels}, separators=(",", ":")).encode()
             out.append(Outgoing("labels", model, len(ids), raw))
         return out
@@ -492,10 +494,29 @@ class Client(_Logger):
         self.last_error = f"HTTP {reply.status_code}: {reply.text[:500]}"
         if reply.status_code in (408, 429) or reply.status_code >= 500:
             return _RETRY
+        if reply.status_code == 413 and batch.n > 1:
+            return self._send_halves(http, batch)
         log.error("watchkeeper: server refused a %s batch of %s: %s", batch.kind, batch.model,
                   self.last_error)  # fmt: skip
         self._dead_letter(batch, reply.status_code, reply.text)
         return _REJECTED
+
+    def _send_halves(self, http: Any, batch: Outgoing) -> str:
+        """The server's limits are lower than this batch: send it in halves (and send smaller
+        batches from now on). A half already stored is harmless to send again."""
+        at = batch.n // 2
+        self._max_batch = min(self._max_batch, max(at, 1))
+        body = json.loads(batch.body)
+        if batch.kind == "events":
+            first, second = _columns.split_payload(body["columns"], at)
+            halves = [{**body, "columns": first}, {**body, "columns": second}]
+        else:
+            halves = [{k: v[:at] for k, v in body.items()}, {k: v[at:] for k, v in body.items()}]
+        for half, n in zip(halves, (at, batch.n - at), strict=True):
+            raw = json.dumps(half, separators=(",", ":")).encode()
+            if self._send(http, Outgoing(batch.kind, batch.model, n, raw)) == _RETRY:
+                return _RETRY
+        return _OK
 
     def _dead_letter(self, batch: Outgoing, status: int, text: str) -> None:
         assert self._spool is not None

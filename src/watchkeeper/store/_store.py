@@ -52,6 +52,10 @@ UPDATE events AS e SET label = u.label
 FROM unnest(%(ids)b::text[], %(labels)b::text[]) AS u(event_id, label)
 WHERE e.model_id = %(model_id)s AND e.event_id = u.event_id
 """
+_SQLITE_INSERT_EVENTS = (
+    "INSERT INTO events (model_id, event_id, ts, version, chunk_id, chunk_row, received_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model_id, event_id) DO NOTHING"
+)
 _PG_INSERT_EVENTS = """
 INSERT INTO events (model_id, event_id, ts, version, chunk_id, chunk_row, received_at)
 SELECT %(model_id)s, u.event_id, u.ts, u.version, %(chunk_id)s, u.chunk_row, %(received_at)s
@@ -828,24 +832,20 @@ class Store:
             accepted = len(cursor.fetchall())
             cursor.close()
         else:
-            stmt = (
-                self._insert(T.events)
-                .on_conflict_do_nothing(index_elements=["model_id", "event_id"])
-                .returning(T.events.c.event_id)
+            # the driver's executemany; SQLite runs one writer at a time, so the change
+            # count of this connection is exactly the number of new events
+            dbapi: Any = conn.connection.driver_connection
+            before = dbapi.total_changes
+            dbapi.executemany(
+                _SQLITE_INSERT_EVENTS,
+                [
+                    (model_id, i, t, v, chunk_id, r, now)
+                    for r, (i, t, v) in enumerate(
+                        zip(batch.ids, batch.ts, batch.versions, strict=True)
+                    )
+                ],
             )
-            rows = [
-                {
-                    "model_id": model_id,
-                    "event_id": i,
-                    "ts": t,
-                    "version": v,
-                    "chunk_id": chunk_id,
-                    "chunk_row": r,
-                    "received_at": now,
-                }
-                for r, (i, t, v) in enumerate(zip(batch.ids, batch.ts, batch.versions, strict=True))
-            ]
-            accepted = len(conn.execute(stmt, rows).all())
+            accepted = dbapi.total_changes - before
         if accepted == 0:
             conn.execute(sa.delete(ec).where(ec.c.id == chunk_id))
         return accepted
@@ -982,7 +982,6 @@ class Store:
 
     def _copy_early_labels(self, conn: sa.Connection, model_id: int, ids: Sequence[str]) -> None:
         """Give new events the labels that arrived before them."""
-        lb = T.labels
         found: list[Any] = []
         if conn.dialect.name == "postgresql":
             # one array parameter instead of an IN list of 1,000 placeholders to parse
@@ -994,13 +993,14 @@ class Store:
             )
             found = cursor.fetchall()
             cursor.close()
-            ids = []
-        for i in range(0, len(ids), _IN_CHUNK):
-            found += conn.execute(
-                sa.select(lb.c.event_id, lb.c.label)
-                .where(lb.c.model_id == model_id)
-                .where(lb.c.event_id.in_(ids[i : i + _IN_CHUNK]))
-            ).all()
+        else:
+            found = list(
+                conn.exec_driver_sql(
+                    "SELECT event_id, label FROM labels WHERE model_id = ? "
+                    "AND event_id IN (SELECT value FROM json_each(?))",
+                    (model_id, json.dumps(list(ids))),
+                ).all()
+            )
         if found:
             self._set_event_labels(conn, model_id, [r[0] for r in found], [r[1] for r in found])
 

@@ -114,3 +114,13 @@ def test_diagnose_bad_arrays(rng: np.random.Generator) -> None:
         diagnose_shift(ref, y[:10], ref)
     with pytest.raises(ValueError, match="both classes"):
         diagnose_shift(ref, np.zeros(500), ref)
+
+
+def test_diagnose_degenerate_scores_and_small_alpha(rng: np.random.Generator) -> None:
+    y = rng.random(1000) < 0.3
+    flat = diagnose_shift(np.full(1000, 0.5), y, np.full(200, 0.5))
+    assert flat.verdict in {"as_expected", "prior_shift", "model_change"}
+    ref, y = _reference(rng, 4000)
+    strict = diagnose_shift(ref, y, _window(rng, 2000, 0.1, neg=1.0), alpha=0.001)
+    assert strict.verdict == "model_change"  # reachable: replicates raised to 10 / alpha
+    assert strict.details["n_bootstrap"] >= 10_000

@@ -324,7 +324,8 @@ def diagnose_shift(
     bins
         Quantile bins of the reference scores; default from the sample sizes (4 to 25).
     n_bootstrap
-        Bootstrap replicates.
+        Bootstrap replicates (raised to ``10 / alpha`` when fewer, so that a p-value can
+        reach ``alpha / 2``).
     calibration
         Calibration used for the EM estimate reported in ``details`` (see
         :class:`~watchkeeper.estimation.Calibrator`).
@@ -366,7 +367,8 @@ def diagnose_shift(
         raise ValueError(f"expected_prevalence must be in [0, 1], got {expected_prevalence!r}")
 
     rng = np.random.default_rng(random_state)
-    nb = int(n_bootstrap)
+    # enough replicates that a p-value can fall below alpha/2 at all
+    nb = max(int(n_bootstrap), int(np.ceil(10 / float(alpha))))
 
     # prevalence: maximum likelihood on coarse bins, interval by parametric bootstrap
     edges = _bin_edges(rs, min(n1, n0, m), bins)
@@ -414,7 +416,7 @@ def diagnose_shift(
         verdict, p_value = "as_expected", prior_p
 
     cal = Calibrator(calibration, random_state=random_state).fit(rs, y)
-    em = float(em_prior(cal.predict(cs), ref_prev))
+    em = float(em_prior(cal.predict(cs), float(cal.predict(rs).mean())))
     details = {
         "fit_statistic": w_obs,
         "fit_prevalence": pi_md,

@@ -56,20 +56,23 @@ def _ks_sorted(xs: np.ndarray, ys: np.ndarray, info: dict[str, Any], alpha: floa
     if xs.size == 0 or ys.size == 0:
         return skipped("ks", "no finite values on one side", alpha, None, details)
     n1, n2 = xs.size, ys.size
-    _, fx, fy = _ecdfs(xs, ys)
-    diff = fx - fy
-    d = float(max(diff.max(), -diff.min(), 0.0))
     if mode == "auto":
         mode = "exact" if max(n1, n2) <= KS_EXACT_MAX_N else "asymp"
     if mode == "exact":
+        # The exact distribution is scipy's; its ks_2samp computes the statistic on the way,
+        # so take both from it rather than sorting and searching twice.
         from scipy.stats import ks_2samp
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # scipy may fall back to asymp
-            p = float(ks_2samp(xs, ys, method="exact").pvalue)
+            res = ks_2samp(xs, ys, method="exact")
+        d, p = float(res.statistic), float(res.pvalue)
     elif mode == "asymp":
         from scipy.stats import kstwo
 
+        _, fx, fy = _ecdfs(xs, ys)
+        diff = fx - fy
+        d = float(max(diff.max(), -diff.min(), 0.0))
         en = n1 * n2 / (n1 + n2)
         p = float(np.clip(kstwo.sf(d, np.round(en)), 0.0, 1.0))
     else:

@@ -131,3 +131,30 @@ def test_multivariate_bad_input_is_named(rng: np.random.Generator) -> None:
     nan_rows = rng.normal(size=(30, 3))
     nan_rows[:5, 0] = np.nan
     assert det.test(nan_rows).details["dropped_current"] == 5
+
+
+def test_mmd_memory_is_bounded_by_the_block(rng: np.random.Generator) -> None:
+    import tracemalloc
+
+    x, y = rng.normal(size=(3000, 8)), rng.normal(size=(3000, 8))
+    det = wk.MMDDrift(n_permutations=50, block_rows=200).fit(x)
+    tracemalloc.start()
+    det.test(y)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    full_kernel = 6000 * 6000 * 4
+    assert peak < full_kernel / 4, peak  # ~ one 200-row block, labels and products
+
+
+def test_importing_stats_loads_no_heavy_library() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, watchkeeper.stats, watchkeeper.frames; "
+        "print(','.join(m for m in ('scipy', 'sklearn', 'pandas', 'pyarrow', 'torch') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == ""

@@ -56,3 +56,44 @@ def test_multiclass_bad_input() -> None:
         bbse([[5, 1], [1, 5]], np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="confusion"):
         bbse([[5, 0], [1, 0]], np.array([0, 1]))
+
+
+def _softmax(rng: np.random.Generator, labels: np.ndarray, strength: float = 2.0) -> np.ndarray:
+    z = rng.normal(0, 1, (len(labels), 3))
+    z[np.arange(len(labels)), labels] += strength
+    return np.exp(z) / np.exp(z).sum(1, keepdims=True)
+
+
+@pytest.mark.slow
+def test_multiclass_diagnosis_tells_them_apart() -> None:
+    from watchkeeper.estimation import diagnose_shift_multiclass
+
+    rng = np.random.default_rng(21)
+    mix = [0.6, 0.3, 0.1]
+    cases = {
+        "as_expected": lambda: _softmax(rng, rng.choice(3, 2000, p=mix)),
+        "prior_shift": lambda: _softmax(rng, rng.choice(3, 2000, p=[0.45, 0.35, 0.2])),
+        "model_change": lambda: _softmax(rng, rng.choice(3, 2000, p=mix), strength=1.5),
+    }
+    for truth, window in cases.items():
+        verdicts = []
+        for r in range(40):
+            y = rng.choice(3, 6000, p=mix)
+            d = diagnose_shift_multiclass(_softmax(rng, y), y, window(), random_state=r)
+            verdicts.append(d.verdict)
+        assert verdicts.count(truth) / len(verdicts) >= 0.88, (truth, verdicts)
+
+
+def test_multiclass_diagnosis_bad_input(rng: np.random.Generator) -> None:
+    from watchkeeper.estimation import diagnose_shift_multiclass
+
+    y = rng.choice(3, 300)
+    p = _softmax(rng, y)
+    with pytest.raises(ValueError, match="current_probs"):
+        diagnose_shift_multiclass(p, y, p[:, :2])
+    with pytest.raises(ValueError, match="reference_labels"):
+        diagnose_shift_multiclass(p, np.full(300, 5), p)
+    with pytest.raises(ValueError, match="expected_priors"):
+        diagnose_shift_multiclass(p, y, p, expected_priors=[0.5, 0.6, 0.1])
+    d = diagnose_shift_multiclass(p, y, p).to_dict()
+    assert len(d["priors"]) == 3 and d["verdict"] == "as_expected"

@@ -32,9 +32,11 @@ from watchkeeper.estimation._performance import (
     realised_performance,
 )
 from watchkeeper.estimation._prior import (
+    ClassShiftDiagnosis,
     ShiftDiagnosis,
     adjust_posteriors,
     diagnose_shift,
+    diagnose_shift_multiclass,
     em_prior,
     mixture_prior,
 )
@@ -44,6 +46,7 @@ __all__ = [
     "Calibrator",
     "ClassCountExpectation",
     "ClassMixEstimate",
+    "ClassShiftDiagnosis",
     "FlagCheck",
     "FlagExpectation",
     "MetricValue",
@@ -58,6 +61,7 @@ __all__ = [
     "check_flags",
     "compare_performance",
     "diagnose_shift",
+    "diagnose_shift_multiclass",
     "em_prior",
     "expect_class_counts",
     "expect_flags",

@@ -27,9 +27,11 @@ from watchkeeper.estimation._operating import _binary_labels
 from watchkeeper.stats._result import _plain
 
 __all__ = [
+    "ClassShiftDiagnosis",
     "ShiftDiagnosis",
     "adjust_posteriors",
     "diagnose_shift",
+    "diagnose_shift_multiclass",
     "em_prior",
     "mixture_prior",
 ]
@@ -432,3 +434,203 @@ def diagnose_shift(
         "n_bootstrap": nb,
     }
     return ShiftDiagnosis(verdict, pi_hat, lo, hi, p_value, float(alpha), pi0, details)
+
+
+# ------------------------------------------------------------------------------------------
+# multi-class: softmax outputs
+
+
+@dataclass(frozen=True, slots=True)
+class ClassShiftDiagnosis:
+    """:class:`ShiftDiagnosis` for a multi-class model: the class mix is a vector."""
+
+    verdict: str
+    priors: np.ndarray
+    priors_low: np.ndarray
+    priors_high: np.ndarray
+    p_value: float
+    alpha: float
+    expected_priors: np.ndarray
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "details", MappingProxyType(dict(self.details)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON."""
+        out: dict[str, Any] = _plain(
+            {
+                "verdict": self.verdict,
+                "priors": self.priors,
+                "priors_low": self.priors_low,
+                "priors_high": self.priors_high,
+                "p_value": self.p_value,
+                "alpha": self.alpha,
+                "expected_priors": self.expected_priors,
+                "details": dict(self.details),
+            }
+        )
+        return out
+
+
+def _cells(probs: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Cell of each event: its predicted class and the bin of its confidence within it."""
+    pred = probs.argmax(axis=1)
+    conf = probs.max(axis=1)
+    nb = edges.shape[1] + 1
+    binned = np.zeros(len(pred), dtype=np.int64)
+    for c in range(edges.shape[0]):  # per class, not per row
+        sel = pred == c
+        binned[sel] = np.searchsorted(edges[c], conf[sel], side="right")
+    return np.asarray(pred * nb + binned)
+
+
+def _mixture_em(o: np.ndarray, h: np.ndarray, iters: int = 300) -> np.ndarray:
+    """ML class mix for rows of cell counts ``o (r, c)`` under class histograms
+    ``h (r, c, k)`` (columns sum to one), by EM, all rows at once."""
+    k = h.shape[-1]
+    pi = np.full((o.shape[0], k), 1.0 / k)
+    m = o.sum(axis=1, keepdims=True)
+    for _ in range(iters):
+        mix = np.einsum("rck,rk->rc", h, pi)
+        pi = pi * np.einsum("rck,rc->rk", h, o / np.maximum(mix, 1e-300)) / m
+    return pi
+
+
+def diagnose_shift_multiclass(
+    reference_probs: Any,
+    reference_labels: Any,
+    current_probs: Any,
+    *,
+    alpha: float = 0.05,
+    expected_priors: Any = None,
+    coverage: float = 0.95,
+    confidence_bins: int = 3,
+    n_bootstrap: int = 300,
+    random_state: int = 0,
+) -> ClassShiftDiagnosis:
+    """Prior shift or model change for a multi-class model with softmax outputs.
+
+    Each event falls in a cell: its predicted class and a quantile bin of its confidence
+    within that class (``confidence_bins`` per class). Under a pure prior shift the production
+    cell histogram is a mix of the reference per-class cell histograms; the mix is fitted by
+    maximum likelihood (EM), its fit judged by the G statistic, and both tests (fit at
+    ``alpha / 2``, then the class mix against the expected one at ``alpha / 2``, by the total
+    variation distance) take their null distributions from a parametric bootstrap that
+    redraws the reference histograms too.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> def probs(labels):
+    ...     z = rng.normal(0, 1, (len(labels), 3)); z[np.arange(len(labels)), labels] += 2.0
+    ...     return np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    >>> y = rng.choice(3, 6000, p=[0.6, 0.3, 0.1])
+    >>> d = diagnose_shift_multiclass(probs(y), y, probs(rng.choice(3, 3000, p=[0.3, 0.3, 0.4])))
+    >>> d.verdict, d.priors.round(1).tolist()
+    ('prior_shift', [0.3, 0.3, 0.4])
+    """
+    rp = np.asarray(reference_probs, dtype=np.float64)
+    cp = np.asarray(current_probs, dtype=np.float64)
+    if rp.ndim != 2 or rp.shape[1] < 2:
+        raise ValueError(f"reference_probs: expected shape (n, k), got {rp.shape}")
+    k = rp.shape[1]
+    if cp.ndim != 2 or cp.shape[1] != k:
+        raise ValueError(f"current_probs: expected shape (m, {k}), got {cp.shape}")
+    for name, a in (("reference_probs", rp), ("current_probs", cp)):
+        if not np.isfinite(a).all() or len(a) == 0:
+            raise ValueError(f"{name}: empty or contains NaN")
+    y = np.asarray(reference_labels)
+    if y.shape != (len(rp),):
+        raise ValueError(f"reference_labels: expected {len(rp)} class indices")
+    y = y.astype(np.int64)
+    if (y < 0).any() or (y >= k).any():
+        raise ValueError(f"reference_labels: class indices must be in [0, {k})")
+    counts = np.bincount(y, minlength=k)
+    if (counts == 0).any():
+        raise ValueError("reference_labels: every class needs reference events")
+    if not 0 < float(alpha) < 1:
+        raise ValueError(f"alpha must be strictly between 0 and 1, got {alpha!r}")
+    if not 0 < float(coverage) < 1:
+        raise ValueError(f"coverage must be strictly between 0 and 1, got {coverage!r}")
+    ref_prior = counts / counts.sum()
+    pi0 = ref_prior if expected_priors is None else np.asarray(expected_priors, dtype=float)
+    if pi0.shape != (k,) or (pi0 < 0).any() or abs(pi0.sum() - 1) > 1e-6:
+        raise ValueError(f"expected_priors: {k} non-negative shares summing to 1 expected")
+    nbins = int(confidence_bins)
+    if nbins < 1:
+        raise ValueError(f"confidence_bins must be at least 1, got {confidence_bins!r}")
+
+    pred, conf = rp.argmax(axis=1), rp.max(axis=1)
+    qs = np.linspace(0, 1, nbins + 1)[1:-1]
+    edges = np.array(
+        [np.quantile(conf[pred == c], qs) if (pred == c).any() else np.full(len(qs), 0.5)
+         for c in range(k)]
+    ).reshape(k, nbins - 1)  # fmt: skip
+    cells = k * nbins
+    rc = _cells(rp, edges)
+    hist = np.zeros((cells, k))
+    np.add.at(hist, (rc, y), 1.0)
+    o = np.bincount(_cells(cp, edges), minlength=cells).astype(np.float64)
+    m = int(o.sum())
+
+    def smooth(h: np.ndarray) -> np.ndarray:
+        s = h + 0.5 / h.shape[-2]
+        return np.asarray(s / s.sum(axis=-2, keepdims=True))
+
+    def g_stat(o: np.ndarray, h: np.ndarray, pi: np.ndarray) -> np.ndarray:
+        e = np.einsum("rck,rk->rc", h, pi) * o.sum(axis=1, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(o > 0, o * np.log(o / e), 0.0)
+        return np.asarray(2 * t.sum(axis=1))
+
+    h_obs = smooth(hist)[None]
+    pi_hat = _mixture_em(o[None], h_obs)
+    g_obs = float(g_stat(o[None], h_obs, pi_hat)[0])
+    pi_hat = pi_hat[0]
+
+    rng = np.random.default_rng(random_state)
+    nb = max(int(n_bootstrap), int(np.ceil(10 / float(alpha))))
+    truth = hist / counts  # per-class cell distributions the bootstrap draws from
+
+    def replicate(pi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rh = np.stack([rng.multinomial(counts[j], truth[:, j], size=nb) for j in range(k)], -1)
+        rh = smooth(rh.astype(np.float64))
+        ro = rng.multinomial(m, truth @ pi, size=nb).astype(np.float64)
+        rpi = _mixture_em(ro, rh)
+        return rpi, g_stat(ro, rh, rpi)
+
+    boot_pi, boot_g = replicate(pi_hat)
+    fit_p = float((1 + np.sum(boot_g >= g_obs - 1e-9)) / (nb + 1))
+    null_pi, _ = replicate(pi0)
+    tv = 0.5 * np.abs(pi_hat - pi0).sum()
+    prior_p = float((1 + np.sum(0.5 * np.abs(null_pi - pi0).sum(axis=1) >= tv - 1e-12)) / (nb + 1))
+    tail = (1 - float(coverage)) / 2
+    lo, hi = np.quantile(boot_pi, [tail, 1 - tail], axis=0)
+    half = float(alpha) / 2
+    if fit_p < half:
+        verdict, p_value = "model_change", fit_p
+    elif prior_p < half:
+        verdict, p_value = "prior_shift", prior_p
+    else:
+        verdict, p_value = "as_expected", prior_p
+    details = {
+        "fit_statistic": g_obs,
+        "fit_p_value": fit_p,
+        "prior_p_value": prior_p,
+        "reference_priors": ref_prior,
+        "cells": cells,
+        "n_reference": len(rp),
+        "n_current": m,
+        "n_bootstrap": nb,
+    }
+    return ClassShiftDiagnosis(
+        verdict,
+        pi_hat,
+        np.minimum(lo, pi_hat),
+        np.maximum(hi, pi_hat),
+        p_value,
+        float(alpha),
+        pi0,
+        details,
+    )

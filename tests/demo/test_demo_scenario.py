@@ -20,7 +20,8 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> object:
     db = tmp_path_factory.mktemp("demo") / "demo.db"
     out = io.StringIO()
     res = run_demo(
-        DemoConfig(days=5, db=db, n_train=2000, n_val=1500, epochs=4, volume=500, seed=7),
+        DemoConfig(days=5, db=db, n_train=2000, n_val=1500, epochs=4, volume=500, seed=7,
+                   label_delay=1),
         console=Console(file=out, width=120),
     )
     res.narrative = out.getvalue()  # type: ignore[attr-defined]
@@ -34,9 +35,11 @@ def test_story_of_the_days(result: object) -> None:
     assert [d.act for d in days.values()] == [
         "normal", "twice the photocopies", "normal", "new scanner", "new scanner"
     ]
-    # Normal days: inside the band, nothing to explain.
+    # Normal days: the count is what the operating point promises (a day may fall just outside
+    # the 95% band by chance, which the check at alpha = 0.01 allows), the scores fit validation.
     for d in (days[1], days[3]):
-        assert d.low <= d.flags <= d.high, d
+        assert d.count_verdict == "as_expected", d
+        assert d.low - 5 <= d.flags <= d.high + 5, d
         assert d.verdict == "as_expected"
     # Twice the photocopies: out of the band, a prior shift at about 20%.
     assert days[2].flags > days[2].high
@@ -62,9 +65,10 @@ def test_alerts_labels_and_where_things_are(result: object) -> None:
     assert r.alerts  # type: ignore[attr-defined]
     # Late labels: the normal day's realised precision agrees with the label-free estimate.
     d1 = days[1]
-    assert d1.labels > 50
-    est, real = d1.estimated["precision"], d1.realised["precision"]
-    assert est["low"] <= real["value"] <= est["high"] or real["low"] <= est["value"] <= real["high"]
+    assert d1.labels > 50 and d1.realised["precision"]["value"] > 0.5
+    assert d1.agrees is True
+    # On the scanner's first day, the late labels show the loss the monitors saw without them.
+    assert days[4].realised and days[4].agrees is True
     # Everything is in the SQLite file, and the narrative says where.
     db = Path(r.db)  # type: ignore[attr-defined]
     assert db.exists()

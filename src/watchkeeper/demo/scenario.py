@@ -152,6 +152,8 @@ class DayReport:
     count_verdict: str = ""
     count_prevalence: float = math.nan
     diagnosis_p_value: float = math.nan
+    agrees: bool | None = None
+    count_p_value: float = math.nan
 
 
 @dataclass
@@ -201,6 +203,7 @@ def _optional(module: str) -> Any:
 
 
 def _fmt_interval(value: float, low: float, high: float, digits: int = 2) -> str:
+    """``value [low, high]``, or ``n/a`` when any is undefined."""
     if not all(math.isfinite(v) for v in (value, low, high)):
         return "n/a"
     return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
@@ -243,6 +246,7 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
               f"({trained.epochs} epochs, final loss {trained.loss:.3f}).")
     val_scores, val_emb = predict(net, val.images)
     op = OperatingPoint.from_scores(val_scores, val.labels, target_tpr=0.9)
+    assert op.threshold is not None  # from_scores always sets it
     band = expect_flags(op, cfg.prevalence, volume)
     out.print(
         f"   Operating point on {n_val:,} validation documents: threshold {op.threshold:.3f}, "
@@ -251,6 +255,10 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
         f"a day, band [{band.low}, {band.high}] (σ ≈ {band.sigma:.1f})."
     )
     val_props = image_properties(val.images)
+    from watchkeeper.estimation import realised_performance
+
+    val_perf = _metric_dict(realised_performance(
+        val_scores, val.labels, float(op.threshold), metrics=("precision", "recall")))
 
     # --- 2. the real path ----------------------------------------------------------------------
     db = _prepare_db(cfg.db)
@@ -377,7 +385,8 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
         reports.append(report)
         _narrate_day(out, report)
         if late in day_ids:
-            _realised(out, store, reports, late, start_of=base + (late - 1) * DAY, op=op)
+            _realised(out, store, reports, late, start_of=base + (late - 1) * DAY, op=op,
+                      validation=val_perf)
         if tb is not None:
             _write_tensorboard(tb, report)
 
@@ -535,6 +544,7 @@ def _report_day(
         source="runner" if run is not None else "direct",
         count_verdict=str(count.get("verdict", "")),
         count_prevalence=float(count.get("prevalence") or math.nan),
+        count_p_value=float(count.get("p_value") or math.nan),
         diagnosis_p_value=float(diagnosis.p_value),
     )
 
@@ -580,7 +590,10 @@ def _narrate_day(out: Any, r: DayReport) -> None:
                  else f"[bold red]{r.flags} flags[/], [bold]outside[/] the {band}")
     out.print(f"[bold]Day {r.day:>2}[/] ({r.act}): {r.n:,} documents, {flag_text}.")
     prev = _fmt_interval(r.prevalence, r.prevalence_low, r.prevalence_high)
-    if not inside and math.isfinite(r.count_prevalence):
+    if not inside and r.count_verdict == "as_expected":
+        out.print(f"        Just outside the 95% band, as one normal day in twenty is: the "
+                  f"operating-point check keeps it as expected (p = {r.count_p_value:.2f}).")
+    elif not inside and math.isfinite(r.count_prevalence):
         out.print(f"        The count alone: a {r.count_prevalence:.0%} share of photocopies "
                   "would explain it; the scores decide.")
     if not inside or r.verdict != "as_expected":
@@ -600,8 +613,34 @@ def _narrate_day(out: Any, r: DayReport) -> None:
         out.print(f"        [bold magenta]Webhook received:[/] {name}")
 
 
+def consistent(estimate: Mapping[str, float], successes: int, trials: int,
+               alpha: float = 0.05) -> bool:
+    """Whether ``successes`` of ``trials`` labelled events agree with an estimated rate.
+
+    A bootstrap interval of a proportion observed at 0% or 100% collapses to a point, so
+    overlapping intervals would call a perfect small sample a contradiction; instead, a two-sided
+    binomial test at the estimate's value and at its interval bounds: consistent when any of
+    them is not rejected at ``alpha``.
+
+    Examples
+    --------
+    >>> consistent({"value": 0.96, "low": 0.93, "high": 0.99}, 25, 25)
+    True
+    >>> consistent({"value": 1.0, "low": 1.0, "high": 1.0}, 43, 100)
+    False
+    """
+    from scipy.stats import binomtest
+
+    if trials == 0:
+        return True
+    for p in (estimate["value"], estimate["low"], estimate["high"]):
+        if math.isfinite(p) and binomtest(successes, trials, min(max(p, 0.0), 1.0)).pvalue >= alpha:
+            return True
+    return False
+
+
 def _realised(out: Any, store: Any, reports: list[DayReport], day: int, start_of: float,
-              op: Any) -> None:
+              op: Any, validation: Mapping[str, Mapping[str, float]]) -> None:
     from watchkeeper.estimation import realised_performance
 
     window = store.read_window(PROJECT, MODEL, start=start_of, end=start_of + DAY)
@@ -611,6 +650,8 @@ def _realised(out: Any, store: Any, reports: list[DayReport], day: int, start_of
     if not known.any():
         return
     labels = np.array([v if v is not None else -1 for v in window.labels], dtype=np.int64)
+    y = labels[known] == 1
+    flagged = window.scores[known] >= op.threshold
     real = realised_performance(
         window.scores[known], labels[known], float(op.threshold),
         metrics=("precision", "recall", "f1", "accuracy"),
@@ -618,19 +659,41 @@ def _realised(out: Any, store: Any, reports: list[DayReport], day: int, start_of
     rep = reports[day - 1]
     rep.realised = _metric_dict(real)
     rep.labels = int(known.sum())
+    counts = {"precision": (int((flagged & y).sum()), int(flagged.sum())),
+              "recall": (int((flagged & y).sum()), int(y.sum()))}
+    head = f"        Labels for day {day} arrived ({rep.labels} documents): "
+    if rep.verdict == "model_change":
+        # The label-free estimate assumes the model behaves as on validation; on a day the
+        # scores say it does not, the labels are the judge.
+        parts = []
+        for m in ("precision", "recall"):
+            if m in rep.realised:
+                r = rep.realised[m]
+                parts.append(f"{m} {_fmt_interval(r['value'], r['low'], r['high'])} "
+                             f"(validation {validation[m]['value']:.2f})")
+        fell = rep.realised.get("precision", {}).get("high", 1.0) < validation["precision"][
+            "value"]
+        verdict = ("[bold]the labels confirm the model change[/]" if fell
+                   else "no loss of precision visible in the labels yet")
+        out.print(head + "; ".join(parts) + f": {verdict}.")
+        rep.agrees = fell
+        return
     parts = []
+    agrees = True
     for metric in ("precision", "recall"):
-        e, r = rep.estimated.get(metric), rep.realised.get(metric)
-        if e is None or r is None:
+        if metric not in rep.estimated or metric not in rep.realised:
             continue
-        agree = e["low"] <= r["value"] <= e["high"] or r["low"] <= e["value"] <= r["high"]
-        mark = "[green]confirms[/]" if agree else "[red]contradicts[/]"
+        e, real_m = rep.estimated[metric], rep.realised[metric]
+        ok = consistent(e, *counts[metric])
+        agrees &= ok
+        mark = "[green]agree[/]" if ok else "[red]disagree[/]"
         parts.append(
-            f"{metric} realised {_fmt_interval(r['value'], r['low'], r['high'])} vs estimated "
-            f"{_fmt_interval(e['value'], e['low'], e['high'])}: {mark}"
+            f"{metric} realised "
+            f"{_fmt_interval(real_m['value'], real_m['low'], real_m['high'])} vs estimated "
+            f"{_fmt_interval(e['value'], e['low'], e['high'])} ({mark})"
         )
-    out.print(f"        Labels for day {day} arrived ({rep.labels} documents): " +
-              "; ".join(parts) + ".")
+    rep.agrees = agrees
+    out.print(head + "; ".join(parts) + ".")
 
 
 def _write_tensorboard(tb: Any, r: DayReport) -> None:
@@ -646,16 +709,23 @@ def _write_tensorboard(tb: Any, r: DayReport) -> None:
 def _summary(out: Any, result: DemoResult, server: Any) -> None:
     from rich.table import Table
 
-    table = Table(title="Days at a glance", show_lines=False)
-    for col in ("day", "act", "docs", "flags", "band", "verdict", "prevalence", "drifted",
-                "alerts"):
-        table.add_column(col)
+    table = Table(title="Days at a glance", show_lines=False, padding=(0, 1))
+    for col in ("day", "act", "docs", "flags", "band", "verdict", "copies", "drift", "alerts",
+                "labels"):
+        table.add_column(col, no_wrap=True)
+    acts = {"twice the photocopies": "2x copies"}
+    labels_text = {True: "agree", False: "differ", None: "-"}
     for r in result.days:
+        drift = f"{len(r.drifted_features)} feat." if r.drifted_features else "-"
+        if r.embedding_drift:
+            drift += " + emb."
+        agree = labels_text[r.agrees]
+        if r.verdict == "model_change" and r.agrees is not None:
+            agree = "confirm" if r.agrees else "-"
         table.add_row(
-            str(r.day), r.act, f"{r.n:,}", str(r.flags), f"[{r.low:.0f}, {r.high:.0f}]",
-            r.verdict, f"{r.prevalence:.1%}",
-            ", ".join(r.drifted_features + (["embeddings"] if r.embedding_drift else [])) or "-",
-            str(len(r.alerts)),
+            str(r.day), acts.get(r.act, r.act), f"{r.n:,}", str(r.flags),
+            f"{r.low:.0f}-{r.high:.0f}", r.verdict.replace("_", " "), f"{r.prevalence:.0%}",
+            drift, str(len(r.alerts)), agree,
         )
     out.print()
     out.print(table)

@@ -26,12 +26,12 @@ from watchkeeper.server.schemas import (
 )
 from watchkeeper.server.settings import Settings
 
-MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,199}$"
+MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$"
 ModelName = Annotated[
     str,
     Path(
         pattern=MODEL_PATTERN,
-        description="Model name: letters, digits, '_', '.', ':', '-'; at most 200 characters.",
+        description="Model name: letters, digits, '_', '.', ':', '-'; at most 128 characters.",
     ),
 ]
 THRESHOLD_TTL = 60.0

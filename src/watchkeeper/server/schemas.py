@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from watchkeeper.window import Window
 
 Id = Annotated[str, Field(min_length=1, max_length=256)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
+Name = Annotated[str, Field(min_length=1, max_length=128)]
+Version = Annotated[str, Field(min_length=1, max_length=128)]
 Finite = float
 Scalar = float | str | None
 """A feature value: a finite number, a category, or null for missing."""
@@ -41,7 +42,7 @@ class EventIn(_Strict):
     embedding: list[Finite] | None = None
     latency_ms: Annotated[float, Field(ge=0)] | None = None
     tags: dict[Name, str | None] | None = None
-    version: str | None = None
+    version: Version | None = None
     payload_ref: str | None = None
 
 
@@ -65,8 +66,8 @@ class ColumnsIn(_Strict):
     )
     latency_ms: list[Annotated[float, Field(ge=0)] | None] | None = None
     tags: dict[Name, list[str | None]] | None = None
-    version: str | None = Field(None, description="Model version of every event of the batch.")
-    versions: list[str | None] | None = None
+    version: Version | None = Field(None, description="Model version of every event of the batch.")
+    versions: list[Version | None] | None = None
     payload_refs: list[str | None] | None = None
 
     @model_validator(mode="after")

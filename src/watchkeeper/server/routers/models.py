@@ -27,7 +27,7 @@ class VersionIn(BaseModel):
     """``POST /v1/models/{model}/versions``: what is known of a model version."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=())
-    version: Annotated[str, Field(min_length=1, max_length=200)]
+    version: Annotated[str, Field(min_length=1, max_length=128)]
     artifact_uri: str | None = None
     sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
     data_fingerprint: str | None = None

@@ -213,3 +213,15 @@ def test_monitor_collector_is_exposed(api: Api) -> None:
     pytest.importorskip("watchkeeper.runner")
     text = api.client.get("/metrics").text
     assert "# TYPE watchkeeper_alerts_firing gauge" in text
+
+
+def test_serving_system_figures_are_stored(api: Api) -> None:
+    body = {
+        "columns": {"ids": ["a"], "scores": [0.5]},
+        "system": {"cpu_utilization_ratio": 0.4, "memory_used_bytes": 1.0e9},
+    }
+    r = api.client.post("/v1/models/m/events:batch", json=body, headers=api.h(api.ingest))
+    assert r.status_code == 200
+    values = api.store.list_metric_values(api.project, "m", name="serving_cpu_utilization_ratio")
+    assert [v["value"] for v in values] == [0.4]
+    assert values[0]["labels"] == {"source": "serving"}

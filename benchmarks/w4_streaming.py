@@ -31,7 +31,7 @@ N, CHANGE = 1_000_000, 500_000
 RIVER_PARAMS: dict[str, dict[str, Any]] = {
     "ADWIN": {},
     "PageHinkley": {"delta": 0.005, "threshold": 50.0, "alpha": 1 - 0.0001},
-    "KSWIN": {"alpha": 0.005, "seed": 42},
+    "KSWIN": {"alpha": 0.005, "window_size": 100, "stat_size": 30, "seed": 42},
     "DDM": {"warm_start": 30},
     "EDDM": {"warm_start": 30, "alpha": 0.95, "beta": 0.9},
     "HDDM_A": {},

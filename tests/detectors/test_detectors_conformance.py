@@ -353,8 +353,9 @@ def test_compiled_kernels_equal_their_python_source(
 def test_kswin_keeps_its_most_recent_values_when_not_resetting() -> None:
     # The paper's rule after a detection: the window becomes the stat_size most recent values.
     values = _stream(KSWIN(), seed=14)
-    first = int(KSWIN(alpha=0.001, seed=3, reset_after_drift=False).update_many(values)[0])
-    det = KSWIN(alpha=0.001, seed=3, reset_after_drift=False)
+    params = {"alpha": 0.001, "seed": 3, "window_size": 100, "stat_size": 30}
+    first = int(KSWIN(**params, reset_after_drift=False).update_many(values)[0])  # type: ignore[arg-type]
+    det = KSWIN(**params, reset_after_drift=False)  # type: ignore[arg-type]
     det.update_many(values[: first + 1])
     assert det._state is not None
     count, head = int(det._state["scalars"][0]), int(det._state["scalars"][1])

@@ -124,7 +124,13 @@ class _Recorder:
         return out
 
 
-@pytest.mark.parametrize("params", [{"alpha": 0.005}, {"alpha": 0.0001, "window_size": 60}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"alpha": 0.005, "window_size": 100, "stat_size": 30},
+        {"alpha": 0.0001, "window_size": 60, "stat_size": 30},
+    ],
+)
 def test_kswin_matches_river_given_the_same_samples(params: dict[str, object]) -> None:
     # River draws with Python's `random`; replaying its draws through our kernel must give
     # River's decisions exactly. River re-creates its generator at each reset, so we keep

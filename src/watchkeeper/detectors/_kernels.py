@@ -270,17 +270,16 @@ def _remove_sorted(arr, n, x):  # type: ignore[no-untyped-def]
 
 @njit(cache=True)
 def _build_older(ring, head, pool, window_size, older, rank):  # type: ignore[no-untyped-def]
-    # Sort the ring slots of the oldest `pool` values by value (insertion sort; done only after
-    # a restart or a shrink, then maintained incrementally).
+    # Sort the ring slots of the oldest `pool` values by value (after a restart, a shrink or at
+    # the start of a call; then maintained incrementally).
+    slots = np.empty(pool, dtype=np.int64)
+    vals = np.empty(pool, dtype=np.float64)
     for j in range(pool):
-        slot = (head + j) % window_size
-        v = ring[slot]
-        k = j
-        while k > 0 and ring[older[k - 1]] > v:
-            older[k] = older[k - 1]
-            k -= 1
-        older[k] = slot
+        slots[j] = (head + j) % window_size
+        vals[j] = ring[slots[j]]
+    order = np.argsort(vals)
     for j in range(pool):
+        older[j] = slots[order[j]]
         rank[older[j]] = j
 
 
@@ -318,7 +317,8 @@ def kswin(  # type: ignore[no-untyped-def]
     recent = np.empty(stat_size, dtype=np.float64)
     n_recent = min(count, stat_size)
     for j in range(n_recent):
-        _insert_sorted(recent, j, ring[(head + count - n_recent + j) % window_size])
+        recent[j] = ring[(head + count - n_recent + j) % window_size]
+    recent[:n_recent] = np.sort(recent[:n_recent])
     older = np.empty(pool, dtype=np.int64)
     rank = np.zeros(window_size, dtype=np.int64)
     mask = np.zeros(pool, dtype=np.int64)

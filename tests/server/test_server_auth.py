@@ -71,3 +71,20 @@ def test_admin_mints_tokens_for_its_own_project(api: Api) -> None:
     r = api.client.post("/v1/tokens", json={"scopes": ["root"]}, headers=api.h(api.admin))
     assert r.status_code == 422
     assert "scopes[0]" in r.json()["detail"]
+
+
+def test_revoked_token_is_refused_at_once(api: Api) -> None:
+    h = api.h(api.ingest)
+    ok = {"events": [{"id": "a", "score": 0.5}]}
+    assert api.client.post("/v1/models/m/events:batch", json=ok, headers=h).status_code == 200
+    r = api.client.post("/v1/tokens:revoke", json={"token": api.ingest}, headers=api.h(api.admin))
+    assert r.status_code == 200, r.text
+    assert api.client.post("/v1/models/m/events:batch", json=ok, headers=h).status_code == 401
+    r = api.client.post("/v1/tokens:revoke", json={"token": api.ingest}, headers=api.h(api.admin))
+    assert r.status_code == 404
+    other = "other-" + api.project
+    api.store.create_project(other)
+    foreign = api.store.create_token(other, {"read"})
+    r = api.client.post("/v1/tokens:revoke", json={"token": foreign}, headers=api.h(api.admin))
+    assert r.status_code == 404  # not this project's: untouched
+    assert api.store.authenticate(foreign) is not None

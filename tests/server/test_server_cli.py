@@ -28,6 +28,11 @@ def test_token_and_model_commands(tmp_path: Path) -> None:
     assert store.has_model("team", "fraud")
     version = store.get_model_version("team", "fraud", "v1")
     assert version["operating_point"]["threshold"] == 0.6
+    out = runner.invoke(create_app(), ["token", "revoke", token, "--db", db])
+    assert out.exit_code == 0, out.output
+    assert store.authenticate(token) is None
+    out = runner.invoke(create_app(), ["token", "revoke", token, "--db", db])
+    assert out.exit_code == 1
     store.close()
 
 

@@ -96,6 +96,17 @@ def register(app: typer.Typer) -> None:
         token = store.create_token(project, set(scope))
         typer.echo(token)
 
+    @token_app.command("revoke")
+    def token_revoke(
+        token: str = typer.Argument(..., help="The token to revoke."),
+        db: str | None = typer.Option(None, "--db", help=DB_HELP, envvar="WATCHKEEPER_DB"),
+    ) -> None:
+        """Revoke a token (servers stop accepting it within 5 seconds)."""
+        if not _store(db).revoke_token(token):
+            typer.echo("no active token matches", err=True)
+            raise typer.Exit(1)
+        typer.echo("revoked")
+
     model_app = typer.Typer(help="Models.", no_args_is_help=True)
     app.add_typer(model_app, name="model")
 

@@ -60,6 +60,11 @@ class TokenCache:
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[float, str, frozenset[str]]] = {}
 
+    def forget(self, token: str) -> None:
+        """Drop a token at once (after it was revoked through this app)."""
+        with self._lock:
+            self._entries.pop(hashlib.sha256(token.encode()).hexdigest(), None)
+
     def lookup(self, store: Any, token: str) -> tuple[str, frozenset[str]] | None:
         key = hashlib.sha256(token.encode()).hexdigest()
         now = time.monotonic()

@@ -1,10 +1,11 @@
-"""``POST /v1/tokens``: an admin mints a token for its own project."""
+"""``POST /v1/tokens`` and ``POST /v1/tokens:revoke``: an admin mints or revokes tokens of its
+own project."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,3 +28,28 @@ async def create_token(body: TokenIn, project: AdminProject, store: StoreDep) ->
     """A new token of the caller's project; the plain token is shown only in this reply."""
     token = await run_in_threadpool(store.create_token, project, set(body.scopes))
     return {"project": project, "scopes": sorted(set(body.scopes)), "token": token}
+
+
+class RevokeIn(BaseModel):
+    """The token to revoke."""
+
+    model_config = ConfigDict(extra="forbid")
+    token: Annotated[str, Field(min_length=1)]
+
+
+@router.post("/tokens:revoke")
+async def revoke_token(
+    body: RevokeIn, request: Request, project: AdminProject, store: StoreDep
+) -> dict[str, object]:
+    """Revoke a token of the caller's project (404 for any other token, revoked or unknown)."""
+
+    def work() -> bool:
+        found = store.authenticate(body.token)
+        if found is None or found[0] != project:
+            return False
+        return bool(store.revoke_token(body.token))
+
+    if not await run_in_threadpool(work):
+        raise HTTPException(404, detail="no active token of this project matches")
+    request.app.state.token_cache.forget(body.token)
+    return {"project": project, "revoked": True}

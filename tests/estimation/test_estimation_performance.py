@@ -202,3 +202,20 @@ def test_calibrator_sample_weight(rng: np.random.Generator) -> None:
         assert np.average(cal.predict(s), weights=w) == pytest.approx(0.75, abs=0.01)
     with pytest.raises(ValueError, match="sample_weight"):
         Calibrator().fit(s, y, sample_weight=-w)
+
+
+def test_estimate_uses_the_labels_that_arrived(rng: np.random.Generator) -> None:
+    s_ref, y_ref = _task(rng, 10_000, 0.5)
+    s, y = _task(rng, 3000, 0.2)
+    est = PerformanceEstimator(0.5).fit(s_ref, y_ref)
+    none = est.estimate(s)
+    half_labels = np.where(rng.random(3000) < 0.5, y, np.nan)
+    half = est.estimate(s, labels=half_labels)
+    full = est.estimate(s, labels=y)
+    real = realised_performance(s, y, 0.5)
+    for name in ("accuracy", "f1", "roc_auc"):
+        assert full[name].value == pytest.approx(real[name].value)
+        assert full[name].high - full[name].low == pytest.approx(0.0, abs=1e-12)
+        width = half[name].high - half[name].low
+        assert width < none[name].high - none[name].low
+    assert half.details["n_labelled"] == int(np.isfinite(half_labels).sum())

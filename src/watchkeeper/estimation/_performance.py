@@ -385,7 +385,9 @@ class PerformanceEstimator:
         info["shift"] = "prior"
         return adjust_posteriors(p, self.calibrated_prior_, prior), prior, info
 
-    def estimate(self, scores: Any, features: Any = None) -> PerformanceEstimate:
+    def estimate(
+        self, scores: Any, features: Any = None, labels: Any = None
+    ) -> PerformanceEstimate:
         """Estimated metrics of one window of unlabelled scores, with intervals.
 
         Without ``features`` the window's shift is taken to be a change of class mix (the
@@ -394,11 +396,20 @@ class PerformanceEstimator:
         not see; if so the shift is treated as covariate shift and the reference is
         importance-weighted before calibrating, instead of the prior correction. ``details``
         says which: ``shift`` is ``"none"``, ``"prior"`` or ``"covariate"``.
+
+        ``labels`` (optional, ``None``/NaN where not yet known) are the labels that have
+        arrived: known events count with their label instead of their probability, so the
+        estimate becomes the realised metric as labels come in and its interval narrows.
         """
         s = _scores("scores", scores)
         if len(s) == 0:
             raise ValueError("scores: empty window")
         p, prior, info = self.posteriors(s, features)
+        known: np.ndarray | None = None
+        if labels is not None:
+            y_known, known = _labels_with_missing(labels, len(s))
+            p = np.where(known, y_known.astype(np.float64), p)
+            info["n_labelled"] = int(known.sum())
         pred = s >= float(self.threshold)
         order, starts = _tie_groups(s)
         point = _metrics(pred, p[None, :], 1 - p[None, :], order, starts)
@@ -426,6 +437,8 @@ class PerformanceEstimator:
                 pis = np.clip(rng.normal(prior, prior_se, size=(r, 1)), 1e-6, 1 - 1e-6)
                 num = pis * a
                 probs = num / (num + (1 - pis) * b)
+                if known is not None:
+                    probs = np.where(known, p, probs)
             draws = rng.random((r, len(s))) < probs
             for k, v in _label_metrics(pred, draws, ranks).items():
                 sims.setdefault(k, []).append(v)

@@ -8,13 +8,26 @@ adopted and replayed by the next client that opens the directory.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+
+def _try_lock(handle: IO[bytes]) -> bool:
+    """An exclusive, non-blocking lock on ``handle``; where ``fcntl`` does not exist (Windows)
+    every file counts as free, so give each process its own ``spool_dir`` there."""
+    try:
+        import fcntl
+    except ImportError:
+        return True
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -44,9 +57,7 @@ class Spool:
         while True:
             lock_path = self.directory / f"{self.key}-{index}.lock"
             handle = open(lock_path, "ab")  # noqa: SIM115 - held open for the client's lifetime
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            if not _try_lock(handle):
                 handle.close()
                 index += 1
                 continue

@@ -282,6 +282,8 @@ class PerformanceEstimator:
         self.reference_prior_ = float(y.mean())
         # EM must start from the prior the calibrated posteriors average to on the reference
         self.calibrated_prior_ = float(self.calibrator_.predict(s).mean())
+        for stale in ("reference_features_", "posterior_model_"):  # from an earlier fit
+            self.__dict__.pop(stale, None)
         if features is not None:
             from sklearn.linear_model import LogisticRegression
 

@@ -197,3 +197,27 @@ def test_cli_token_create(db_url: str, tmp_path: Any, scopes: list[str]) -> None
         [*args[:-2], "--scope", "root"], capture_output=True, text=True, timeout=60
     )
     assert bad.returncode != 0 and "root" in bad.stderr
+
+
+def test_sdk_flushes_at_exit(setup: Setup) -> None:
+    import subprocess
+    import sys
+
+    server = setup.server()
+    server.start()
+    script = (
+        "import watchkeeper, sys\n"
+        f"c = watchkeeper.Client({server.url!r}, {setup.token!r},"
+        f" spool_dir={str(setup.tmp / 'x')!r}, flush_interval=60, system_metrics=False)\n"
+        "for i in range(250):\n"
+        "    c.log('m', id=f'x{i}', score=0.5)\n"
+        "sys.exit(0)  # no flush, no close: the exit hook delivers\n"
+    )
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 0, out.stderr
+        assert setup.count() == 250
+    finally:
+        server.stop()

@@ -115,15 +115,15 @@ def test_calm_stream_with_sequential_rule_stays_quiet(store: Any, rng: np.random
             "subjects": ["[*]"],  # the model-level finding only ("*" alone matches all)
             # Windows share one reference, so their p-values are dependent: spending is valid
             # under any dependence (the CUSUM bound assumes independent windows).
-            "sequential": {"method": "spending", "false_alarm_rate": 0.05, "run_length": 40},
+            "sequential": {"method": "spending", "false_alarm_rate": 0.05, "run_length": 30},
         }
     ]
     store.put_monitor_config("p", "fraud", cfg.to_dict())
-    results = _drive(store, rng, [0.0] * 40)
+    results = _drive(store, rng, [0.0] * 30)
     assert not any(r.events for r in results)
     assert all(r.windows for r in results)
     # The same rule finds a lasting change within a few windows.
-    later = _drive_from(store, rng, [0.5] * 6, first_hour=40)
+    later = _drive_from(store, rng, [0.5] * 6, first_hour=30)
     assert any(_fired(r, "drift_seq") for r in later[:4])
 
 

@@ -97,3 +97,38 @@ def test_multiclass_diagnosis_bad_input(rng: np.random.Generator) -> None:
         diagnose_shift_multiclass(p, y, p, expected_priors=[0.5, 0.6, 0.1])
     d = diagnose_shift_multiclass(p, y, p).to_dict()
     assert len(d["priors"]) == 3 and d["verdict"] == "as_expected"
+
+
+def _realised_macro(pred: np.ndarray, y: np.ndarray, k: int = 3) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+    return {
+        "accuracy": accuracy_score(y, pred),
+        "macro_precision": precision_score(y, pred, average="macro", labels=range(k)),
+        "macro_recall": recall_score(y, pred, average="macro", labels=range(k)),
+        "macro_f1": f1_score(y, pred, average="macro", labels=range(k)),
+    }
+
+
+def test_multiclass_estimator_under_prior_shift(rng: np.random.Generator) -> None:
+    from watchkeeper.estimation import MulticlassPerformanceEstimator
+
+    y_ref = rng.choice(3, 9000)
+    p_ref = _softmax(rng, y_ref, 1.5)
+    y = rng.choice(3, 6000, p=[0.75, 0.2, 0.05])
+    p = _softmax(rng, y, 1.5)
+    real = _realised_macro(p.argmax(1), y)
+    fixed = MulticlassPerformanceEstimator().fit(p_ref, y_ref).estimate(p)
+    plain = MulticlassPerformanceEstimator(prior_correction=False).fit(p_ref, y_ref).estimate(p)
+    for name in ("accuracy", "macro_precision", "macro_f1"):
+        assert abs(fixed[name].value - real[name]) < abs(plain[name].value - real[name]), name
+        assert fixed[name].low <= real[name] <= fixed[name].high, name
+    same = _softmax(rng, y_ref[:3000], 1.5)
+    est = MulticlassPerformanceEstimator(prior_correction=False).fit(p_ref, y_ref).estimate(same)
+    real_same = _realised_macro(same.argmax(1), y_ref[:3000])
+    for name, value in real_same.items():
+        assert est[name].value == pytest.approx(value, abs=0.02), name
+    with pytest.raises(ValueError, match="labels"):
+        MulticlassPerformanceEstimator().fit(p_ref, np.zeros(9000))
+    with pytest.raises(ValueError, match="probs"):
+        MulticlassPerformanceEstimator().fit(p_ref, y_ref).estimate(p[:, :2])

@@ -25,6 +25,7 @@ from watchkeeper.estimation._operating import (
 from watchkeeper.estimation._performance import (
     ATCEstimator,
     MetricValue,
+    MulticlassPerformanceEstimator,
     PerformanceComparison,
     PerformanceEstimate,
     PerformanceEstimator,
@@ -50,6 +51,7 @@ __all__ = [
     "FlagCheck",
     "FlagExpectation",
     "MetricValue",
+    "MulticlassPerformanceEstimator",
     "OperatingPoint",
     "PerformanceComparison",
     "PerformanceEstimate",

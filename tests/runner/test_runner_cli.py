@@ -56,6 +56,8 @@ def test_register_then_check(tmp_path: Path, rng: np.random.Generator) -> None:
             "emb",
             "--target-tpr",
             "0.8",
+            "--environment",
+            "current",
             "--db",
             db,
         ],
@@ -68,6 +70,7 @@ def test_register_then_check(tmp_path: Path, rng: np.random.Generator) -> None:
     store = Store(db)
     version = store.get_model_version("default", "fraud", "v1")
     assert version["operating_point"]["tpr"] >= 0.8
+    assert "numpy" in version["environment"]["packages"]
     assert store.get_reference_profile("default", "fraud", "v1")["schema"] == {
         "kind": "string",
         "x": "float",
@@ -128,6 +131,21 @@ def test_register_errors_name_the_option(tmp_path: Path, rng: np.random.Generato
         ],
     )
     assert out.exit_code == 2 and "no such file" in out.output
+    out = CliRunner().invoke(
+        create_app(),
+        [
+            "reference",
+            "register",
+            "m",
+            "v1",
+            str(ref),
+            "--environment",
+            str(tmp_path / "nope.json"),
+            "--db",
+            str(tmp_path / "wk.db"),
+        ],
+    )
+    assert out.exit_code == 2 and "--environment" in out.output
 
 
 def test_export_rules(tmp_path: Path) -> None:

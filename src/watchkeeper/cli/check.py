@@ -171,6 +171,11 @@ def register(app: typer.Typer) -> None:
         expected_prevalence: float | None = typer.Option(None, help="Expected positive share."),
         expected_volume: float | None = typer.Option(None, help="Events per window expected."),
         window: str | None = typer.Option(None, help="Monitoring window, e.g. 1h or 1d."),
+        environment: str | None = typer.Option(
+            None,
+            help="Training environment for the environment-skew check: 'current' (this "
+            "Python and its packages) or a JSON file {python, packages: {name: version}}.",
+        ),
         project: str = typer.Option("default", "--project", "-p"),
         db: str | None = typer.Option(None, "--db", help=DB_HELP, envvar="WATCHKEEPER_DB"),
     ) -> None:
@@ -237,6 +242,18 @@ def register(app: typer.Typer) -> None:
             op_dict = op.to_dict()
             if expected_prevalence is None:
                 expected_prevalence = float(y[ok].mean())
+        env = None
+        if environment == "current":
+            from watchkeeper.sdk.environment import serving_environment
+
+            env = serving_environment()
+        elif environment is not None:
+            try:
+                env = json.loads(Path(environment).read_text())
+            except (OSError, ValueError) as exc:
+                raise _fail(f"--environment: cannot read {environment}: {exc}") from exc
+            if not isinstance(env, dict) or not isinstance(env.get("packages", {}), dict):
+                raise _fail("--environment: expected a JSON object {python, packages: {...}}")
         store = _store(db)
         try:
             if not store.has_project(project):
@@ -246,6 +263,7 @@ def register(app: typer.Typer) -> None:
                 model,
                 version,
                 operating_point=op_dict,
+                environment=env,
                 expected_prevalence=expected_prevalence,
                 expected_volume=expected_volume,
                 window=window,

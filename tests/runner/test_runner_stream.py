@@ -160,3 +160,15 @@ def test_model_without_reference_is_skipped(store: Any) -> None:
     assert run_monitors(store, "p", "bare", now=T0).skipped == (
         "no reference registered for this model"
     )
+
+
+def test_count_windows_are_cut_in_time_order(store: Any, rng: np.random.Generator) -> None:
+    cfg = default_config(store.get_reference("p", "fraud"), OP, window=250)
+    store.put_monitor_config("p", "fraud", cfg.to_dict())
+    _log(store, _events(rng, 600, T0))
+    first = run_monitors(store, "p", "fraud", now=T0 + HOUR)
+    assert [n for _, _, n in first.windows] == [250, 250] and not first.errors
+    assert first.windows[0][1] <= first.windows[1][0]
+    assert run_monitors(store, "p", "fraud", now=T0 + HOUR).windows == []  # 100 pending
+    _log(store, _events(rng, 200, T0 + HOUR))
+    assert [n for _, _, n in run_monitors(store, "p", "fraud", now=T0 + 2 * HOUR).windows] == [250]

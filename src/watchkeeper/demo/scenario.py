@@ -408,8 +408,10 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
     _summary(out, result, server)
     hook.stop()
     if cfg.serve:
-        out.print(f"\n[bold]Serving[/] at [cyan]{server.url}[/] (read token "
-                  f"[cyan]{server.read_token}[/]); Ctrl-C stops it.")
+        out.print(f"\n[bold]Serving[/] at [cyan]{server.url}[/]; Ctrl-C stops it. Try:")
+        out.print(f"   curl -H 'Authorization: Bearer {server.read_token}' "
+                  f"{server.url}/v1/models/{MODEL}/stats", soft_wrap=True)
+        out.print(f"   OpenAPI: {server.url}/docs", soft_wrap=True)
         server.wait()
     else:
         server.stop()
@@ -733,13 +735,15 @@ def _summary(out: Any, result: DemoResult, server: Any) -> None:
         out.print(f"[yellow]Note:[/] {note}")
     out.print(f"\n[bold]4. Where the findings are.[/] Everything is in the SQLite file "
               f"[cyan]{result.db}[/] (events, labels, reference, findings, metrics, alerts).")
-    out.print(
+    # Paths and commands are printed unwrapped so they can be copied.
+    lines = [
         "   Python:  [cyan]from watchkeeper.store import Store; "
-        f"Store('sqlite:///{result.db}').list_findings('{PROJECT}', '{MODEL}')[/]"
-    )
-    out.print(f"   SQL:     [cyan]sqlite3 {result.db} '.tables'[/]")
-    out.print(f"   HTTP:    [cyan]watchkeeper demo --serve[/] keeps the server up; then e.g. "
-              f"GET /v1/models/{MODEL}/events with the read token.")
+        f"Store('sqlite:///{result.db}').list_findings('{PROJECT}', '{MODEL}')[/]",
+        f"   SQL:     [cyan]sqlite3 {result.db} '.tables'[/]",
+        "   HTTP:    [cyan]watchkeeper demo --serve[/] keeps the server up and prints a token.",
+    ]
     if result.tensorboard is not None:
-        out.print(f"   TensorBoard: [cyan]tensorboard --logdir {result.tensorboard}[/]")
+        lines.append(f"   TensorBoard: [cyan]tensorboard --logdir {result.tensorboard}[/]")
+    for line in lines:
+        out.print(line, soft_wrap=True)
     out.print(f"Done in {result.seconds:.0f} s.")

@@ -206,6 +206,10 @@ def test_contract_surface(name: str) -> None:
     with pytest.raises(ValueError, match="one-dimensional"):
         det.update_many(np.zeros((2, 2)))
     assert det.update_many([]).tolist() == []
+    with pytest.raises(ValueError, match="values must be an array of numbers"):
+        det.update_many(["a", "b"])
+    with pytest.raises(ValueError, match="x must be a number"):
+        det.update("a")  # type: ignore[arg-type]
     assert type(det).__name__ in repr(det)
     params = det.get_params()
     assert type(det)(**params).get_params() == params

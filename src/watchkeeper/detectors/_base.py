@@ -107,7 +107,10 @@ class Detector(abc.ABC):
         numpy.ndarray
             Positions in ``values`` (0-based, int64) at which drift was signalled.
         """
-        arr = np.asarray(values, dtype=np.float64)
+        try:
+            arr = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError("values must be an array of numbers") from None
         if arr.ndim != 1:
             raise ValueError(f"values must be one-dimensional; got shape {arr.shape}")
         arr = self._check_values(np.ascontiguousarray(arr), name="values")

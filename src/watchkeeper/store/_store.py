@@ -210,6 +210,7 @@ class Store:
         self._projects: dict[str, int] = {}
         self._specs: dict[int, dict[str, list[str]]] = {}
         self._spec_ids: dict[tuple[int, str], int] = {}
+        self._dims: dict[int, tuple[int | None, int | None]] = {}
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
@@ -722,6 +723,9 @@ class Store:
     ) -> None:
         if emb is None and k is None:
             return
+        known = self._dims.get(model_id)
+        if known is not None and emb in (None, known[0]) and k in (None, known[1]):
+            return  # widths are set once per model and never change
         row = conn.execute(
             sa.select(T.models.c.embedding_dim, T.models.c.n_classes).where(
                 T.models.c.id == model_id
@@ -742,6 +746,8 @@ class Store:
                 )
         if update:
             conn.execute(sa.update(T.models).where(T.models.c.id == model_id).values(**update))
+        else:
+            self._dims[model_id] = (row.embedding_dim, row.n_classes)
 
     def log_events(
         self,

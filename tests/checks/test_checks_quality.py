@@ -82,7 +82,8 @@ def test_each_violation_is_found(rng: np.random.Generator) -> None:
 
 
 def test_pipeline_checks() -> None:
-    assert check_freshness(100.0, None, {"max_silence_seconds": 10})[0].drift
+    assert check_freshness(100.0, 50.0, {"max_silence_seconds": 10})[0].drift
+    assert check_freshness(100.0, None, {"max_silence_seconds": 10}) == []  # not serving yet
     assert not check_freshness(100.0, 95.0, {"max_silence_seconds": 10})[0].drift
     assert check_freshness(100.0, 0.0, {}) == []
     # Small expected volumes are judged by the Poisson band, not the relative error alone.

@@ -161,3 +161,28 @@ def test_check_rejects_unknown_format(tmp_path: Path, fmt: str) -> None:
         create_app(), ["check", "m", "--format", fmt, "--db", str(tmp_path / "x.db")]
     )
     assert out.exit_code == 2 and "--format" in out.output
+
+
+def test_register_reference_from_a_dataframe(tmp_path: Path, rng: np.random.Generator) -> None:
+    import pandas as pd
+
+    from watchkeeper.runner import register_reference, run_monitors
+    from watchkeeper.store import Store
+
+    n = 800
+    s = rng.uniform(size=n)
+    df = pd.DataFrame({"x": rng.normal(size=n), "score": s, "y": (rng.uniform(size=n) < s)})
+    store = Store(str(tmp_path / "wk.db"))
+    done = register_reference(
+        store, "team", "m", "v1", df, score_column="score", label_column="y", threshold=0.6
+    )
+    assert done.rows == n and done.features == ["x"] and done.operating_point is not None
+    assert done.operating_point["threshold"] == 0.6
+    assert store.get_reference_profile("team", "m", "v1")["calibration"]["bins"] == 10
+    # A model with a reference and no configuration is already monitored.
+    first = run_monitors(store, "team", "m", now=1_700_000_000.0)
+    assert first.windows and not first.events  # no traffic yet: nothing to alert on
+    assert run_monitors(store, "team", "m", now=1_700_000_000.0, adhoc=True).adhoc
+    with pytest.raises(ValueError, match="label_column: no column 'z'"):
+        register_reference(store, "team", "m", "v2", df, label_column="z")
+    store.close()

@@ -6,7 +6,6 @@ broken pipeline shows first as silence, a drop in volume, or requests turned awa
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,7 +25,8 @@ def check_freshness(
     *,
     window: Window | None = None,
 ) -> list[Finding]:
-    """No event for longer than ``max_silence_seconds`` (no finding when it is not set).
+    """No event for longer than ``max_silence_seconds`` (no finding when it is not set, or
+    before the model's first event).
 
     Examples
     --------
@@ -35,16 +35,17 @@ def check_freshness(
     (9000.0, True)
     """
     bound = _opt(options, "max_silence_seconds", None)
-    if bound is None:
+    if bound is None or last_event_ts is None:
+        # Before the first event the model is not serving yet: nothing has gone quiet.
         return []
     bound = float(bound)
-    silence = math.inf if last_event_ts is None else max(0.0, now - float(last_event_ts))
+    silence = max(0.0, now - float(last_event_ts))
     return [
         finding(
             "pipeline_health.freshness",
             "events",
             "seconds_since_last_event",
-            silence if math.isfinite(silence) else 1e308,
+            silence,
             silence > bound,
             window=window,
             threshold=bound,

@@ -185,63 +185,6 @@ def register(app: typer.Typer) -> None:
         feature. With a score and labels, the operating point (threshold, TPR, FPR) is measured
         on the reference at --threshold or --target-tpr (default threshold 0.5).
         """
-        import numpy as np
-
-        from watchkeeper.frames import read_table
-        from watchkeeper.profiles import binary_labels, profile
-        from watchkeeper.window import Window
-
-        try:
-            cols = read_table(file)
-        except (FileNotFoundError, ValueError) as exc:
-            raise _fail(str(exc)) from exc
-        for flag, name in (
-            ("--score-column", score_column),
-            ("--label-column", label_column),
-            ("--id-column", id_column),
-        ):
-            if name is not None and name not in cols:
-                raise _fail(f"{flag}: no column {name!r} in {file} (has {sorted(cols)})")
-        taken = {c for c in (score_column, label_column, id_column) if c} | set(exclude)
-        embeddings = None
-        if embedding_prefix:
-            emb_cols = sorted(
-                (
-                    c
-                    for c in cols
-                    if c.startswith(embedding_prefix) and c[len(embedding_prefix) :].isdigit()
-                ),
-                key=lambda c: int(c[len(embedding_prefix) :]),
-            )
-            if not emb_cols:
-                raise _fail(f"--embedding-prefix: no column named {embedding_prefix}0, ...")
-            embeddings = np.column_stack([cols[c] for c in emb_cols]).astype(np.float32)
-            taken |= set(emb_cols)
-        features = {c: v for c, v in cols.items() if c not in taken}
-        labels = None if label_column is None else cols[label_column]
-        scores = None if score_column is None else cols[score_column]
-        ref = Window.from_columns(
-            ids=None if id_column is None else cols[id_column],
-            features=features,
-            scores=scores,
-            labels=labels,
-            embeddings=embeddings,
-        )
-        op_dict = None
-        if ref.scores is not None and ref.labels is not None:
-            from watchkeeper.estimation import OperatingPoint
-
-            y = binary_labels(ref.labels)
-            ok = np.isfinite(y) & np.isfinite(ref.scores)
-            try:
-                op = OperatingPoint.from_scores(
-                    ref.scores[ok], y[ok].astype(int), target_tpr=target_tpr, threshold=threshold
-                )
-            except (ValueError, TypeError) as exc:
-                raise _fail(str(exc)) from exc
-            op_dict = op.to_dict()
-            if expected_prevalence is None:
-                expected_prevalence = float(y[ok].mean())
         env = None
         if environment == "current":
             from watchkeeper.sdk.environment import serving_environment
@@ -254,30 +197,50 @@ def register(app: typer.Typer) -> None:
                 raise _fail(f"--environment: cannot read {environment}: {exc}") from exc
             if not isinstance(env, dict) or not isinstance(env.get("packages", {}), dict):
                 raise _fail("--environment: expected a JSON object {python, packages: {...}}")
+        from watchkeeper.runner import register_reference
+
         store = _store(db)
         try:
-            if not store.has_project(project):
-                store.create_project(project)
-            store.register_model_version(
+            done = register_reference(
+                store,
                 project,
                 model,
                 version,
-                operating_point=op_dict,
-                environment=env,
+                file,
+                score_column=score_column,
+                label_column=label_column,
+                id_column=id_column,
+                embedding_prefix=embedding_prefix,
+                exclude=exclude,
+                threshold=threshold,
+                target_tpr=target_tpr,
                 expected_prevalence=expected_prevalence,
                 expected_volume=expected_volume,
                 window=window,
+                environment=env,
             )
-            store.put_reference(project, model, version, ref, profile=profile(ref).to_dict())
-        except (ValueError, KeyError) as exc:
+        except FileNotFoundError as exc:
             raise _fail(str(exc)) from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            message = str(exc)
+            for option in ("score_column", "label_column", "id_column", "embedding_prefix"):
+                message = message.replace(f"{option}:", f"--{option.replace('_', '-')}:")
+            raise _fail(message) from exc
         finally:
             store.close()
         typer.echo(
-            f"registered reference of {model} {version}: {len(ref)} rows, "
-            f"{len(features)} feature(s)"
-            + (f", embeddings of dimension {embeddings.shape[1]}" if embeddings is not None else "")
-            + (f", operating point {json.dumps(op_dict)}" if op_dict else "")
+            f"registered reference of {model} {version}: {done.rows} rows, "
+            f"{len(done.features)} feature(s)"
+            + (
+                f", embeddings of dimension {done.embedding_dim}"
+                if done.embedding_dim is not None
+                else ""
+            )
+            + (
+                f", operating point {json.dumps(done.operating_point)}"
+                if done.operating_point
+                else ""
+            )
         )
 
     app.add_typer(reference, name="reference")

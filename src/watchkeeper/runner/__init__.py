@@ -8,6 +8,11 @@ firing alerts to Prometheus.
 from __future__ import annotations
 
 from watchkeeper.runner._collector import MonitorCollector
+from watchkeeper.runner._reference import (
+    RegisteredReference,
+    reference_window,
+    register_reference,
+)
 from watchkeeper.runner._run import (
     ModelContext,
     RunResult,
@@ -21,9 +26,12 @@ from watchkeeper.runner._scheduler import Scheduler
 __all__ = [
     "ModelContext",
     "MonitorCollector",
+    "RegisteredReference",
     "RunResult",
     "Scheduler",
     "load_context",
+    "reference_window",
+    "register_reference",
     "run_checks",
     "run_monitors",
     "window_metrics",

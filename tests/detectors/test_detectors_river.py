@@ -174,3 +174,12 @@ def test_ks_pvalue_matches_scipy() -> None:
             res = stats.ks_2samp(a, b, method="exact")
             k = round(res.statistic * n)
             assert ks_pvalue_equal_sizes(n, k) == pytest.approx(res.pvalue, rel=1e-9, abs=1e-15)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_real_detectors_match_river_on_error_streams(seed: int) -> None:
+    # ADWIN and Page-Hinkley are often fed 0/1 errors: ties and exact arithmetic everywhere.
+    values = _errors(seed)
+    for ours, theirs, params in REAL:
+        expected = _river_indices(theirs(**_river_params(params)), values)
+        assert ours(**params).update_many(values).tolist() == expected, (ours, params)

@@ -173,3 +173,28 @@ def test_count_windows_are_cut_in_time_order(store: Any, rng: np.random.Generato
     assert run_monitors(store, "p", "fraud", now=T0 + HOUR).windows == []  # 100 pending
     _log(store, _events(rng, 200, T0 + HOUR))
     assert [n for _, _, n in run_monitors(store, "p", "fraud", now=T0 + 2 * HOUR).windows] == [250]
+
+
+def test_planted_change_on_postgresql(postgres_url: str, rng: np.random.Generator) -> None:
+    import uuid
+
+    import sqlalchemy as sa
+
+    from watchkeeper.store import Store
+
+    schema = f"wk_monitors_{uuid.uuid4().hex[:10]}"
+    s = Store(postgres_url, schema=schema)
+    try:
+        s.create_project("p")
+        s.register_model_version("p", "fraud", "v1", operating_point=OP, window="1h")
+        ref = _events(rng, 2000, T0 - 10 * HOUR, prefix="r")
+        s.put_reference("p", "fraud", "v1", ref, profile=profile(ref).to_dict())
+        results = _drive(s, rng, [0.0, 0.0, 0.6, 0.6])
+        assert not any(_fired(r, "data_drift") for r in results[:2])
+        assert _fired(results[3], "data_drift") or _fired(results[2], "data_drift")
+    finally:
+        s.close()
+        engine = sa.create_engine(postgres_url, poolclass=sa.pool.NullPool)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        engine.dispose()

@@ -293,3 +293,24 @@ def test_raw_insert_rate(store: Store, tmp_path: Path) -> None:
         raw_insert_rate(url, w, batches=0)
     with pytest.raises(ValueError, match="window"):
         raw_insert_rate(url, Window.from_columns(ids=[]))
+
+
+def test_retention_worker_and_repr(tmp_path: Path) -> None:
+    import time
+
+    from watchkeeper.store import start_retention
+
+    store = Store(str(tmp_path / "r.db"))
+    store.register_model("p", "m")
+    store.log_events("p", "m", Window.from_columns(ids=["old", "new"], ts=[0.0, time.time()]))
+    stop = start_retention(store, max_age=3600, every=0.05)
+    deadline = time.monotonic() + 10
+    while store.count_events("p", "m") > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop()
+    assert store.read_window("p", "m").ids.tolist() == ["new"]
+    with pytest.raises(ValueError, match="max_age"):
+        start_retention(store, max_age=-1)
+    with pytest.raises(ValueError, match="every"):
+        start_retention(store, max_age=1, every=0)
+    assert "secret" not in repr(Store("postgresql://u:secret@db/wk"))

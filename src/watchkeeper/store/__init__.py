@@ -33,13 +33,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from watchkeeper.store._retention import start_retention
 from watchkeeper.store._types import SCOPES, IngestResult
 
 if TYPE_CHECKING:
     from watchkeeper.store._raw import raw_insert_rate
     from watchkeeper.store._store import Store
 
-__all__ = ["SCOPES", "IngestResult", "Store", "raw_insert_rate"]
+__all__ = ["SCOPES", "IngestResult", "Store", "raw_insert_rate", "start_retention"]
 
 
 def __getattr__(name: str) -> Any:

@@ -213,7 +213,12 @@ class Store:
         self._dims: dict[int, tuple[int | None, int | None]] = {}
 
     def __repr__(self) -> str:
-        return f"Store({self.url!r})"
+        # never print a password that is part of the URL
+        try:
+            shown = sa.make_url(resolve_url(self.url)).render_as_string(hide_password=True)
+        except (ValueError, sa.exc.ArgumentError):
+            shown = "<invalid url>"
+        return f"Store({shown!r})"
 
     # ------------------------------------------------------------------ connection
     @property

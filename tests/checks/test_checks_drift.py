@@ -112,3 +112,19 @@ def test_embedding_drift_subsamples_and_finds_a_shift(rng: np.random.Generator) 
     assert embedding_drift(ref, moved, {"method": "linear_mmd"})[0].method
     with pytest.raises(ValueError, match=r"embedding_drift\.method"):
         embedding_drift(ref, moved, {"method": "vibes"})
+
+
+def test_prediction_drift_multiclass_and_predicted_labels(rng: np.random.Generator) -> None:
+    def w(n: int, alpha: list[float]) -> Window:
+        p = rng.dirichlet(alpha, n)
+        return Window.from_columns(
+            probs=p, predicted=np.array(["a", "b", "c"], dtype=object)[p.argmax(axis=1)]
+        )
+
+    ref = w(2000, [2, 2, 2])
+    calm = prediction_drift(ref, w(800, [2, 2, 2]))
+    assert [f.subject for f in calm] == ["prob_0", "prob_1", "prob_2", "predicted"]
+    assert not any(f.drift for f in calm)
+    moved = {f.subject: f for f in prediction_drift(ref, w(800, [6, 2, 2]))}
+    assert moved["prob_0"].drift and moved["predicted"].drift
+    assert moved["prob_0"].details["correction"] == "holm"

@@ -340,7 +340,9 @@ def default_config(
     switch = {
         "feature_drift": bool(reference.features),
         "embedding_drift": has_embeddings,
-        "prediction_drift": has_scores,
+        "prediction_drift": has_scores
+        or reference.probs is not None
+        or reference.predicted is not None,
         "operating_point": has_op and has_scores,
         "estimated_performance": has_scores and has_labels and has_op,
         "realised_performance": has_scores and has_op,

@@ -203,7 +203,9 @@ def prediction_drift(
     window: Window,
     options: Mapping[str, Any] | None = None,
 ) -> list[Finding]:
-    """Drift of the score distribution (``method`` is any univariate ``watchkeeper.stats`` test).
+    """Drift of what the model outputs: the score distribution (``method`` is any univariate
+    ``watchkeeper.stats`` test), each class probability of a multi-class model (corrected
+    with Holm), and the predicted-label mix (two-sample chi-squared).
 
     Examples
     --------
@@ -215,22 +217,72 @@ def prediction_drift(
     import watchkeeper.stats as st
 
     prep = _prepared(reference)
-    rs, ws = scores_of(prep.reference), scores_of(window)
-    if rs is None or ws is None or not np.isfinite(ws).any():
-        return []
+    ref = prep.reference
     method = str(_opt(options, "method", "ks"))
     fn = getattr(st, method, None)
-    if fn is None or not callable(fn):
+    if fn is None or not callable(fn) or method in ("ColumnDrift", "detect_drift"):
         raise ValueError(f"prediction_drift.method: unknown method {method!r}")
     alpha = float(_opt(options, "alpha", 0.05))
-    try:
-        result = fn(rs[np.isfinite(rs)], ws[np.isfinite(ws)], alpha=alpha)
-    except TypeError:  # a distance: decided by its threshold, not a level
-        result = fn(rs[np.isfinite(rs)], ws[np.isfinite(ws)])
     severity = str(_opt(options, "severity", "warning"))
-    return [
-        Finding.from_result("prediction_drift", "score", result, severity=severity, window=window)
-    ]
+
+    def test(a: np.ndarray, b: np.ndarray) -> Any:
+        a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+        try:
+            return fn(a, b, alpha=alpha)
+        except TypeError:  # a distance: decided by its threshold, not a level
+            return fn(a, b)
+
+    out: list[Finding] = []
+    rs, ws = scores_of(ref), scores_of(window)
+    if rs is not None and ws is not None and np.isfinite(ws).any():
+        out.append(
+            Finding.from_result(
+                "prediction_drift", "score", test(rs, ws), severity=severity, window=window
+            )
+        )
+    elif (
+        ref.probs is not None
+        and window.probs is not None
+        and ref.probs.ndim == 2
+        and window.probs.shape[1:] == ref.probs.shape[1:]
+        and len(window)
+    ):
+        results = [test(ref.probs[:, k], window.probs[:, k]) for k in range(ref.probs.shape[1])]
+        ps = [r.p_value for r in results]
+        adjusted = st.adjust_p_values(ps, "holm") if all(p is not None for p in ps) else ps
+        for k, (r, p) in enumerate(zip(results, adjusted, strict=True)):
+            drift = bool(p < alpha) if p is not None else bool(r.drift)
+            out.append(
+                finding(
+                    "prediction_drift",
+                    f"prob_{k}",
+                    r.method,
+                    r.statistic,
+                    drift,
+                    window=window,
+                    p_value=None if p is None else float(p),
+                    alpha=alpha if p is not None else None,
+                    threshold=r.threshold,
+                    severity=severity,
+                    details={"p_value_raw": r.p_value, "correction": "holm"},
+                )
+            )
+    if ref.predicted is not None and window.predicted is not None and len(window):
+        from watchkeeper.profiles import missing_mask
+
+        a = ref.predicted[~missing_mask(ref.predicted)].astype(str)
+        b = window.predicted[~missing_mask(window.predicted)].astype(str)
+        if a.size and b.size:
+            out.append(
+                Finding.from_result(
+                    "prediction_drift",
+                    "predicted",
+                    st.chi2(a, b, alpha=alpha),
+                    severity=severity,
+                    window=window,
+                )
+            )
+    return out
 
 
 def embedding_drift(

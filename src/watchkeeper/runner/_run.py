@@ -344,7 +344,10 @@ def window_metrics(ctx: ModelContext, window: Window, findings: list[Finding]) -
             out["ece"] = f.statistic
         elif f.check in ("estimated_performance", "realised_performance"):
             out[f"{f.check}.{f.subject}"] = f.statistic
-        elif f.check in ("prediction_drift", "embedding_drift"):
+        elif (f.check, f.subject) in (
+            ("prediction_drift", "score"),
+            ("embedding_drift", "embedding"),
+        ):
             out[f"{f.check}.statistic"] = f.statistic
             if f.p_value is not None:
                 out[f"{f.check}.p_value"] = f.p_value

@@ -336,6 +336,13 @@ class Client(_Logger):
         How long the exit hook waits for delivery before leaving the rest in the spool.
     system_metrics
         Send a CPU/memory/GPU snapshot with each batch.
+
+    Examples
+    --------
+    >>> wk = Client("http://127.0.0.1:8000", token="...")  # doctest: +SKIP
+    >>> wk.log("doc-fraud", id="req-1", score=0.91, features={"brightness": 0.42})  # doctest: +SKIP
+    >>> wk.flush(timeout=10)  # doctest: +SKIP
+    True
     """
 
     def __init__(
@@ -684,6 +691,18 @@ class LocalClient(_Logger):
         The project the events belong to (created when missing).
     batch_size
         Events of ``log`` calls buffered per model before a write.
+
+    Examples
+    --------
+    >>> from watchkeeper.store import Store
+    >>> store = Store("sqlite://")
+    >>> with LocalClient(store, project="notebook") as wk:
+    ...     wk.log_batch("fraud", ids=["a", "b"], scores=[0.2, 0.9], features={"x": [1.0, 2.0]})
+    ...     wk.log("fraud", id="c", score=0.5)
+    ...     wk.log_labels("fraud", ["a"], [0])
+    >>> store.count_events("notebook", "fraud")
+    3
+    >>> store.close()
     """
 
     def __init__(self, db: Any = None, project: str = "default", *, batch_size: int = 1000) -> None:

@@ -172,6 +172,21 @@ def create_app(
         With every router of ``watchkeeper.server.routers.ROUTERS`` included. Its lifespan runs
         ``settings.startup_hooks`` (each given the store; each may return a stop callable) and,
         with ``settings.run_scheduler``, starts ``watchkeeper.runner.Scheduler(store, interval)``.
+
+    Examples
+    --------
+    >>> from fastapi.testclient import TestClient
+    >>> from watchkeeper.store import Store
+    >>> store = Store("sqlite://")
+    >>> store.create_project("demo")
+    >>> store.register_model("demo", "fraud")
+    >>> token = store.create_token("demo", {"ingest"})
+    >>> client = TestClient(create_app(Settings(system_metrics=False), store=store))
+    >>> client.post("/v1/models/fraud/events:batch", json={"events": [{"id": "a", "score": 0.9}]},
+    ...             headers={"Authorization": f"Bearer {token}"}).json()
+    {'accepted': 1, 'duplicates': 0}
+    >>> client.get("/metrics").text.count("watchkeeper_events_accepted_total{")
+    1
     """
     settings = settings if settings is not None else Settings.from_env()
     settings.validate()

@@ -348,3 +348,18 @@ def test_windows_over_partly_covered_chunks(store: Store) -> None:
     assert store.read_window("p", "m", last_n=2).ids.tolist() == ["d", "e"]
     assert store.read_window("p", "m", last_n=3, end=4.0).ids.tolist() == ["a", "b", "c"]
     assert len(store.read_window("p", "m", last_n=100)) == 5
+
+
+def test_big_batch_is_split_into_chunks(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("watchkeeper.store._store.CHUNK_ROWS", 4)
+    ids = [f"e{i}" for i in range(10)] + ["e2"]  # a repeat that lands in another part
+    w = Window.from_columns(ids=ids, ts=np.arange(11.0), scores=np.arange(11.0) / 10)
+    assert store.log_events("p", "m", w) == IngestResult(10, 1)
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM event_chunks").scalar() == 3
+    got = store.read_window("p", "m")
+    assert got.ids.tolist() == [f"e{i}" for i in range(10)]
+    assert got.scores.tolist() == [i / 10 for i in range(10)]
+    bad = Window.from_columns(ids=[f"x{i}" for i in range(10)], ts=[0.0] * 9 + [np.nan])
+    with pytest.raises(ValueError, match=r"ts\[9\]"):  # the index in the whole batch
+        store.log_events("p", "m", bad)

@@ -46,6 +46,8 @@ _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _LOCK_KEY = 7_271_001  # PostgreSQL advisory lock held while migrating
 _IN_CHUNK = 500  # ids per IN (...) list
+CHUNK_ROWS = 10_000
+"""Most events in one stored chunk; a bigger batch is stored as several chunks."""
 _LABEL_LOCK = 7_271_002  # advisory lock class: events (shared) vs labels (exclusive) per model
 _PG_SET_LABELS = """
 UPDATE events AS e SET label = u.label
@@ -771,16 +773,27 @@ class Store:
         serving environment the SDK reports) is recorded with first and last time seen.
         """
         received = _now()
-        batch = encode_events(events)
+        batch = encode_events(events)  # validates the whole batch: indices in errors are its own
+        parts = [batch]
+        if len(events) > CHUNK_ROWS:
+            # big batches are stored as several chunks, so a small window never decodes a
+            # million-row chunk; ids repeated across parts are caught by the primary key
+            parts = [
+                encode_events(events.take(np.arange(i, min(i + CHUNK_ROWS, len(events)))))
+                for i in range(0, len(events), CHUNK_ROWS)
+            ]
         env_text = _opt_dict(environment, "environment")
         with self._tx(write=True) as conn:
             mid = self._model_id(conn, project, model)
             self._label_lock(conn, mid, shared=True)
             self._check_dims(conn, mid, batch.embedding_dim, batch.n_classes)
             sid = self._schema_id(conn, mid, batch.spec_hash, batch.spec)
-            accepted = self._insert_events(conn, batch, mid, sid, received) if len(batch) else 0
-            if accepted:
-                self._copy_early_labels(conn, mid, batch.ids)
+            accepted = 0
+            for part in parts:
+                new = self._insert_events(conn, part, mid, sid, received) if len(part) else 0
+                if new:
+                    self._copy_early_labels(conn, mid, part.ids)
+                accepted += new
             duplicates = batch.n_in - accepted
             self._count(
                 conn,

@@ -581,7 +581,8 @@ def _direct_drift(reference: Any, window: Any) -> tuple[list[str], bool | None]:
 VERDICTS = {
     "as_expected": "[green]as expected[/]",
     "prior_shift": "[yellow]prior shift[/] (more or fewer photocopies; the model is fine)",
-    "model_change": "[red]model or data change[/] (no class mix explains the scores)",
+    "model_change": "[red]model or data change[/] (no mix of the validation score distributions "
+    "fits the day's scores)",
 }
 
 
@@ -598,7 +599,11 @@ def _narrate_day(out: Any, r: DayReport) -> None:
     elif not inside and math.isfinite(r.count_prevalence):
         out.print(f"        The count alone: a {r.count_prevalence:.0%} share of photocopies "
                   "would explain it; the scores decide.")
-    if not inside or r.verdict != "as_expected":
+    if r.verdict == "model_change":
+        # A mixture share is meaningless when no mixture fits: say so instead of printing one.
+        out.print(f"        Verdict from the scores: {VERDICTS['model_change']}, "
+                  f"p = {r.diagnosis_p_value:.3f}.")
+    elif not inside or r.verdict != "as_expected":
         verdict = VERDICTS.get(r.verdict, r.verdict)
         out.print(f"        Verdict from the scores: {verdict}; estimated share of photocopies "
                   f"{prev}.")
@@ -709,24 +714,27 @@ def _write_tensorboard(tb: Any, r: DayReport) -> None:
 
 
 def _summary(out: Any, result: DemoResult, server: Any) -> None:
+    from rich import box
     from rich.table import Table
 
-    table = Table(title="Days at a glance", show_lines=False, padding=(0, 1))
-    for col in ("day", "act", "docs", "flags", "band", "verdict", "copies", "drift", "alerts",
+    table = Table(title="Days at a glance", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False,
+                  collapse_padding=True)
+    for col in ("day", "act", "flags", "band", "verdict", "copies", "drift", "alerts",
                 "labels"):
         table.add_column(col, no_wrap=True)
-    acts = {"twice the photocopies": "2x copies"}
+    acts = {"twice the photocopies": "2x copies", "new scanner": "scanner"}
     labels_text = {True: "agree", False: "differ", None: "-"}
     for r in result.days:
-        drift = f"{len(r.drifted_features)} feat." if r.drifted_features else "-"
+        drift = f"{len(r.drifted_features)}" if r.drifted_features else "-"
         if r.embedding_drift:
-            drift += " + emb."
+            drift += " + emb"
         agree = labels_text[r.agrees]
         if r.verdict == "model_change" and r.agrees is not None:
             agree = "confirm" if r.agrees else "-"
         table.add_row(
-            str(r.day), acts.get(r.act, r.act), f"{r.n:,}", str(r.flags),
-            f"{r.low:.0f}-{r.high:.0f}", r.verdict.replace("_", " "), f"{r.prevalence:.0%}",
+            str(r.day), acts.get(r.act, r.act), str(r.flags), f"{r.low:.0f}-{r.high:.0f}",
+            r.verdict.replace("_", " ").replace("as expected", "expected"),
+            "-" if r.verdict == "model_change" else f"{r.prevalence:.0%}",
             drift, str(len(r.alerts)), agree,
         )
     out.print()

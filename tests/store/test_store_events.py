@@ -51,6 +51,8 @@ def test_round_trip_every_column(store: Store, rng: np.random.Generator) -> None
     assert (got.start, got.end) == (0, 100)
     assert got.features["x"].dtype == np.float64
     got.embeddings[0, 0] = 1.0  # writable arrays, no copy needed by the caller
+    lean = store.read_window("p", "m", start=0, end=100, embeddings=False)
+    assert lean.embeddings is None and lean.scores.tolist() == got.scores.tolist()
 
 
 def test_resent_batch_changes_nothing(store: Store, rng: np.random.Generator) -> None:

@@ -1036,8 +1036,12 @@ class Store:
             self._specs[int(sid)] = json.loads(spec)
 
     @staticmethod
-    def _fetch_chunks(conn: sa.Connection, ids: set[int]) -> dict[int, Chunk]:
+    def _fetch_chunks(
+        conn: sa.Connection, ids: set[int], *, embeddings: bool = True
+    ) -> dict[int, Chunk]:
         ec = T.event_chunks
+        # a window without embeddings does not even read their bytes
+        emb: Any = ec.c.embeddings if embeddings else sa.null().label("embeddings")
         wanted = sorted(ids)
         out: dict[int, Chunk] = {}
         for i in range(0, len(wanted), _IN_CHUNK):
@@ -1047,7 +1051,7 @@ class Store:
                 ec.c.n_rows,
                 ec.c.nums,
                 ec.c.objs,
-                ec.c.embeddings,
+                emb,
                 ec.c.embedding_dim,
                 ec.c.probs,
                 ec.c.n_classes,
@@ -1100,12 +1104,14 @@ class Store:
         end: float | None = None,
         last_n: int | None = None,
         version: str | None = None,
+        embeddings: bool = True,
     ) -> Window:
         """Events of a time range ``[start, end)`` and/or the last ``last_n`` of them, as columns.
 
         Ordered by time. Labels are joined by (model, id) (``None`` where not known). Optional
-        ``version`` keeps that model version's events only. ``start``/``end`` of the returned
-        window are the bounds asked for, else the first and last event time.
+        ``version`` keeps that model version's events only; ``embeddings=False`` leaves them
+        out (``window.embeddings`` is None) and skips reading them. ``start``/``end`` of the
+        returned window are the bounds asked for, else the first and last event time.
         """
         lo, hi, n_last = self._window_args(start, end, last_n, version)
         ev = T.events
@@ -1155,7 +1161,9 @@ class Store:
                     sa.select(ev.c.chunk_id, ev.c.chunk_row, ev.c.label), mid, since, hi, version
                 ).where(ev.c.label.is_not(None)),
             )
-            chunks = self._fetch_chunks(conn, {int(g[0]) for g in groups})
+            chunks = self._fetch_chunks(
+                conn, {int(g[0]) for g in groups}, embeddings=bool(embeddings)
+            )
             if any(c.schema_id not in self._specs for c in chunks.values()):
                 self._load_specs(conn, mid)
         self._committed_model(project, model, mid)

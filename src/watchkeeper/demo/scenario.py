@@ -8,8 +8,9 @@
    monitor configuration with the webhook as alert sink.
 3. Replay simulated days: the CNN scores each day's documents with a PyTorch hook that logs the
    ``embed`` layer's activations, the scores and the image properties through the SDK
-   :class:`~watchkeeper.sdk.Client` to the server; then :func:`watchkeeper.runner.run_monitors`
-   checks the day and sends alerts. Normal days, a day with twice the photocopies, then a new
+   :class:`~watchkeeper.sdk.Client` to the server; then the server runs the monitors
+   (``POST /v1/models/{model}/monitors:run``, :func:`watchkeeper.runner.run_monitors`), which
+   check the day and send alerts. Normal days, a day with twice the photocopies, then a new
    scanner that fades documents and washes out their colour. Labels for a sample of each day
    arrive a few days late and the realised performance is set against the estimate.
 
@@ -288,7 +289,7 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
     )
     import httpx
 
-    admin = httpx.Client(base_url=server.url, timeout=30,
+    admin = httpx.Client(base_url=server.url, timeout=300,
                          headers={"Authorization": f"Bearer {server.admin_token}"})
     from watchkeeper.sdk.environment import serving_environment
 
@@ -319,7 +320,11 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
     store.put_reference(PROJECT, MODEL, VERSION, reference)
     config_dict = _monitor_config(reference, op, volume, cfg.prevalence, hook.url, notes)
     if config_dict is not None:
-        store.put_monitor_config(PROJECT, MODEL, config_dict)
+        reply = admin.put(f"/v1/models/{MODEL}/monitors", json=config_dict)
+        if reply.status_code == 404 and "model" not in reply.text:  # no monitors router
+            store.put_monitor_config(PROJECT, MODEL, config_dict)
+        elif reply.status_code >= 300:
+            raise RuntimeError(f"PUT monitors failed: {reply.status_code} {reply.text[:300]}")
     out.print(
         f"   Registered [bold]{MODEL}[/] version [bold]{VERSION}[/] over HTTP (sha256 "
         f"{sha[:12]}…, operating point, prevalence {cfg.prevalence:.0%}, {volume:,}/day) and "
@@ -378,7 +383,13 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
         before = len(hook.received)
         run = None
         if runner is not None:
-            run = runner.run_monitors(store, PROJECT, MODEL, now=end)
+            # The server runs the monitors as of the day's end (what its scheduler does each
+            # day); without that endpoint, the same function is called in process.
+            reply = admin.post(f"/v1/models/{MODEL}/monitors:run", params={"now": end})
+            if reply.status_code < 300:
+                run = reply.json()
+            else:
+                run = runner.run_monitors(store, PROJECT, MODEL, now=end)
             _wait_for(lambda b=before: len(hook.received) > b, 2.0)  # sinks may post async
         report = _report_day(store, plan, start, end, op, cfg, reference, estimator, run,
                              hook.received[before:])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import numpy as np
@@ -25,27 +26,32 @@ query = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(batches=batches, early=labels, late=labels, q=query)
 def test_window_matches_a_simple_model(
+    store: Store,
     batches: list[list[tuple[str, int, str]]],
     early: list[tuple[str, int]],
     late: list[tuple[str, int]],
     q: dict[str, Any],
 ) -> None:
-    store = Store("sqlite://")
-    store.register_model("p", "m")
+    model = f"m{uuid.uuid4().hex[:8]}"  # one fresh model per example, on SQLite and PostgreSQL
+    store.register_model("p", model)
     stored: dict[str, tuple[float, str, float, int]] = {}  # id -> ts, version, score, order
     known: dict[str, int] = {}
     if early:
-        store.log_labels("p", "m", [i for i, _ in early], [v for _, v in early])
+        store.log_labels("p", model, [i for i, _ in early], [v for _, v in early])
         known.update(dict(early))
     arrival = 0
     for b, batch in enumerate(batches):
         scores = [b + k / 10 for k in range(len(batch))]
         store.log_events(
             "p",
-            "m",
+            model,
             Window.from_columns(
                 ids=[e[0] for e in batch],
                 ts=[float(e[1]) for e in batch],
@@ -62,7 +68,7 @@ def test_window_matches_a_simple_model(
                 stored[i] = (float(t), v, scores[k], arrival)
             arrival += 1
     if late:
-        store.log_labels("p", "m", [i for i, _ in late], [v for _, v in late])
+        store.log_labels("p", model, [i for i, _ in late], [v for _, v in late])
         known.update(dict(late))
 
     expected = sorted(
@@ -76,10 +82,9 @@ def test_window_matches_a_simple_model(
     )
     if q["last_n"] is not None:
         expected = expected[-q["last_n"] :]
-    got = store.read_window("p", "m", **q)
+    got = store.read_window("p", model, **q)
     assert got.ids.tolist() == [e[2] for e in expected]
     assert got.ts.tolist() == [e[0] for e in expected]
     np.testing.assert_array_equal(got.scores, np.array([e[3] for e in expected]))
     assert got.labels.tolist() == [known.get(e[2]) for e in expected]
-    assert store.count_events("p", "m") == len(stored)
-    store.close()
+    assert store.count_events("p", model) == len(stored)

@@ -14,7 +14,9 @@
    scanner that fades documents and washes out their colour. Labels for a sample of each day
    arrive a few days late and the realised performance is set against the estimate.
 
-Every figure the narrative prints is read back from the store or from the monitors' findings.
+Every figure the narrative prints comes from the monitors' stored findings or from Watchkeeper's
+own estimation functions applied to windows read back from the store; nothing is taken from the
+simulation's ground truth except the late labels, which travel through the SDK like real ones.
 """
 
 from __future__ import annotations

@@ -100,3 +100,15 @@ def test_schedule_has_every_act() -> None:
     assert acts.count("twice the photocopies") == 1 and acts[0] == "normal"
     assert acts[-1] == "new scanner" and acts.index("new scanner") > acts.index(
         "twice the photocopies")
+
+
+def test_cli_refuses_an_existing_db_at_once(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from watchkeeper.cli import create_app
+
+    existing = tmp_path / "mine.db"
+    existing.write_text("precious")
+    result = CliRunner().invoke(create_app(), ["demo", "--db", str(existing), "--days", "1"])
+    assert result.exit_code == 2
+    assert "exists" in result.output and existing.read_text() == "precious"

@@ -215,6 +215,7 @@ def _fmt_interval(value: float, low: float, high: float, digits: int = 2) -> str
 def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResult:
     """Run the scenario and print its narrative; see the module docstring for the story."""
     cfg = (config or DemoConfig()).resolved()
+    db = _prepare_db(cfg.db)  # before any work: a --db that exists is refused at once
     out = _console(console)
     started = time.perf_counter()
     from watchkeeper.demo.model import predict, require_torch, train_model
@@ -264,7 +265,6 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
         val_scores, val.labels, float(op.threshold), metrics=("precision", "recall")))
 
     # --- 2. the real path ----------------------------------------------------------------------
-    db = _prepare_db(cfg.db)
     artifacts = db.parent / "demo-artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()

@@ -25,6 +25,9 @@ def create_app() -> typer.Typer:
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
+        # Docstrings are wrapped at 100 columns in the source; markdown mode re-flows their
+        # paragraphs to the terminal's width instead of keeping the source's line breaks.
+        rich_markup_mode="markdown",
     )
 
     @app.callback()

@@ -64,6 +64,30 @@ def test_operating_point_worked_example(rng: np.random.Generator) -> None:
     assert shifted.severity == "critical"
 
 
+def test_operating_point_tells_model_change_from_prior_shift_by_the_scores(
+    rng: np.random.Generator,
+) -> None:
+    """A count of about 230 is a prior shift to 24% by the count alone; the scores say no."""
+    prep = PreparedReference(_scored(rng, 5000, 0.1), OP)
+    w = _scored(rng, 1000, 0.1)
+    s = w.scores.copy()  # type: ignore[union-attr]
+    y = np.asarray(w.labels)
+    # 15% of negatives now score just above the threshold: a bump no class mix produces.
+    moved = (y == 0) & (rng.uniform(size=len(s)) < 0.15)
+    s[moved] = rng.uniform(0.5, 0.6, int(moved.sum()))
+    broken = Window.from_columns(ts=w.ts, scores=s)
+    (f,) = operating_point(prep, broken, {"expected_prevalence": 0.1})
+    assert f.drift and f.details["count_verdict"] == "prior_shift"
+    assert f.details["verdict"] == "model_change"
+    assert f.details["diagnosis"]["verdict"] == "model_change"
+    (c,) = operating_point(prep, broken, {"expected_prevalence": 0.1, "diagnose_scores": False})
+    assert c.details["verdict"] == "prior_shift" and "diagnosis" not in c.details
+    # A true prior shift keeps its verdict, and the prevalence comes from the scores.
+    (p,) = operating_point(prep, _scored(rng, 1000, 0.2), {"expected_prevalence": 0.1})
+    assert p.details["verdict"] == "prior_shift"
+    assert p.details["prevalence_low"] < 0.2 < p.details["prevalence_high"]
+
+
 def test_performance_drop_is_found_with_and_without_labels(rng: np.random.Generator) -> None:
     prep = PreparedReference(_scored(rng, 5000, 0.3), OP)
     good = _scored(rng, 2000, 0.3)

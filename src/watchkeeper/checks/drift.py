@@ -79,6 +79,21 @@ class PreparedReference:
         out: np.ndarray = self._cache["y"]
         return out
 
+    def reference_scores_labels(self) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
+        """Finite reference scores with their 0/1 labels, or ``(None, None)`` when the
+        reference lacks either or has only one class (no mixture can be fitted then)."""
+        if "scores_labels" not in self._cache:
+            scores, y = scores_of(self.reference), self.labels01()
+            pair: tuple[Any, Any] = (None, None)
+            if scores is not None and y is not None:
+                keep = np.isfinite(scores) & np.isfinite(y)
+                s, yk = scores[keep], y[keep].astype(np.int64)
+                if 0 < int(yk.sum()) < yk.size:
+                    pair = (s, yk)
+            self._cache["scores_labels"] = pair
+        out: tuple[Any, Any] = self._cache["scores_labels"]
+        return out
+
     def column_drift(self, options: Mapping[str, Any] | None) -> Any:
         """A ``ColumnDrift`` fitted on the reference features (cached per options)."""
         from watchkeeper.stats import ColumnDrift
@@ -352,11 +367,18 @@ def operating_point(
 ) -> list[Finding]:
     """Flags observed against what the operating point promises at the expected prevalence.
 
-    The verdict of :func:`~watchkeeper.estimation.check_flags` is the finding's: drift when the
-    count is outside the band (``p_value < alpha``), with ``details["verdict"]`` saying whether
-    a change of class mix explains it (``prior_shift``) or not (``model_change``).
+    Drift when the count is outside the band of :func:`~watchkeeper.estimation.check_flags`
+    (``p_value < alpha``); ``details["verdict"]`` says whether a change of class mix explains it
+    (``prior_shift``, with the estimated ``prevalence``) or not (``model_change``).
+
+    A count alone cannot tell the two apart: a model whose scores drift can move the flag rate
+    to one that some class mix would also produce. So when the count is out of band and the
+    reference has scores with both labels, the verdict and the prevalence come from
+    :func:`~watchkeeper.estimation.diagnose_shift` on the window's scores; the count's own
+    verdict stays in ``details["count_verdict"]`` and the diagnosis in
+    ``details["diagnosis"]``. Option ``diagnose_scores: false`` keeps the count's verdict.
     """
-    from watchkeeper.estimation import check_flags
+    from watchkeeper.estimation import check_flags, diagnose_shift
 
     prep = _prepared(reference)
     op = prep.op
@@ -375,6 +397,20 @@ def operating_point(
     alpha = float(_opt(options, "alpha", 0.01))
     observed = int((ws >= op.threshold).sum())
     fc = check_flags(op, float(prevalence), ws.size, observed, alpha=alpha)
+    details = fc.to_dict()
+    details["count_verdict"] = fc.verdict
+    out_of_band = fc.verdict != "as_expected"
+    ref_scores, ref_y = prep.reference_scores_labels()
+    if out_of_band and ref_scores is not None and bool(_opt(options, "diagnose_scores", True)):
+        diagnosis = diagnose_shift(
+            ref_scores, ref_y, ws, alpha=alpha, expected_prevalence=float(prevalence)
+        )
+        details["diagnosis"] = diagnosis.to_dict()
+        if diagnosis.verdict != "as_expected":
+            details["verdict"] = diagnosis.verdict
+            details["prevalence"] = diagnosis.prevalence
+            details["prevalence_low"] = diagnosis.prevalence_low
+            details["prevalence_high"] = diagnosis.prevalence_high
     severity = str(_opt(options, "severity", "critical"))
     return [
         finding(
@@ -382,12 +418,12 @@ def operating_point(
             "flags",
             "flag_count",
             float(observed),
-            fc.verdict != "as_expected",
+            out_of_band,
             window=window,
             p_value=fc.p_value,
             alpha=alpha,
             severity=severity,
-            details=fc.to_dict(),
+            details=details,
         )
     ]
 

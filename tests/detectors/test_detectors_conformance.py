@@ -367,3 +367,15 @@ def test_kswin_keeps_its_most_recent_values_when_not_resetting() -> None:
     window = [ring[(head + j) % ring.size] for j in range(count)]
     assert count == 30
     assert window == values[first + 1 - 30 : first + 1].tolist()
+
+
+def test_bernoulli_rate_learns_its_baseline_on_a_long_stream() -> None:
+    """With ``p0=None`` and default warm-up, a stream far longer than one block still runs,
+    and ``update_many`` agrees with ``update`` (regression: the warm-up once overran)."""
+    rng = np.random.default_rng(5)
+    flags = np.r_[rng.random(30_000) < 0.04, rng.random(10_000) < 0.12].astype(float)
+    many = BernoulliRate().update_many(flags)
+    one = BernoulliRate()
+    loop = [i for i, v in enumerate(flags) if one.update(float(v)).drift_detected]
+    assert many.tolist() == loop
+    assert many.size >= 1 and 30_000 <= int(many[0]) < 31_000

@@ -57,16 +57,27 @@ def peak_rss_mb() -> float:
 
 
 def write_section(name: str, markdown: str) -> None:
-    """Replace the section ``name`` of RESULTS.md (between its markers), or append it."""
+    """Replace the section ``name`` of RESULTS.md (between its markers), or append it.
+
+    Benchmarks may run at the same time: an exclusive lock on a side file makes each
+    read-modify-write whole, and the new text replaces the old by an atomic rename, so no
+    writer loses another's section and no reader sees half a file.
+    """
+    import fcntl
+
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     block = f"{start}\n{markdown.rstrip()}\n{end}"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
-    else:
-        text = f"{text.rstrip()}\n\n{block}\n"
-    RESULTS.write_text(text)
+    with open(RESULTS.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+        if pattern.search(text):
+            text = pattern.sub(lambda _: block, text)
+        else:
+            text = f"{text.rstrip()}\n\n{block}\n"
+        tmp = RESULTS.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(RESULTS)
 
 
 def machine_line() -> str:

@@ -143,6 +143,54 @@ def test_runs_are_idempotent_and_adhoc_check(store: Any, rng: np.random.Generato
     assert len(store.list_findings("p", "fraud")) == n  # ad hoc runs store nothing
 
 
+def test_a_held_lease_makes_a_second_runner_stand_aside(
+    store: Any, rng: np.random.Generator
+) -> None:
+    _log(store, _events(rng, 300, T0))
+    assert store.acquire_lease("p", "runner:fraud", "another-replica", ttl=60)
+    blocked = run_monitors(store, "p", "fraud", now=T0 + HOUR + 5)
+    assert blocked.windows == [] and blocked.skipped and "another process" in blocked.skipped
+    assert store.list_findings("p", "fraud") == []
+    store.release_lease("p", "runner:fraud", "another-replica")
+    assert len(run_monitors(store, "p", "fraud", now=T0 + HOUR + 5).windows) == 1
+    # The run gave its lease back: the other replica can take it at once.
+    assert store.acquire_lease("p", "runner:fraud", "another-replica", ttl=60)
+
+
+def test_concurrent_runners_evaluate_each_window_once(
+    store: Any, rng: np.random.Generator, tmp_path: Path
+) -> None:
+    """Two runners (their own connections, as two replicas would have) race over a backlog."""
+    import threading
+
+    from watchkeeper.store import Store
+
+    for h in range(4):
+        _log(store, _events(rng, 200, T0 + h * HOUR))
+    run_monitors(store, "p", "fraud", now=T0 + HOUR + 5)  # the first hour: a backlog of 3
+    results: list[Any] = []
+    barrier = threading.Barrier(2)
+
+    def replica() -> None:
+        other = Store(str(tmp_path / "wk.db"))
+        try:
+            barrier.wait()
+            results.append(run_monitors(other, "p", "fraud", now=T0 + 4 * HOUR + 5))
+        finally:
+            other.close()
+
+    threads = [threading.Thread(target=replica) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    idle, worked = sorted(results, key=lambda r: len(r.windows))
+    assert idle.windows == [] and idle.skipped and worked.windows
+    assert len(worked.windows) == 3
+    stored = store.list_findings("p", "fraud", check="operating_point")
+    assert len(stored) == 4 == len({f["window_start"] for f in stored})
+
+
 def test_scheduler_and_collector(store: Any, rng: np.random.Generator) -> None:
     from prometheus_client import CollectorRegistry, generate_latest
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +48,9 @@ log = logging.getLogger("watchkeeper.runner")
 
 MAX_WINDOWS = 48
 """Most windows one run evaluates; a longer backlog keeps only its newest windows."""
+
+LEASE_SECONDS = 900.0
+"""How long a run's hold on a model lasts without renewal (it renews before each window)."""
 
 
 @dataclass
@@ -414,6 +420,31 @@ def run_monitors(
     if ctx is None:
         result.skipped = "no reference registered for this model"
         return result
+    state_key = f"runner:{model}"
+    # Server replicas sharing a database, or a cron job beside a server, must not evaluate
+    # one window twice: each run holds the model's lease, renewed window by window.
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+    if not store.acquire_lease(project, state_key, holder, ttl=LEASE_SECONDS):
+        result.skipped = "another process is running this model's monitors"
+        return result
+    try:
+        return _run_windows(store, project, model, ctx, now, adhoc, send, holder, result)
+    finally:
+        store.release_lease(project, state_key, holder)
+
+
+def _run_windows(
+    store: Any,
+    project: str,
+    model: str,
+    ctx: ModelContext,
+    now: float,
+    adhoc: bool,
+    send: bool,
+    holder: str,
+    result: RunResult,
+) -> RunResult:
+    """The body of :func:`run_monitors`, run while holding the model's lease."""
     cfg = ctx.config
     state_key = f"runner:{model}"
     rstate = dict(store.get_state(project, state_key) or {})
@@ -449,7 +480,11 @@ def run_monitors(
     # saves them together with the position it reached.
     alert_state = rstate.get("alerts")
     stream_state = rstate.get("streaming")
-    for window in windows:
+    for i, window in enumerate(windows):
+        if i and not store.acquire_lease(project, state_key, holder, ttl=LEASE_SECONDS):
+            # This run stalled past the lease and another took over: stop before storing.
+            result.skipped = "the lease passed to another process during the run"
+            return result
         wend = float(window.end if window.end is not None else now)
         findings, stream_state = run_checks(
             ctx,
@@ -497,10 +532,12 @@ def run_monitors(
             rstate["last_end"] = wend
         elif len(window):
             rstate["last_ts"] = float(window.ts[-1])
-    rstate["alerts"] = alert_state
-    rstate["streaming"] = stream_state
-    rstate["last_run"] = now
-    store.put_state(project, state_key, rstate)
+        # Where the run stands is saved with each window, so a run cut short (a crash, a lost
+        # lease) resumes after the last stored window instead of storing it again.
+        rstate["alerts"] = alert_state
+        rstate["streaming"] = stream_state
+        rstate["last_run"] = now
+        store.put_state(project, state_key, rstate)
     if send and result.events:
         sinks = [sink_from_dict(s) for s in cfg.sinks]
         result.sinks = deliver(sinks, result.events, now=now)

@@ -26,7 +26,8 @@ PEERS_DIR = Path(os.environ.get("PEERS_DIR", ROOT.parent.parent / ".peers"))
 def peer_python(name: str) -> Path | None:
     """The interpreter of a peer's environment, or None when it was not set up."""
     path = PEERS_DIR / name / "bin" / "python"
-    return path if path.exists() else None
+    # setup.sh writes .ok once the installs finished: a half-built environment is not a peer
+    return path if path.exists() and (PEERS_DIR / name / ".ok").exists() else None
 
 
 def run_json(python: Path | str, script: Path, *args: str, timeout: float = 3600) -> Any:

@@ -226,7 +226,9 @@ def _component_pmf(n: int, p: float, m: int | None, validation: bool) -> tuple[i
 
     if n == 0:
         return 0, np.ones(1)
-    if p in (0.0, 1.0):
+    # Rates within 1e-300 of 0 or 1 are 0 or 1 for any count (scipy's binomial overflows on
+    # the smallest doubles).
+    if p < 1e-300 or p == 1.0:
         return (n if p == 1.0 else 0), np.ones(1)
     use_beta = validation and m is not None
     var = n * p * (1 - p) * ((m + n) / (m + 1) if use_beta and m is not None else 1.0)

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from watchkeeper.estimation._operating import _binary_labels
+from watchkeeper.estimation._prior import MixtureFit
 from watchkeeper.stats._result import _plain
 
 __all__ = [
@@ -209,6 +210,15 @@ class PerformanceEstimator:
         Re-weight the calibrated posteriors by the window's class prior estimated by EM
         before counting (right under label shift, where the plain method is biased). ``False``
         gives the plain confidence-based estimate.
+    prior_fit_alpha
+        The prior correction is right only when a change of class mix explains the window's
+        scores. Before correcting, the goodness-of-fit test of :func:`diagnose_shift` asks
+        whether some mix of the reference class-conditional score distributions fits them;
+        when it rejects at this level the shift is something else (covariate shift, a model
+        change), the calibrated posteriors are used as they are, and ``details["shift"]`` is
+        ``"unexplained"``. Small by default: on the W5 benchmark every prior-shift chunk
+        fitted at p > 0.005 and every covariate-shift chunk failed at p < 0.001. ``0``
+        switches the test off.
     metrics
         Which of accuracy, precision, recall, f1 and roc_auc to report.
     coverage
@@ -249,11 +259,13 @@ class PerformanceEstimator:
         coverage: float = 0.95,
         n_simulations: int = 200,
         covariate_alpha: float = 1e-6,
+        prior_fit_alpha: float = 1e-3,
         random_state: int = 0,
     ) -> None:
         self.threshold = threshold
         self.calibration = calibration
         self.prior_correction = prior_correction
+        self.prior_fit_alpha = prior_fit_alpha
         self.metrics = metrics
         self.coverage = coverage
         self.n_simulations = n_simulations
@@ -279,10 +291,13 @@ class PerformanceEstimator:
         _unit("coverage", self.coverage)
         if int(self.n_simulations) < 20:
             raise ValueError(f"n_simulations must be at least 20, got {self.n_simulations!r}")
+        if not 0 <= float(self.prior_fit_alpha) < 1:
+            raise ValueError(f"prior_fit_alpha must be in [0, 1), got {self.prior_fit_alpha!r}")
         self.calibrator_ = Calibrator(self.calibration, random_state=self.random_state).fit(s, y)
         self.reference_prior_ = float(y.mean())
         # EM must start from the prior the calibrated posteriors average to on the reference
         self.calibrated_prior_ = float(self.calibrator_.predict(s).mean())
+        self.mixture_fit_ = MixtureFit(s, y) if 0 < y.sum() < len(y) else None
         for stale in ("reference_features_", "posterior_model_"):  # from an earlier fit
             self.__dict__.pop(stale, None)
         if features is not None:
@@ -384,6 +399,18 @@ class PerformanceEstimator:
         p = self.calibrator_.predict(s)
         if not self.prior_correction or len(p) == 0:
             return p, None, info
+        alpha = float(self.prior_fit_alpha)
+        if alpha > 0 and getattr(self, "mixture_fit_", None) is not None:
+            _, _, fit_p = self.mixture_fit_.test(
+                s,
+                n_bootstrap=math.ceil(10 / alpha),
+                rng=np.random.default_rng(self.random_state),
+                stop_after=10,
+            )
+            info["prior_fit_p_value"] = fit_p
+            if fit_p < alpha:
+                info["shift"] = "unexplained"
+                return p, None, info
         prior = float(em_prior(p, self.calibrated_prior_))
         info["shift"] = "prior"
         return adjust_posteriors(p, self.calibrated_prior_, prior), prior, info
@@ -394,11 +421,14 @@ class PerformanceEstimator:
         """Estimated metrics of one window of unlabelled scores, with intervals.
 
         Without ``features`` the window's shift is taken to be a change of class mix (the
-        prior correction) or nothing. With ``features`` (the same columns as given to
+        prior correction) when a mix of the reference classes fits the window's scores, and
+        the calibrated posteriors are used as they are when none does (``prior_fit_alpha``).
+        With ``features`` (the same columns as given to
         :meth:`fit`), a test first asks whether the inputs moved in directions the score does
         not see; if so the shift is treated as covariate shift and the reference is
         importance-weighted before calibrating, instead of the prior correction. ``details``
-        says which: ``shift`` is ``"none"``, ``"prior"`` or ``"covariate"``.
+        says which: ``shift`` is ``"none"``, ``"prior"``, ``"unexplained"`` or
+        ``"covariate"``.
 
         ``labels`` (optional, ``None``/NaN where not yet known) are the labels that have
         arrived: known events count with their label instead of their probability, so the

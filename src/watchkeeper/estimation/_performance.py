@@ -400,8 +400,9 @@ class PerformanceEstimator:
         if not self.prior_correction or len(p) == 0:
             return p, None, info
         alpha = float(self.prior_fit_alpha)
-        if alpha > 0 and getattr(self, "mixture_fit_", None) is not None:
-            _, _, fit_p = self.mixture_fit_.test(
+        mixture_fit: MixtureFit | None = getattr(self, "mixture_fit_", None)
+        if alpha > 0 and mixture_fit is not None:
+            _, _, fit_p = mixture_fit.test(
                 s,
                 n_bootstrap=math.ceil(10 / alpha),
                 rng=np.random.default_rng(self.random_state),

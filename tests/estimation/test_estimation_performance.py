@@ -92,6 +92,28 @@ def test_prior_correction_wins_under_label_shift(rng: np.random.Generator) -> No
     assert fixed.details["estimated_prevalence"] == pytest.approx(0.1, abs=0.01)
 
 
+def test_prior_correction_only_where_a_class_mix_fits(rng: np.random.Generator) -> None:
+    """A window whose scores no class mix explains is estimated without the correction."""
+    s_ref, y_ref = _task(rng, 20_000, 0.5)
+    est = PerformanceEstimator(0.5).fit(s_ref, y_ref)
+    s_mix, _ = _task(rng, 5_000, 0.2)
+    mixed = est.estimate(s_mix)
+    assert mixed.details["shift"] == "prior" and mixed.method == "cbpe_prior_corrected"
+    assert mixed.details["prior_fit_p_value"] > 0.001
+    # The model changed: every score pulled towards 0.5, a shape no mix of the classes has.
+    s_new, y_new = _task(rng, 5_000, 0.5)
+    squeezed = 0.5 + 0.4 * (s_new - 0.5)
+    changed = est.estimate(squeezed)
+    assert changed.details["shift"] == "unexplained" and changed.method == "cbpe"
+    assert changed.details["prior_fit_p_value"] < 0.001
+    plain = PerformanceEstimator(0.5, prior_correction=False).fit(s_ref, y_ref)
+    assert changed["accuracy"].value == plain.estimate(squeezed)["accuracy"].value
+    off = PerformanceEstimator(0.5, prior_fit_alpha=0).fit(s_ref, y_ref).estimate(squeezed)
+    assert off.details["shift"] == "prior"  # the test switched off: corrected regardless
+    with pytest.raises(ValueError, match="prior_fit_alpha"):
+        PerformanceEstimator(prior_fit_alpha=1.0).fit(s_ref, y_ref)
+
+
 @pytest.mark.slow
 def test_estimate_interval_covers_realised_by_simulation() -> None:
     rng = np.random.default_rng(5)

@@ -101,7 +101,7 @@ def test_prior_correction_only_where_a_class_mix_fits(rng: np.random.Generator) 
     assert mixed.details["shift"] == "prior" and mixed.method == "cbpe_prior_corrected"
     assert mixed.details["prior_fit_p_value"] > 0.001
     # The model changed: every score pulled towards 0.5, a shape no mix of the classes has.
-    s_new, y_new = _task(rng, 5_000, 0.5)
+    s_new, _ = _task(rng, 5_000, 0.5)
     squeezed = 0.5 + 0.4 * (s_new - 0.5)
     changed = est.estimate(squeezed)
     assert changed.details["shift"] == "unexplained" and changed.method == "cbpe"

@@ -185,7 +185,8 @@ def markdown(res: dict[str, Any]) -> str:
         "unchanged). Errors are |estimated − realised| per chunk; *noise* is the bootstrap "
         "standard deviation of the realised metric within a chunk, the floor any estimator "
         "is judged against. Watchkeeper runs with its defaults (calibration by held-out log "
-        "loss, prior correction on); *plain CBPE* is the same without prior correction; "
+        "loss, prior correction where a mix of the reference classes fits the chunk's "
+        "scores, none where no mix does); *plain CBPE* is the same without prior correction; "
         "*reference value* assumes the reference metric still holds. *watchkeeper + "
         "features* also passes the 10 input features, so that the estimator can test whether "
         "the inputs moved in directions the score does not see and then importance-weight "
@@ -255,10 +256,16 @@ def _verdict(res: dict[str, Any]) -> list[str]:
         if "nannyml" not in mae:
             continue
         for tool in ("watchkeeper", "watchkeeper + features"):
-            better = [m for m in METRICS if mae[tool][m] < mae["nannyml"][m]]
+            # Differences under 0.0001 are ties: far below any chunk's sampling noise.
+            diff = {m: mae[tool][m] - mae["nannyml"][m] for m in METRICS}
+            better = [m for m in METRICS if diff[m] < -1e-4]
+            tied = [m for m in METRICS if abs(diff[m]) <= 1e-4]
+            worse = [m for m in METRICS if diff[m] > 1e-4]
             out.append(
                 f"- {scenario}, {tool}: error lower than NannyML's on "
-                f"{len(better)} of 3 metrics ({', '.join(better) or 'none'})."
+                f"{len(better)} of 3 metrics ({', '.join(better) or 'none'}); "
+                f"tied within 0.0001 on {', '.join(tied) or 'none'}; "
+                f"higher on {', '.join(worse) or 'none'}."
             )
     noise = res["prior_shift"]["noise"]
     for tool in ("watchkeeper", "watchkeeper + features"):

@@ -20,6 +20,7 @@ Run: ``.venv/bin/python -m benchmarks.monitors [--repeats 3] [--rows 100000]``
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -210,8 +211,9 @@ def main() -> None:
         "per-feature drift and summaries only: no embedding drift, operating point, "
         "calibration, label-free performance, streaming detectors or alert rules.",
         "",
-        "The machine's 2 cores were shared with other jobs while this ran; single runs varied "
-        "by up to 2x, so read the medians as indications.",
+        f"Load average when the run ended: {os.getloadavg()[0]:.1f} on 2 cores. The machine "
+        "is shared: on a busy day single runs vary by up to 2x, so read the medians (and the "
+        "ratio to Evidently, measured in the same run) rather than any one time.",
         "",
         "Reproduce: `.venv/bin/python -m benchmarks.monitors`",
     ]

@@ -212,8 +212,14 @@ class MixtureFit:
     True
     """
 
-    def __init__(self, reference_scores: np.ndarray, labels: np.ndarray) -> None:
+    def __init__(
+        self, reference_scores: np.ndarray, labels: np.ndarray, random_state: int = 0
+    ) -> None:
         y = np.asarray(labels, dtype=bool)
+        self.random_state = random_state
+        # Redraws of the reference class histograms do not depend on the window: each block
+        # is drawn once and reused by every window tested against this reference.
+        self._reference_draws: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         rs = np.asarray(reference_scores, dtype=np.float64)
         grid = np.linspace(0, 1, int(np.clip(len(rs) // 20, 10, 100)))[1:-1]
         self.edges = np.unique(np.quantile(rs, grid))
@@ -248,14 +254,22 @@ class MixtureFit:
         hits, drawn = 0, 0
         while drawn < n_bootstrap:
             r = min(block, n_bootstrap - drawn)
-            r1 = rng.multinomial(self.n1, a, size=r).astype(np.float64)
-            r0 = rng.multinomial(self.n0, b, size=r).astype(np.float64)
+            r1, r0 = self._reference_block(drawn, r)
             ro = rng.multinomial(m, pi * a + (1 - pi) * b, size=r).astype(np.float64)
             hits += int(np.sum(_fit_distance(ro, r1, r0)[1] >= w_obs - 1e-12))
             drawn += r
             if stop_after is not None and hits >= stop_after and drawn < n_bootstrap:
                 return w_obs, pi, hits / drawn
         return w_obs, pi, (1 + hits) / (drawn + 1)
+
+    def _reference_block(self, start: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        key = (start, size)
+        if key not in self._reference_draws:
+            rng = np.random.default_rng([self.random_state, start, size])
+            r1 = rng.multinomial(self.n1, self.c1 / self.n1, size=size).astype(np.float64)
+            r0 = rng.multinomial(self.n0, self.c0 / self.n0, size=size).astype(np.float64)
+            self._reference_draws[key] = (r1, r0)
+        return self._reference_draws[key]
 
 
 def _class_hist(
@@ -463,7 +477,7 @@ def diagnose_shift(
     lo = float(np.clip(min(2 * pi_hat - q_hi, pi_hat), 0, 1))
     hi = float(np.clip(max(2 * pi_hat - q_lo, pi_hat), 0, 1))
 
-    fit = MixtureFit(rs, y)
+    fit = MixtureFit(rs, y, random_state=random_state)
     w_obs, pi_md, fit_p = fit.test(cs, n_bootstrap=nb, rng=rng)
     kf = fit.n_bins
 

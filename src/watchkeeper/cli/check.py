@@ -8,18 +8,9 @@ from typing import Any
 
 import typer
 
-DB_HELP = "Database URL or SQLite file (default: $WATCHKEEPER_DB, else the embedded SQLite file)."
-
-
-def _store(db: str | None) -> Any:
-    from watchkeeper.store import Store
-
-    return Store(db)
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(2)
+from watchkeeper.cli._common import DB_HELP
+from watchkeeper.cli._common import fail as _fail
+from watchkeeper.cli._common import open_store as _store
 
 
 def _fmt(value: Any) -> str:

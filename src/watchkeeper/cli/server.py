@@ -7,13 +7,8 @@ from typing import Any
 
 import typer
 
-DB_HELP = "Database URL (default: $WATCHKEEPER_DB, else the embedded SQLite file)."
-
-
-def _store(db: str | None) -> Any:
-    from watchkeeper.store import Store
-
-    return Store(db)
+from watchkeeper.cli._common import DB_HELP
+from watchkeeper.cli._common import open_store as _store
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,103 @@
+"""``watchkeeper monitors show|set``: a model's monitor configuration, as YAML, from the shell."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from watchkeeper.cli._common import DB_HELP, fail, open_store
+
+
+def _config_for(store: Any, project: str, model: str) -> tuple[str, Any]:
+    """The stored configuration, else the defaults from the model's reference."""
+    from watchkeeper.checks import MonitorConfig
+    from watchkeeper.runner import load_context
+
+    stored = store.get_monitor_config(project, model)
+    if stored is not None:
+        return "stored", MonitorConfig.from_dict(stored)
+    ctx = load_context(store, project, model)
+    if ctx is None:
+        raise fail(
+            f"model {model!r} has no monitor configuration and no reference; "
+            "register one with `watchkeeper reference register`"
+        )
+    return "default", ctx.config
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``monitors show`` and ``monitors set`` to the CLI."""
+    monitors = typer.Typer(
+        help="A model's monitor configuration (docs/monitors.md).", no_args_is_help=True
+    )
+
+    @monitors.command("show")
+    def show(
+        model: str = typer.Argument(..., help="The model."),
+        project: str = typer.Option("default", "--project", "-p", help="Project of the model."),
+        db: str | None = typer.Option(None, "--db", help=DB_HELP, envvar="WATCHKEEPER_DB"),
+        output: str = typer.Option("yaml", "--format", help="yaml or json."),
+    ) -> None:
+        """Print MODEL's monitor configuration: the stored one, else the defaults.
+
+        The output is a file `watchkeeper monitors set` reads back: edit it and set it.
+        """
+        if output not in ("yaml", "json"):
+            raise fail(f"--format must be yaml or json, got {output!r}")
+        store = open_store(db)
+        try:
+            if not store.has_project(project) or not store.has_model(project, model):
+                raise fail(f"model {model!r} is not registered in project {project!r}")
+            source, cfg = _config_for(store, project, model)
+        finally:
+            store.close()
+        if output == "json":
+            typer.echo(json.dumps({"source": source, "config": cfg.to_dict()}, indent=2))
+        else:
+            typer.echo(f"# {source} monitor configuration of {project}/{model}")
+            typer.echo(cfg.to_yaml().rstrip())
+
+    @monitors.command("set")
+    def set_config(
+        model: str = typer.Argument(..., help="The model."),
+        file: Path = typer.Argument(..., help="A YAML (or JSON) monitor configuration."),
+        project: str = typer.Option("default", "--project", "-p", help="Project of the model."),
+        db: str | None = typer.Option(None, "--db", help=DB_HELP, envvar="WATCHKEEPER_DB"),
+    ) -> None:
+        """Validate FILE and store it as MODEL's monitor configuration.
+
+        Every check, rule and sink is validated first; an error names the field and nothing
+        is stored. The scheduler and `watchkeeper check` use it from their next run.
+        """
+        from watchkeeper.alerts import validate_alerting
+        from watchkeeper.checks import MonitorConfig
+
+        try:
+            text = file.read_text()
+        except OSError as exc:
+            raise fail(f"cannot read {file}: {exc.strerror or exc}") from exc
+        try:
+            cfg = MonitorConfig.from_yaml(text).validate()  # JSON is YAML too
+            validate_alerting(cfg.rules, cfg.sinks)
+        except (ValueError, TypeError) as exc:
+            raise fail(f"{file}: {exc}") from exc
+        except Exception as exc:  # a YAML syntax error: say where
+            raise fail(f"{file}: not valid YAML: {exc}") from exc
+        store = open_store(db)
+        try:
+            if not store.has_project(project) or not store.has_model(project, model):
+                raise fail(f"model {model!r} is not registered in project {project!r}")
+            store.put_monitor_config(project, model, cfg.to_dict())
+        finally:
+            store.close()
+        enabled = sorted(name for name, opts in cfg.checks.items() if opts.get("enabled", True))
+        typer.echo(
+            f"stored the monitor configuration of {project}/{model}: window "
+            f"{cfg.window.get('kind')} {cfg.window.get('size')}, {len(enabled)} checks, "
+            f"{len(cfg.rules)} rules, {len(cfg.sinks)} sinks"
+        )
+
+    app.add_typer(monitors, name="monitors")

@@ -1,0 +1,88 @@
+"""``watchkeeper monitors show|set``: YAML out, YAML in, errors that name the field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from watchkeeper.cli import create_app
+
+
+@pytest.fixture
+def registered(tmp_path: Path, rng: np.random.Generator) -> str:
+    """A database with model ``fraud`` and its reference (project ``default``)."""
+    import pandas as pd
+
+    n = 600
+    s = rng.uniform(size=n)
+    pd.DataFrame(
+        {"x": rng.normal(size=n), "score": s, "label": (rng.uniform(size=n) < s).astype(int)}
+    ).to_parquet(tmp_path / "ref.parquet")
+    db = str(tmp_path / "wk.db")
+    args = ["reference", "register", "fraud", "v1", str(tmp_path / "ref.parquet"),
+            "--score-column", "score", "--label-column", "label", "--db", db]
+    result = CliRunner().invoke(create_app(), args)
+    assert result.exit_code == 0, result.output
+    return db
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(create_app(), list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_show_defaults_edit_set_show_again(registered: str, tmp_path: Path) -> None:
+    code, out, _ = _run("monitors", "show", "fraud", "--db", registered)
+    assert code == 0 and out.startswith("# default monitor configuration of default/fraud")
+    config = yaml.safe_load(out)
+    assert config["checks"]["operating_point"] and config["rules"]
+    config["window"] = {"kind": "count", "size": 500}
+    config["checks"]["feature_drift"]["alpha"] = 0.01
+    edited = tmp_path / "monitors.yaml"
+    edited.write_text(yaml.safe_dump(config))
+    code, out, _ = _run("monitors", "set", "fraud", str(edited), "--db", registered)
+    assert code == 0 and "window count 500" in out
+    code, out, _ = _run("monitors", "show", "fraud", "--db", registered, "--format", "json")
+    shown = json.loads(out)
+    assert shown["source"] == "stored"
+    assert shown["config"]["window"] == {"kind": "count", "size": 500}
+    assert shown["config"]["checks"]["feature_drift"]["alpha"] == 0.01
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("checks: {calibration: {alpha: 5}}", "checks.calibration.alpha"),
+        ("window: {kind: weekly}", "window"),
+        ("rules: [{name: r, checks: [feature_drift], k: 3, n: 2}]", "rules"),
+        ("checks: [not, a, mapping", "not valid YAML"),
+        ("- a list", "mapping"),
+    ],
+)
+def test_set_rejects_bad_files_and_keeps_the_stored_one(
+    registered: str, tmp_path: Path, text: str, message: str
+) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("window: {kind: count, size: 300}\n")
+    assert _run("monitors", "set", "fraud", str(good), "--db", registered)[0] == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    code, _, err = _run("monitors", "set", "fraud", str(bad), "--db", registered)
+    assert code == 2 and message in err
+    shown = json.loads(_run("monitors", "show", "fraud", "--db", registered, "--format", "json")[1])
+    assert shown["config"]["window"] == {"kind": "count", "size": 300}  # nothing lost
+
+
+def test_unknown_model_missing_file_and_format(registered: str, tmp_path: Path) -> None:
+    code, _, err = _run("monitors", "show", "nope", "--db", registered)
+    assert code == 2 and "'nope' is not registered" in err
+    absent = str(tmp_path / "absent.yaml")
+    code, _, err = _run("monitors", "set", "fraud", absent, "--db", registered)
+    assert code == 2 and "cannot read" in err
+    code, _, err = _run("monitors", "show", "fraud", "--db", registered, "--format", "toml")
+    assert code == 2 and "--format" in err

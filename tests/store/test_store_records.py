@@ -314,3 +314,26 @@ def test_retention_worker_and_repr(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="every"):
         start_retention(store, max_age=1, every=0)
     assert "secret" not in repr(Store("postgresql://u:secret@db/wk"))
+
+
+def test_0005_drops_the_event_foreign_keys_and_keeps_the_data(store: Store) -> None:
+    """Down to 0004 (foreign keys back), up to head (gone again), with events kept."""
+    from alembic import command
+    from alembic.config import Config
+
+    from watchkeeper.store._store import MIGRATIONS
+
+    store.log_events("p", "m", Window.from_columns(ids=["a", "b"], ts=[1.0, 2.0]))
+
+    def migrate(target: str, up: bool) -> int:
+        with store.engine.begin() as conn:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = conn
+            (command.upgrade if up else command.downgrade)(config, target)
+            return len(sa.inspect(conn).get_foreign_keys("events"))
+
+    assert migrate("0004", up=False) == 2
+    assert migrate("head", up=True) == 0
+    assert store.read_window("p", "m").ids.tolist() == ["a", "b"]
+    assert store.log_events("p", "m", Window.from_columns(ids=["b", "c"], ts=[2.0, 3.0])) == (1, 1)

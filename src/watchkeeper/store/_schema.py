@@ -112,14 +112,16 @@ event_chunks = sa.Table(
 
 # One row per event: the idempotency key, the time and version to select a window, and where
 # the event's values sit in its chunk.
+# No foreign keys on the hot table: log_events writes each event with its chunk in one
+# transaction, and retention removes events before their chunk (migration 0005 says why).
 events = sa.Table(
     "events",
     metadata,
-    sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id"), primary_key=True),
+    sa.Column("model_id", sa.Integer, primary_key=True),
     sa.Column("event_id", sa.String(256), primary_key=True),
     sa.Column("ts", sa.Double, nullable=False),
     sa.Column("version", sa.String(128), nullable=True),
-    sa.Column("chunk_id", sa.Integer, sa.ForeignKey("event_chunks.id"), nullable=False),
+    sa.Column("chunk_id", sa.Integer, nullable=False),
     sa.Column("chunk_row", sa.Integer, nullable=False),
     sa.Column("received_at", sa.Double, nullable=False),
     # a copy of labels.label (JSON), so a window needs no join (migration 0003 says why)

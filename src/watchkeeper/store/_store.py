@@ -37,7 +37,7 @@ from watchkeeper.store._events import (
 from watchkeeper.store._types import SCOPES, IngestResult
 from watchkeeper.window import Window
 
-HEAD = "0004"
+HEAD = "0005"
 """Alembic revision this code expects; opening a store upgrades an older schema to it."""
 
 DEFAULT_PATH = Path(".watchkeeper") / "watchkeeper.db"

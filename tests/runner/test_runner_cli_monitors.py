@@ -86,3 +86,49 @@ def test_unknown_model_missing_file_and_format(registered: str, tmp_path: Path) 
     assert code == 2 and "cannot read" in err
     code, _, err = _run("monitors", "show", "fraud", "--db", registered, "--format", "toml")
     assert code == 2 and "--format" in err
+
+
+def test_findings_and_alerts_list(registered: str) -> None:
+    import time
+
+    from watchkeeper.store import Store
+
+    now = time.time()
+    store = Store(registered)
+    common = {"method": "ks", "alpha": 0.05, "threshold": None, "severity": "warning"}
+    store.add_findings("default", "fraud", [
+        {**common, "check": "feature_drift", "subject": "x", "statistic": 0.3, "p_value": 1e-6,
+         "drift": True, "window_start": now - 7200, "window_end": now - 3600},
+        {**common, "check": "feature_drift", "subject": "y", "statistic": 0.01, "p_value": 0.6,
+         "drift": False, "window_start": now - 7200, "window_end": now - 3600},
+        {**common, "check": "prediction_drift", "subject": "score", "statistic": 0.2,
+         "p_value": 1e-4, "drift": True, "window_start": now - 40 * 86400,
+         "window_end": now - 39 * 86400},
+    ])
+    store.upsert_alert("default", {"key": "a1", "model": "fraud", "status": "resolved",
+                                   "severity": "warning", "summary": "old drift"})
+    store.upsert_alert("default", {"key": "a2", "model": "fraud", "status": "firing",
+                                   "severity": "critical", "summary": "flags out of band"})
+    store.close()
+
+    code, out, _ = _run("findings", "fraud", "--db", registered, "--format", "json")
+    assert code == 0 and [f["subject"] for f in json.loads(out)] == ["x"]  # drifted, last 7 days
+    code, out, _ = _run("findings", "fraud", "--db", registered, "--all", "--since", "60d",
+                        "--format", "json")
+    assert sorted(f["subject"] for f in json.loads(out)) == ["score", "x", "y"]
+    code, out, _ = _run("findings", "fraud", "--db", registered, "--check", "prediction_drift")
+    assert code == 0 and "0 finding(s)" in out  # older than 7 days
+    code, out, _ = _run("findings", "fraud", "--db", registered)
+    assert code == 0 and "feature_drift" in out and "1e-06" in out
+    code, _, err = _run("findings", "fraud", "--db", registered, "--since", "soon")
+    assert code == 2 and "--since" in err
+
+    code, out, _ = _run("alerts", "list", "--db", registered)
+    assert code == 0 and out.splitlines() == ["firing    flags out of band", "resolved  old drift"]
+    code, out, _ = _run("alerts", "list", "--db", registered, "--status", "firing",
+                        "--format", "json")
+    assert [a["key"] for a in json.loads(out)] == ["a2"]
+    code, _, err = _run("alerts", "list", "--db", registered, "--status", "angry")
+    assert code == 2 and "--status" in err
+    code, _, err = _run("alerts", "list", "--db", registered, "--model", "nope")
+    assert code == 2 and "'nope' is not registered" in err

@@ -114,7 +114,8 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
     alerts = typer.Typer(
-        help="Alerting artefacts for Prometheus and Grafana.", no_args_is_help=True
+        help="Alerts raised, and alerting artefacts for Prometheus and Grafana.",
+        no_args_is_help=True,
     )
 
     @alerts.command("export-rules")
@@ -138,6 +139,37 @@ def register(app: typer.Typer) -> None:
             written.append(export_dashboard(directory / "grafana" if nested else directory))
         for path in written:
             typer.echo(str(path))
+
+    @alerts.command("list")
+    def list_alerts(
+        project: str = typer.Option("default", "--project", "-p", help="Project."),
+        model: str | None = typer.Option(None, "--model", "-m", help="Only this model."),
+        status: str | None = typer.Option(None, "--status", help="firing or resolved."),
+        db: str | None = typer.Option(None, "--db", help=DB_HELP, envvar="WATCHKEEPER_DB"),
+        output: str = typer.Option("table", "--format", help="table or json."),
+    ) -> None:
+        """List the alerts the monitors raised: firing ones first, then resolved."""
+        if status not in (None, "firing", "resolved"):
+            raise _fail(f"--status must be firing or resolved, got {status!r}")
+        if output not in ("table", "json"):
+            raise _fail(f"--format must be table or json, got {output!r}")
+        store = _store(db)
+        try:
+            if not store.has_project(project):
+                raise _fail(f"project {project!r} does not exist")
+            if model is not None and not store.has_model(project, model):
+                raise _fail(f"model {model!r} is not registered in project {project!r}")
+            rows = store.list_alerts(project, model=model, status=status)
+        finally:
+            store.close()
+        rows.sort(key=lambda a: (a.get("status") != "firing", -(a.get("updated_at") or 0)))
+        if output == "json":
+            typer.echo(json.dumps(rows, default=str))
+            return
+        if not rows:
+            typer.echo("no alerts")
+        for a in rows:
+            typer.echo(f"{a.get('status', '?'):9} {a.get('summary') or a.get('rule')}")
 
     app.add_typer(alerts, name="alerts")
 

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from typing import Any
 
 import typer
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_age(text: str) -> float:
@@ -20,10 +17,9 @@ def parse_age(text: str) -> float:
     >>> parse_age("30d"), parse_age("90m"), parse_age("45")
     (2592000.0, 5400.0, 45.0)
     """
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
-    if not match:
-        raise ValueError(f"--older-than: expected a duration such as 30d or 12h, got {text!r}")
-    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    from watchkeeper.checks._config import parse_duration
+
+    return parse_duration(text, "--older-than")
 
 
 def _open(db: str | None) -> Any:

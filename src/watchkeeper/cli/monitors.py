@@ -1,4 +1,5 @@
-"""``watchkeeper monitors show|set``: a model's monitor configuration, as YAML, from the shell."""
+"""``watchkeeper monitors show|set`` (a model's monitor configuration, as YAML) and
+``watchkeeper findings`` (what the monitors found), from the shell."""
 
 from __future__ import annotations
 
@@ -101,3 +102,76 @@ def register(app: typer.Typer) -> None:
         )
 
     app.add_typer(monitors, name="monitors")
+
+    @app.command("findings")
+    def findings(
+        model: str = typer.Argument(..., help="The model."),
+        project: str = typer.Option("default", "--project", "-p", help="Project of the model."),
+        db: str | None = typer.Option(None, "--db", help=DB_HELP, envvar="WATCHKEEPER_DB"),
+        since: str = typer.Option("7d", "--since", help="How far back, e.g. 24h or 30d."),
+        check: str | None = typer.Option(None, "--check", help="Only this check."),
+        subject: str | None = typer.Option(None, "--subject", help="Only this subject."),
+        show_all: bool = typer.Option(False, "--all", help="Findings without drift too."),
+        limit: int = typer.Option(200, "--limit", min=1, help="The newest N at most."),
+        output: str = typer.Option("table", "--format", help="table or json."),
+    ) -> None:
+        """Print the stored findings of MODEL's monitors, oldest window first.
+
+        By default the findings that showed drift in the last 7 days; `--all` adds the rest,
+        `--check` and `--subject` narrow them (e.g. `--check feature_drift --subject age`).
+        """
+        import time
+
+        from watchkeeper.checks._config import parse_duration
+
+        if output not in ("table", "json"):
+            raise fail(f"--format must be table or json, got {output!r}")
+        try:
+            cutoff = time.time() - parse_duration(since, "--since")
+        except ValueError as exc:
+            raise fail(str(exc)) from exc
+        store = open_store(db)
+        try:
+            if not store.has_project(project) or not store.has_model(project, model):
+                raise fail(f"model {model!r} is not registered in project {project!r}")
+            rows = store.list_findings(
+                project, model, since=cutoff, check=check, subject=subject, limit=limit
+            )
+        finally:
+            store.close()
+        rows = [f for f in rows if show_all or f["drift"]]
+        if output == "json":
+            typer.echo(json.dumps(rows, default=str))
+            return
+        _print_findings(model, rows, show_all)
+
+
+def _print_findings(model: str, rows: list[dict[str, Any]], show_all: bool) -> None:
+    import datetime as dt
+
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console() if Console().is_terminal else Console(width=160)
+    table = Table(
+        title=f"{model}: {len(rows)} finding(s)" + ("" if show_all else " with drift")
+    )
+    for col in ("window end", "check", "subject", "method", "statistic", "p-value", "severity"):
+        table.add_column(col)
+    for f in rows:
+        end = f.get("window_end") or f.get("created_at")
+        when = (
+            dt.datetime.fromtimestamp(end, tz=dt.UTC).strftime("%Y-%m-%d %H:%M")
+            if end is not None
+            else "-"
+        )
+        table.add_row(
+            when,
+            str(f["check"]),
+            str(f["subject"]),
+            str(f["method"]),
+            "-" if f["statistic"] is None else f"{f['statistic']:.4g}",
+            "-" if f["p_value"] is None else f"{f['p_value']:.3g}",
+            str(f["severity"]),
+        )
+    console.print(table)

@@ -132,3 +132,30 @@ def test_findings_and_alerts_list(registered: str) -> None:
     assert code == 2 and "--status" in err
     code, _, err = _run("alerts", "list", "--db", registered, "--model", "nope")
     assert code == 2 and "'nope' is not registered" in err
+
+
+def test_check_says_when_closed_windows_were_empty_and_trailing_shows_the_rest(
+    registered: str, rng: np.random.Generator
+) -> None:
+    import time
+
+    from watchkeeper.store import Store
+    from watchkeeper.window import Window
+
+    now = time.time() // 3600 * 3600 - 1800  # half way through an hour
+    hour_start = now - 1800
+    n = 200
+    store = Store(registered)
+    store.log_events("default", "fraud", Window.from_columns(
+        ids=[f"e{i}" for i in range(n)],
+        ts=np.linspace(hour_start, now - 1, n),  # all in the hour still open
+        features={"x": rng.normal(size=n)},
+        scores=rng.uniform(size=n),
+    ))
+    store.close()
+    code, _, err = _run("check", "fraud", "--db", registered, "--now", str(now))
+    assert code in (0, 1) and "--trailing" in err
+    code, out, _ = _run("check", "fraud", "--db", registered, "--now", str(now), "--trailing",
+                        "--format", "json")
+    result = json.loads(out)
+    assert result["adhoc"] and result["windows"][0]["events"] == n

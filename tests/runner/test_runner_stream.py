@@ -143,6 +143,19 @@ def test_runs_are_idempotent_and_adhoc_check(store: Any, rng: np.random.Generato
     assert len(store.list_findings("p", "fraud")) == n  # ad hoc runs store nothing
 
 
+def test_trailing_evaluates_the_open_window_and_stores_nothing(
+    store: Any, rng: np.random.Generator
+) -> None:
+    _log(store, _events(rng, 300, T0 + HOUR))  # in the hour that is still open at `now`
+    closed = run_monitors(store, "p", "fraud", now=T0 + HOUR + 1800, adhoc=True)
+    assert [n for *_, n in closed.windows] == [0] and not closed.adhoc  # the empty closed hour
+    stored = len(store.list_findings("p", "fraud"))
+    trailing = run_monitors(store, "p", "fraud", now=T0 + HOUR + 1800, trailing=True)
+    assert trailing.adhoc and 0 < trailing.windows[0][2] <= 300
+    assert any(f["check"] == "feature_drift" for f in trailing.findings)
+    assert len(store.list_findings("p", "fraud")) == stored  # nothing stored
+
+
 def test_a_held_lease_makes_a_second_runner_stand_aside(
     store: Any, rng: np.random.Generator
 ) -> None:

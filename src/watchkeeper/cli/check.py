@@ -84,12 +84,16 @@ def register(app: typer.Typer) -> None:
         output: str = typer.Option("table", "--format", help="table or json."),
         show_all: bool = typer.Option(False, "--all", help="Show findings without drift too."),
         no_send: bool = typer.Option(False, "--no-send", help="Do not notify the sinks."),
+        trailing: bool = typer.Option(
+            False, "--trailing", help="Evaluate the trailing window only; store nothing."
+        ),
     ) -> None:
         """Run MODEL's monitors now and print the findings.
 
         Windows that closed since the last run are evaluated, stored and alerted as the
-        scheduler would; when none has closed, the trailing window is evaluated and shown
-        without being stored. Exits 1 when a finding shows drift.
+        scheduler would; when none has closed, the trailing window (the window's length up to
+        now) is evaluated and shown without being stored, as it is with `--trailing`. Exits 1
+        when a finding shows drift.
         """
         if output not in ("table", "json"):
             raise _fail(f"--format must be table or json, got {output!r}")
@@ -99,7 +103,9 @@ def register(app: typer.Typer) -> None:
         try:
             if not store.has_project(project) or not store.has_model(project, model):
                 raise _fail(f"model {model!r} is not registered in project {project!r}")
-            result = run_monitors(store, project, model, now=now, adhoc=True, send=not no_send)
+            result = run_monitors(
+                store, project, model, now=now, adhoc=True, send=not no_send, trailing=trailing
+            )
         except (ValueError, KeyError) as exc:
             raise _fail(str(exc)) from exc
         finally:
@@ -110,6 +116,13 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(result.to_dict(), default=str))
         else:
             _print_findings(result, show_all)
+            if result.windows and not result.adhoc and all(n == 0 for *_, n in result.windows):
+                typer.secho(
+                    "note: the window(s) that closed held no events; `--trailing` shows the "
+                    "events logged since (nothing stored)",
+                    err=True,
+                    fg=typer.colors.YELLOW,
+                )
         if any(f["drift"] for f in result.findings):
             raise typer.Exit(1)
 

@@ -389,6 +389,7 @@ def run_monitors(
     adhoc: bool = False,
     cache: MutableMapping[Any, Any] | None = None,
     send: bool = True,
+    trailing: bool = False,
 ) -> RunResult:
     """Evaluate every window of ``model`` that closed since the last run.
 
@@ -409,6 +410,9 @@ def run_monitors(
         the reference.
     send
         Deliver notifications to the configured sinks.
+    trailing
+        Evaluate only the trailing window, whether or not windows have closed, and store
+        nothing: a look at the events logged since the last closed window.
 
     Returns
     -------
@@ -420,6 +424,8 @@ def run_monitors(
     if ctx is None:
         result.skipped = "no reference registered for this model"
         return result
+    if trailing:
+        return _adhoc(store, project, model, ctx, now, result)
     state_key = f"runner:{model}"
     # Server replicas sharing a database, or a cron job beside a server, must not evaluate
     # one window twice: each run holds the model's lease, renewed window by window.

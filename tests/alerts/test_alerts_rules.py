@@ -39,6 +39,17 @@ def test_twenty_drifted_features_make_one_alert() -> None:
     assert len(ev.events) == 20
 
 
+def test_the_operating_point_verdict_reaches_the_alert() -> None:
+    engine = AlertEngine([{"name": "flags", "checks": ["operating_point"], "k": 1, "n": 1}])
+    broken = _f("operating_point", "flags", True, details={"verdict": "model_change"})
+    (ev,) = _run(engine, [[broken]])
+    alert = ev.events[0].alert
+    assert alert["summary"].endswith("(flags); verdict: model_change")
+    assert alert["findings"][0]["verdict"] == "model_change"
+    (plain,) = _run(engine, [[_f("operating_point", "flags", True)]])
+    assert "verdict" not in plain.events[0].alert["summary"]
+
+
 def test_one_extreme_window_is_transient_lasting_change_fires() -> None:
     engine = AlertEngine([{"name": "drift", "checks": ["feature_drift"], "k": 3, "n": 4}])
     calm = [_f("feature_drift", "x", False)]

@@ -369,6 +369,9 @@ class AlertEngine:
                 alert = self._advance(rule, gkey, g, active_subjects, now, model, project)
                 if alert is not None:
                     alert["findings"] = records_by_group.get(gkey, [])[:50]
+                    verdicts = sorted({f["verdict"] for f in alert["findings"] if "verdict" in f})
+                    if verdicts and alert["status"] == "firing":
+                        alert["summary"] += f"; verdict: {', '.join(verdicts)}"
                     ev.alerts.append(alert)
                     kind = g.pop("_event", None)
                     if kind is not None:
@@ -447,4 +450,9 @@ class AlertEngine:
 
 def _brief(record: Mapping[str, Any]) -> dict[str, Any]:
     keys = ("check", "subject", "method", "statistic", "p_value", "drift", "value", "threshold")
-    return {k: record[k] for k in keys if k in record}
+    out = {k: record[k] for k in keys if k in record}
+    details = record.get("details")
+    if isinstance(details, Mapping) and isinstance(details.get("verdict"), str):
+        # the operating point's diagnosis: what the person paged needs to know first
+        out["verdict"] = details["verdict"]
+    return out

@@ -3,6 +3,8 @@ failing with a message (exit code 2, as for any usage error)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import typer
@@ -21,3 +23,15 @@ def fail(message: str) -> typer.Exit:
     """Print ``error: message`` to standard error; raise the returned exit (code 2)."""
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     return typer.Exit(2)
+
+
+@contextmanager
+def model_store(db: str | None, project: str, model: str) -> Iterator[Any]:
+    """The store at ``db``, closed on exit; fails (exit 2) unless ``model`` is registered."""
+    store = open_store(db)
+    try:
+        if not store.has_project(project) or not store.has_model(project, model):
+            raise fail(f"model {model!r} is not registered in project {project!r}")
+        yield store
+    finally:
+        store.close()

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from watchkeeper.cli._common import DB_HELP
+from watchkeeper.cli._common import DB_HELP, model_store
 from watchkeeper.cli._common import fail as _fail
 from watchkeeper.cli._common import open_store as _store
 
@@ -99,17 +99,13 @@ def register(app: typer.Typer) -> None:
             raise _fail(f"--format must be table or json, got {output!r}")
         from watchkeeper.runner import run_monitors
 
-        store = _store(db)
         try:
-            if not store.has_project(project) or not store.has_model(project, model):
-                raise _fail(f"model {model!r} is not registered in project {project!r}")
-            result = run_monitors(
-                store, project, model, now=now, adhoc=True, send=not no_send, trailing=trailing
-            )
+            with model_store(db, project, model) as store:
+                result = run_monitors(
+                    store, project, model, now=now, adhoc=True, send=not no_send, trailing=trailing
+                )
         except (ValueError, KeyError) as exc:
             raise _fail(str(exc)) from exc
-        finally:
-            store.close()
         if result.skipped:
             raise _fail(f"{result.skipped}; register one with `watchkeeper reference register`")
         if output == "json":

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from watchkeeper.cli._common import DB_HELP, fail, open_store
+from watchkeeper.cli._common import DB_HELP, fail, model_store
 
 
 def _config_for(store: Any, project: str, model: str) -> tuple[str, Any]:
@@ -48,13 +48,8 @@ def register(app: typer.Typer) -> None:
         """
         if output not in ("yaml", "json"):
             raise fail(f"--format must be yaml or json, got {output!r}")
-        store = open_store(db)
-        try:
-            if not store.has_project(project) or not store.has_model(project, model):
-                raise fail(f"model {model!r} is not registered in project {project!r}")
+        with model_store(db, project, model) as store:
             source, cfg = _config_for(store, project, model)
-        finally:
-            store.close()
         if output == "json":
             typer.echo(json.dumps({"source": source, "config": cfg.to_dict()}, indent=2))
         else:
@@ -87,13 +82,8 @@ def register(app: typer.Typer) -> None:
             raise fail(f"{file}: {exc}") from exc
         except Exception as exc:  # a YAML syntax error: say where
             raise fail(f"{file}: not valid YAML: {exc}") from exc
-        store = open_store(db)
-        try:
-            if not store.has_project(project) or not store.has_model(project, model):
-                raise fail(f"model {model!r} is not registered in project {project!r}")
+        with model_store(db, project, model) as store:
             store.put_monitor_config(project, model, cfg.to_dict())
-        finally:
-            store.close()
         enabled = sorted(name for name, opts in cfg.checks.items() if opts.get("enabled", True))
         typer.echo(
             f"stored the monitor configuration of {project}/{model}: window "
@@ -130,15 +120,10 @@ def register(app: typer.Typer) -> None:
             cutoff = time.time() - parse_duration(since, "--since")
         except ValueError as exc:
             raise fail(str(exc)) from exc
-        store = open_store(db)
-        try:
-            if not store.has_project(project) or not store.has_model(project, model):
-                raise fail(f"model {model!r} is not registered in project {project!r}")
+        with model_store(db, project, model) as store:
             rows = store.list_findings(
                 project, model, since=cutoff, check=check, subject=subject, limit=limit
             )
-        finally:
-            store.close()
         rows = [f for f in rows if show_all or f["drift"]]
         if output == "json":
             typer.echo(json.dumps(rows, default=str))

@@ -88,3 +88,9 @@ def test_run_now_then_read_findings_metrics_alerts(api: tuple[Any, dict[str, str
     alerts = client.get("/v1/alerts?status=firing", headers=read).json()["alerts"]
     assert {a["rule"] for a in alerts} >= {"data_quality"}
     assert client.get("/v1/alerts?status=weird", headers=read).status_code == 422
+    n_findings = len(client.get("/v1/models/m/findings", headers=read).json()["findings"])
+    peek = client.post(
+        f"/v1/models/m/monitors:run?now={T0 + HOUR + 1}&trailing=true", headers=admin
+    ).json()
+    assert peek["adhoc"] and 250 < peek["windows"][0]["events"] <= 300 and peek["findings"]
+    assert len(client.get("/v1/models/m/findings", headers=read).json()["findings"]) == n_findings

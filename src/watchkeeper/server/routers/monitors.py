@@ -147,13 +147,18 @@ async def run_now(
     adhoc: Annotated[
         bool, Query(description="With no closed window, evaluate the trailing one.")
     ] = True,
+    trailing: Annotated[
+        bool, Query(description="Evaluate only the trailing window; store nothing.")
+    ] = False,
 ) -> Any:
-    """Run the model's monitors now: closed windows are evaluated, stored and alerted."""
+    """Run the model's monitors now: closed windows are evaluated, stored and alerted
+    (``trailing=true``: only the window's length up to now, stored nowhere)."""
 
     def work() -> Any:
         from watchkeeper.runner import run_monitors
 
         _model_or_404(store, project, model)
-        return run_monitors(store, project, model, now=now, adhoc=adhoc).to_dict()
+        result = run_monitors(store, project, model, now=now, adhoc=adhoc, trailing=trailing)
+        return result.to_dict()
 
     return _clean(await run_in_threadpool(work))

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 DB_HELP = "Database URL or SQLite file (default: $WATCHKEEPER_DB, else the embedded SQLite file)."
+
+# The parameters every per-model command takes, declared once (``model: ModelArg``,
+# ``project: ProjectOpt = "default"``, ``db: DbOpt = None``).
+ModelArg = Annotated[str, typer.Argument(help="The model.")]
+ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Project of the model.")]
+DbOpt = Annotated[str | None, typer.Option("--db", help=DB_HELP, envvar="WATCHKEEPER_DB")]
 
 
 def open_store(db: str | None) -> Any:

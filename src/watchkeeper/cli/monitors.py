@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
-from watchkeeper.cli._common import DB_HELP, fail, model_store
+from watchkeeper.cli._common import DbOpt, ModelArg, ProjectOpt, fail, model_store
 
 
 def _config_for(store: Any, project: str, model: str) -> tuple[str, Any]:
@@ -37,9 +37,9 @@ def register(app: typer.Typer) -> None:
 
     @monitors.command("show")
     def show(
-        model: str = typer.Argument(..., help="The model."),
-        project: str = typer.Option("default", "--project", "-p", help="Project of the model."),
-        db: str | None = typer.Option(None, "--db", help=DB_HELP, envvar="WATCHKEEPER_DB"),
+        model: ModelArg,
+        project: ProjectOpt = "default",
+        db: DbOpt = None,
         output: str = typer.Option("yaml", "--format", help="yaml or json."),
     ) -> None:
         """Print MODEL's monitor configuration: the stored one, else the defaults.
@@ -58,10 +58,10 @@ def register(app: typer.Typer) -> None:
 
     @monitors.command("set")
     def set_config(
-        model: str = typer.Argument(..., help="The model."),
-        file: Path = typer.Argument(..., help="A YAML (or JSON) monitor configuration."),
-        project: str = typer.Option("default", "--project", "-p", help="Project of the model."),
-        db: str | None = typer.Option(None, "--db", help=DB_HELP, envvar="WATCHKEEPER_DB"),
+        model: ModelArg,
+        file: Annotated[Path, typer.Argument(help="A YAML (or JSON) monitor configuration.")],
+        project: ProjectOpt = "default",
+        db: DbOpt = None,
     ) -> None:
         """Validate FILE and store it as MODEL's monitor configuration.
 
@@ -95,9 +95,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("findings")
     def findings(
-        model: str = typer.Argument(..., help="The model."),
-        project: str = typer.Option("default", "--project", "-p", help="Project of the model."),
-        db: str | None = typer.Option(None, "--db", help=DB_HELP, envvar="WATCHKEEPER_DB"),
+        model: ModelArg,
+        project: ProjectOpt = "default",
+        db: DbOpt = None,
         since: str = typer.Option("7d", "--since", help="How far back, e.g. 24h or 30d."),
         check: str | None = typer.Option(None, "--check", help="Only this check."),
         subject: str | None = typer.Option(None, "--subject", help="Only this subject."),

@@ -10,11 +10,36 @@ from watchkeeper.estimation import OperatingPoint, bbse, expect_class_counts, ex
 
 def test_binary_confusion_matches_operating_point() -> None:
     conf = np.array([[882, 10], [18, 90]])  # true negatives 900 (FPR 0.02), positives 100 (TPR 0.9)
-    e = expect_class_counts(conf, [0.9, 0.1], 1000)
-    flags = expect_flags(OperatingPoint(None, 0.9, 0.02), 0.1, 1000)
-    assert e.expected[1] == pytest.approx(flags.expected)
-    assert e.sigma[1] == pytest.approx(flags.sigma)
-    assert (e.low[1], e.high[1]) == (flags.low, flags.high)
+    for mix in ("random", "fixed"):
+        e = expect_class_counts(conf, [0.9, 0.1], 1000, mix=mix)
+        flags = expect_flags(OperatingPoint(None, 0.9, 0.02, 100, 900), 0.1, 1000, mix=mix)
+        if mix == "fixed":
+            flags = expect_flags(OperatingPoint(None, 0.9, 0.02), 0.1, 1000, mix=mix)
+        assert e.expected[1] == pytest.approx(flags.expected)
+        assert e.sigma[1] == pytest.approx(flags.sigma)
+        assert (e.low[1], e.high[1]) == (flags.low, flags.high)
+        assert e.mix == mix
+
+
+def test_class_count_band_random_mix_covers() -> None:
+    """The class mix of a window is random and the confusion matrix is an estimate: the band
+    must cover both (the fixed-mix band is a point for a diagonal matrix)."""
+    rng = np.random.default_rng(4)
+    m_true = np.array([[0.9, 0.05, 0.05], [0.06, 0.9, 0.05], [0.04, 0.05, 0.9]])
+    pri = np.array([0.5, 0.3, 0.2])
+    hits = []
+    for _ in range(100):
+        conf = np.stack([rng.multinomial(300, m_true[:, j]) for j in range(3)], axis=1)
+        e = expect_class_counts(conf, pri, 500)
+        labels = rng.multinomial(500, pri, size=200)
+        counts = sum(
+            np.stack([rng.binomial(labels[:, j], m_true[i, j]) for i in range(3)], 1)
+            for j in range(3)
+        )  # approximately: the multinomial split of each true class
+        hits.append(((counts >= e.low) & (counts <= e.high)).mean(0))
+    assert np.all(np.mean(hits, axis=0) >= 0.93)
+    assert expect_class_counts(np.eye(3) * 100, pri, 500).high[0] > 250
+    assert expect_class_counts(np.eye(3) * 100, pri, 500, mix="fixed").high[0] == 250
 
 
 @pytest.mark.slow
@@ -23,7 +48,7 @@ def test_class_count_band_coverage() -> None:
     conf = np.array([[80, 10, 5], [15, 85, 5], [5, 5, 90]])
     m = conf / conf.sum(0)
     pri = np.array([0.5, 0.3, 0.2])
-    e = expect_class_counts(conf, pri, 2000)
+    e = expect_class_counts(conf, pri, 2000, mix="fixed")
     counts = (2000 * pri).astype(int)
     sims = sum(
         np.stack([rng.multinomial(counts[j], m[:, j], size=20_000)[:, i] for i in range(3)], 1)

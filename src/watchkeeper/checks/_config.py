@@ -38,6 +38,8 @@ CHECK_DEFAULTS: dict[str, dict[str, Any]] = {
         "enabled": True,
         "alpha": 0.01,
         "expected_prevalence": None,
+        "mix": "random",
+        "dispersion": None,
         "severity": "critical",
     },
     "estimated_performance": {

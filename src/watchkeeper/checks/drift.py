@@ -368,8 +368,11 @@ def operating_point(
     """Flags observed against what the operating point promises at the expected prevalence.
 
     Drift when the count is outside the band of :func:`~watchkeeper.estimation.check_flags`
-    (``p_value < alpha``); ``details["verdict"]`` says whether a change of class mix explains it
-    (``prior_shift``, with the estimated ``prevalence``) or not (``model_change``).
+    (``p_value < alpha``) under a random class mix (option ``mix``; ``"fixed"`` for windows
+    whose mix is fixed by design) widened by the over-dispersion ``dispersion`` (learnt from
+    past windows by :func:`~watchkeeper.estimation.fit_dispersion`); ``details["verdict"]``
+    says whether a change of class mix explains it (``prior_shift``, with the estimated
+    ``prevalence``) or not (``model_change``).
 
     A count alone cannot tell the two apart: a model whose scores drift can move the flag rate
     to one that some class mix would also produce. So when the count is out of band and the
@@ -396,7 +399,15 @@ def operating_point(
         prevalence = float(np.nanmean(y))
     alpha = float(_opt(options, "alpha", 0.01))
     observed = int((ws >= op.threshold).sum())
-    fc = check_flags(op, float(prevalence), ws.size, observed, alpha=alpha)
+    fc = check_flags(
+        op,
+        float(prevalence),
+        ws.size,
+        observed,
+        alpha=alpha,
+        mix=str(_opt(options, "mix", "random")),
+        dispersion=_opt(options, "dispersion", None),
+    )
     details = fc.to_dict()
     details["count_verdict"] = fc.verdict
     out_of_band = fc.verdict != "as_expected"

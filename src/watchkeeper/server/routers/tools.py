@@ -18,6 +18,14 @@ router = APIRouter(prefix="/v1/tools", tags=["tools"])
 Rate = Annotated[float, Field(ge=0, le=1)]
 
 
+class HistoryIn(BaseModel):
+    """Past windows' flag counts and volumes, to learn the over-dispersion from."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    flags: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=3, max_length=10_000)]
+    volumes: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=3, max_length=10_000)]
+
+
 class ExpectIn(BaseModel):
     """An operating point, the expected prevalence and volume, and optionally an observed count."""
 
@@ -32,26 +40,44 @@ class ExpectIn(BaseModel):
     n_negative: Annotated[int, Field(ge=1)] | None = None
     coverage: Annotated[float, Field(gt=0, lt=1)] = 0.95
     alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    mix: Literal["random", "fixed"] = "random"
+    dispersion: Annotated[float, Field(ge=0, lt=1)] | None = None
+    history: HistoryIn | None = None
 
 
 @router.post("/expect")
 async def expect(body: ExpectIn, project: ReadProject) -> dict[str, Any]:
-    """Expected flags per window and their band; with ``observed``, the p-value, the verdict
-    (``as_expected``, ``prior_shift``, ``model_change``) and the implied prevalence."""
-    from watchkeeper.estimation import OperatingPoint, check_flags, expect_flags
+    """Expected flags per window and their band under a random class mix (over-dispersed by
+    ``dispersion`` or by what ``history`` shows) and a fixed one; with ``observed``, the
+    p-value, the verdict (``as_expected``, ``prior_shift``, ``model_change``) and the implied
+    prevalence."""
+    from watchkeeper.estimation import OperatingPoint, check_flags, expect_flags, fit_dispersion
 
     op = OperatingPoint(body.threshold, body.tpr, body.fpr, body.n_positive, body.n_negative)
+    learnt = None
     try:
+        if body.history is not None:
+            if body.dispersion is not None:
+                raise ValueError("dispersion: give dispersion or history, not both")
+            if len(body.history.flags) != len(body.history.volumes):
+                raise ValueError("history.volumes: one volume per flag count expected")
+            learnt = fit_dispersion(body.history.flags, body.history.volumes)
+        rho = learnt if learnt is not None else body.dispersion
         if body.observed is None:
-            result: Any = expect_flags(op, body.prevalence, body.volume, coverage=body.coverage)
+            result: Any = expect_flags(
+                op, body.prevalence, body.volume, coverage=body.coverage, mix=body.mix,
+                dispersion=rho,
+            )  # fmt: skip
         else:
             result = check_flags(
                 op, body.prevalence, body.volume, body.observed,
-                alpha=body.alpha, coverage=body.coverage,
+                alpha=body.alpha, coverage=body.coverage, mix=body.mix, dispersion=rho,
             )  # fmt: skip
     except ValueError as exc:
         raise HTTPException(422, detail=str(exc)) from None
     out: dict[str, Any] = _jsonable(result.to_dict())
+    if learnt is not None:
+        out["history"] = _jsonable(learnt.to_dict())
     return out
 
 

@@ -127,6 +127,9 @@ class ModelsMixin(StoreBase):
             "expected_volume": row.expected_volume,
             "window": row.window,
             "created_at": row.created_at,
+            "manifest": loads(row.manifest),
+            "signature": row.signature,
+            "lineage": loads(row.lineage),
         }
 
     def get_model_version(self, project: str, model: str, version: str) -> dict[str, Any]:

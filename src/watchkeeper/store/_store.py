@@ -10,12 +10,14 @@ The class is assembled from one part per aggregate, each in its own module:
 ``_findings``         findings and metric values
 ``_alerts``           alerts
 ``_monitoring``       monitor configuration, runner state and leases
+``_aliases``          aliases, their history and rollback; a version's artifact and lineage
 ====================  ==============================================================
 """
 
 from __future__ import annotations
 
 from watchkeeper.store._alerts import AlertsMixin
+from watchkeeper.store._aliases import AliasesMixin
 from watchkeeper.store._base import DEFAULT_PATH, HEAD, MIGRATIONS, resolve_url
 from watchkeeper.store._event_log import CHUNK_ROWS, EventLogMixin
 from watchkeeper.store._findings import FindingsMixin
@@ -33,6 +35,7 @@ class Store(
     FindingsMixin,
     AlertsMixin,
     MonitoringMixin,
+    AliasesMixin,
 ):
     """Watchkeeper's database: SQLite (embedded default) or PostgreSQL, same code.
 

@@ -22,6 +22,19 @@ def _samples(n1: int, n2: int, seed: int, ties: bool = False) -> tuple[np.ndarra
     return x, y
 
 
+@pytest.mark.parametrize("shift", [0.0, 0.01, 0.02, 0.03])
+def test_ks_large_n_limit_within_its_stated_error_of_scipy(shift: float) -> None:
+    # From an effective size of 10,000 on, the p-value is the corrected limit (docs: within
+    # 0.16% relative of scipy's kstwo); the statistic stays exact.
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(size=40_000), rng.normal(shift, size=30_000)
+    ours = wk.ks(x, y)
+    ref = ss.ks_2samp(x, y)
+    assert ours.statistic == pytest.approx(ref.statistic, abs=1e-12)
+    assert ours.p_value == pytest.approx(ref.pvalue, rel=2e-3, abs=1e-300)
+    assert ours.drift == (ref.pvalue < 0.05)
+
+
 @pytest.mark.parametrize("ties", [False, True])
 @pytest.mark.parametrize(("n1", "n2"), SIZES)
 def test_ks_matches_scipy(n1: int, n2: int, ties: bool) -> None:

@@ -49,6 +49,53 @@ def _ecdfs(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
 
 # --------------------------------------------------------------------------- KS
 
+# From this effective size on, the p-value is Kolmogorov's limit with Vrbik's (2018) small-sample
+# correction: within 0.16% (relative) of scipy's ``kstwo.sf`` at 10,000 and 0.03% at 50,000,
+# down to p = 1e-6. ``kstwo.sf`` itself costs O(n) per call in the tail (0.1 s at n = 50,000,
+# 1 s at 500,000), which made a KS over a wide table slower than every other step together.
+KS_LIMIT_MIN_EN = 10_000
+
+
+def _ks_statistic_sorted(xs: np.ndarray, ys: np.ndarray) -> float:
+    """The two-sample KS statistic of two sorted samples, without sorting them together.
+
+    The gap between the two right-continuous empirical CDFs can only peak at a data point, so
+    evaluating both CDFs at each sample's own points (binary searches into sorted arrays)
+    finds it; the pooled sort of ``n1 + n2`` values is not needed.
+    """
+    # At its own points a sorted sample's count of values <= t is the end of t's tie group: an
+    # O(n) pass, where a binary search would cost O(n log n); only the other sample is searched.
+    gap_x = _right_counts(xs) / xs.size - np.searchsorted(ys, xs, side="right") / ys.size
+    gap_y = np.searchsorted(xs, ys, side="right") / xs.size - _right_counts(ys) / ys.size
+    return max(float(gap_x.max()), float(-gap_x.min()), float(gap_y.max()),
+               float(-gap_y.min()), 0.0)
+
+
+def _right_counts(s: np.ndarray) -> np.ndarray:
+    """For a sorted array, the number of its values ``<= s[i]`` at each ``i`` (ties counted)."""
+    last = np.empty(s.size, dtype=bool)
+    last[-1] = True
+    np.not_equal(s[1:], s[:-1], out=last[:-1])
+    ends = np.flatnonzero(last) + 1
+    if ends.size == s.size:  # no ties: the counts are 1..n
+        return np.arange(1, s.size + 1)
+    group = np.empty(s.size, dtype=np.intp)
+    group[0] = 0
+    np.cumsum(last[:-1], out=group[1:])
+    return ends[group]
+
+
+def _ks_asymptotic_p(d: float, en: float) -> float:
+    """P(D > d) for effective size ``en = n1·n2/(n1+n2)``: scipy's ``kstwo`` below
+    :data:`KS_LIMIT_MIN_EN`, the corrected limiting distribution from there on."""
+    from scipy.stats import kstwo, kstwobign
+
+    if en < KS_LIMIT_MIN_EN:
+        return float(np.clip(kstwo.sf(d, np.round(en)), 0.0, 1.0))
+    root = np.sqrt(en)
+    x = root * d
+    return float(np.clip(kstwobign.sf(x + 1.0 / (6.0 * root) + (x - 1.0) / (4.0 * en)), 0.0, 1.0))
+
 
 def _ks_sorted(xs: np.ndarray, ys: np.ndarray, info: dict[str, Any], alpha: float,
                mode: str = "auto") -> DriftResult:
@@ -68,13 +115,8 @@ def _ks_sorted(xs: np.ndarray, ys: np.ndarray, info: dict[str, Any], alpha: floa
             res = ks_2samp(xs, ys, method="exact")
         d, p = float(res.statistic), float(res.pvalue)
     elif mode == "asymp":
-        from scipy.stats import kstwo
-
-        _, fx, fy = _ecdfs(xs, ys)
-        diff = fx - fy
-        d = float(max(diff.max(), -diff.min(), 0.0))
-        en = n1 * n2 / (n1 + n2)
-        p = float(np.clip(kstwo.sf(d, np.round(en)), 0.0, 1.0))
+        d = _ks_statistic_sorted(xs, ys)
+        p = _ks_asymptotic_p(d, n1 * n2 / (n1 + n2))
     else:
         raise ValueError(f"mode must be 'auto', 'exact' or 'asymp', got {mode!r}")
     details["mode"] = mode

@@ -162,3 +162,13 @@ def test_adjust_p_values_matches_known_values() -> None:
     assert wk.adjust_p_values(p, "bh").tolist() == pytest.approx([0.05, 0.05, 0.05, 0.05, 0.2])
     bh = ss.false_discovery_control(p, method="bh")
     assert wk.adjust_p_values(p, "bh") == pytest.approx(bh, abs=1e-12)
+
+
+def test_kolmogorov_sf_matches_scipy_special() -> None:
+    from scipy.special import kolmogorov
+
+    from watchkeeper.stats._numeric import kolmogorov_sf
+
+    xs = np.r_[np.linspace(0.01, 3.0, 300), np.linspace(3.0, 8.0, 30)]
+    ours = np.array([kolmogorov_sf(x) for x in xs])
+    assert ours == pytest.approx(kolmogorov(xs), rel=1e-12, abs=1e-15)

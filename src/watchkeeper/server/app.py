@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from watchkeeper import __version__
 from watchkeeper.server.deps import TokenCache
@@ -58,9 +60,11 @@ def _scheduler_hook(settings: Settings) -> Callable[[Any], Callable[[], None] | 
 
 
 def _publish_body_schemas(app: FastAPI) -> None:
-    """Put the bodies that endpoints read by hand (for speed) into the OpenAPI components."""
+    """Put the bodies that endpoints read by hand (for speed, or off the event loop) into the
+    OpenAPI components, and document every error reply as it is sent."""
     from fastapi.openapi.utils import get_openapi
 
+    from watchkeeper.server.errors import document_errors
     from watchkeeper.server.schemas import body_models
 
     def openapi() -> dict[str, Any]:
@@ -76,7 +80,7 @@ def _publish_body_schemas(app: FastAPI) -> None:
                 schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(schema.pop("$defs", {}))
                 components[model.__name__] = schema
-            app.openapi_schema = doc
+            app.openapi_schema = document_errors(doc)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -182,6 +186,15 @@ def create_app(
     async def _on_pydantic(request: Request, exc: ValidationError) -> JSONResponse:
         metrics.reject("validation")
         return validation_response(list(exc.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _on_http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400:
+            # FastAPI's "There was an error parsing the body": the body is not JSON (or not
+            # UTF-8); a 422 naming the body, as every other invalid input.
+            metrics.reject("validation")
+            return validation_response([{"loc": ("body",), "msg": "not valid JSON"}])
+        return await http_exception_handler(request, exc)
 
     from watchkeeper.server.routers import ROUTERS
 

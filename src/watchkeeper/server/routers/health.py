@@ -30,7 +30,11 @@ def _probe(store: Any) -> None:
         store.authenticate("readiness-probe")
 
 
-@router.get("/readyz", response_model=None)
+@router.get(
+    "/readyz",
+    response_model=None,
+    responses={503: {"description": "The database does not answer (the reason is logged)."}},
+)
 async def readyz(store: StoreDep) -> dict[str, str] | JSONResponse:
     """The database answers a query; 503 otherwise."""
     try:

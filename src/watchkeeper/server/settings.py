@@ -64,6 +64,12 @@ class Settings:
         (``WATCHKEEPER_RUN_SCHEDULER``).
     scheduler_interval
         Seconds between scheduler ticks (``WATCHKEEPER_SCHEDULER_INTERVAL``).
+    sink_hosts
+        Comma-separated hosts alert sinks may send to (``WATCHKEEPER_SINK_HOSTS``); internal
+        addresses only when listed exactly. See :class:`~watchkeeper.alerts.SinkPolicy`.
+    sink_secret_env
+        Comma-separated environment variables a sink's ``headers_env``/``password_env`` may
+        name (``WATCHKEEPER_SINK_SECRET_ENV``).
     startup_hooks
         Extra callables run at start-up with the store (see :data:`StartupHook`); code only, no
         environment variable.
@@ -87,6 +93,8 @@ class Settings:
     monitor_metrics: bool = True
     run_scheduler: bool = False
     scheduler_interval: float = 60.0
+    sink_hosts: str | None = None
+    sink_secret_env: str | None = None
     startup_hooks: Sequence[StartupHook] = field(default_factory=tuple)
 
     @classmethod
@@ -117,6 +125,13 @@ class Settings:
                 raise ValueError(f"{key}: {exc}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def sink_policy(self) -> Any:
+        """The operator's :class:`~watchkeeper.alerts.SinkPolicy` from ``sink_hosts`` and
+        ``sink_secret_env``."""
+        from watchkeeper.alerts import SinkPolicy
+
+        return SinkPolicy.parse(self.sink_hosts, self.sink_secret_env)
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""

@@ -79,6 +79,12 @@ class Settings:
         How long a replica trusts a token it verified without asking the database again: the
         longest a revoked or expired token keeps working on another replica
         (``WATCHKEEPER_TOKEN_CACHE_SECONDS``; 0 asks on every request).
+    sink_hosts
+        Comma-separated hosts alert sinks may send to (``WATCHKEEPER_SINK_HOSTS``); internal
+        addresses only when listed exactly. See :class:`~watchkeeper.alerts.SinkPolicy`.
+    sink_secret_env
+        Comma-separated environment variables a sink's ``headers_env``/``password_env`` may
+        name (``WATCHKEEPER_SINK_SECRET_ENV``).
     startup_hooks
         Extra callables run at start-up with the store (see :data:`StartupHook`); code only, no
         environment variable.
@@ -106,6 +112,8 @@ class Settings:
     max_heavy_requests: int = 4
     public_metrics: bool = False
     token_cache_seconds: float = 5.0
+    sink_hosts: str | None = None
+    sink_secret_env: str | None = None
     startup_hooks: Sequence[StartupHook] = field(default_factory=tuple)
 
     @classmethod
@@ -136,6 +144,13 @@ class Settings:
                 raise ValueError(f"{key}: {exc}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def sink_policy(self) -> Any:
+        """The operator's :class:`~watchkeeper.alerts.SinkPolicy` from ``sink_hosts`` and
+        ``sink_secret_env``."""
+        from watchkeeper.alerts import SinkPolicy
+
+        return SinkPolicy.parse(self.sink_hosts, self.sink_secret_env)
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""

@@ -22,17 +22,28 @@ from watchkeeper.loop._paired import (
     roc_auc,
     threshold_at_tpr,
 )
+from watchkeeper.loop._sequential import (
+    SequentialPairedTest,
+    SequentialState,
+    fixed_horizon_discordant,
+)
+from watchkeeper.loop._shadow import ShadowReport, shadow_report
 
 __all__ = [
     "EvalSet",
     "GateReport",
     "PairedTest",
     "RuleOutcome",
+    "SequentialPairedTest",
+    "SequentialState",
+    "ShadowReport",
     "delong",
     "evaluate_gate",
+    "fixed_horizon_discordant",
     "fpr_at_tpr",
     "gate_config",
     "mcnemar",
     "roc_auc",
+    "shadow_report",
     "threshold_at_tpr",
 ]

@@ -7,6 +7,12 @@ plan's rules. docs/loop.md tells the whole cycle.
 
 from __future__ import annotations
 
+from watchkeeper.loop._dataset import (
+    DATASET_DEFAULTS,
+    DatasetManifest,
+    build_dataset,
+    dataset_config,
+)
 from watchkeeper.loop._gate import (
     EvalSet,
     GateReport,
@@ -22,6 +28,13 @@ from watchkeeper.loop._paired import (
     roc_auc,
     threshold_at_tpr,
 )
+from watchkeeper.loop._plan import (
+    RETRAINING_DEFAULTS,
+    Cron,
+    MaintenancePlan,
+    retraining_config,
+    trainer_config,
+)
 from watchkeeper.loop._sequential import (
     SequentialPairedTest,
     SequentialState,
@@ -30,20 +43,29 @@ from watchkeeper.loop._sequential import (
 from watchkeeper.loop._shadow import ShadowReport, shadow_report
 
 __all__ = [
+    "DATASET_DEFAULTS",
+    "RETRAINING_DEFAULTS",
+    "Cron",
+    "DatasetManifest",
     "EvalSet",
     "GateReport",
+    "MaintenancePlan",
     "PairedTest",
     "RuleOutcome",
     "SequentialPairedTest",
     "SequentialState",
     "ShadowReport",
+    "build_dataset",
+    "dataset_config",
     "delong",
     "evaluate_gate",
     "fixed_horizon_discordant",
     "fpr_at_tpr",
     "gate_config",
     "mcnemar",
+    "retraining_config",
     "roc_auc",
     "shadow_report",
     "threshold_at_tpr",
+    "trainer_config",
 ]

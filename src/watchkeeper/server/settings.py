@@ -64,6 +64,17 @@ class Settings:
         (``WATCHKEEPER_RUN_SCHEDULER``).
     scheduler_interval
         Seconds between scheduler ticks (``WATCHKEEPER_SCHEDULER_INTERVAL``).
+    console
+        Serve the web console under ``/ui`` (``WATCHKEEPER_CONSOLE``).
+    ui_secret
+        Key that signs console session cookies (``WATCHKEEPER_UI_SECRET``); share it between
+        replicas. ``None``: a random key per process (sessions end when it restarts).
+    payload_url
+        Where payloads (thumbnails, snippets) are kept: a directory or an fsspec URL
+        (``WATCHKEEPER_PAYLOAD_URL``); ``None``: ``payloads/`` beside the SQLite file.
+    public_url
+        The console's address as people reach it, e.g. ``https://wk.example.org``, for links in
+        alerts (``WATCHKEEPER_PUBLIC_URL``).
     startup_hooks
         Extra callables run at start-up with the store (see :data:`StartupHook`); code only, no
         environment variable.
@@ -87,6 +98,10 @@ class Settings:
     monitor_metrics: bool = True
     run_scheduler: bool = False
     scheduler_interval: float = 60.0
+    console: bool = True
+    ui_secret: str | None = None
+    payload_url: str | None = None
+    public_url: str | None = None
     startup_hooks: Sequence[StartupHook] = field(default_factory=tuple)
 
     @classmethod

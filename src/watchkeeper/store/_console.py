@@ -31,7 +31,8 @@ from watchkeeper.store._events import Chunk, check_ids, check_name
 
 MAX_PAGE = 500
 MAX_SCAN = 200_000
-SCAN_BATCH = 2_000
+FIRST_BATCH = 1_000
+SCAN_BATCH = 20_000
 MAX_SET_IDS = 100_000
 ORDERS = ("newest", "oldest")
 _SET_PREFIX = "curated_set/"
@@ -176,9 +177,26 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
 
 
 def _text(values: np.ndarray) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = [None if v is None else str(v) for v in values.tolist()]
+    """Values as text for comparing with what a person typed (None stays apart)."""
+    out: np.ndarray = values.astype(str).astype(object)
+    out[np.asarray(values == None, dtype=bool)] = "\x00none"  # noqa: E711
     return out
+
+
+def _raw_rows(conn: sa.Connection, query: Any) -> list[Any]:
+    """Rows as plain tuples from the driver's cursor: SQLAlchemy's row objects cost more than
+    the query on a scan of thousands of index rows (the store's read path does the same)."""
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if conn.dialect.name == "postgresql":
+            cursor.execute(str(compiled), compiled.params)
+        else:
+            positions = compiled.positiontup or []
+            cursor.execute(str(compiled), [compiled.params[k] for k in positions])
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def _positive(labels: np.ndarray) -> np.ndarray:
@@ -342,10 +360,12 @@ class ConsoleMixin:
         scanned = 0
         next_cursor: str | None = None
         decoded: dict[int, _Decoded] = {}
+        rounds = 0
         with self._tx(consistent=True) as conn:
             mid = self._model_id(conn, project, model)
             while True:
-                batch = min(SCAN_BATCH, max_scan - scanned)
+                batch = min(max(FIRST_BATCH, 2 * limit) * 4**rounds, SCAN_BATCH, max_scan - scanned)
+                rounds += 1
                 select = sa.select(
                     ev.c.ts, ev.c.event_id, ev.c.version, ev.c.chunk_id, ev.c.chunk_row, ev.c.label
                 ).where(ev.c.model_id == mid)
@@ -373,7 +393,7 @@ class ConsoleMixin:
                     select = select.order_by(ev.c.ts.desc(), ev.c.event_id.desc())
                 else:
                     select = select.order_by(ev.c.ts, ev.c.event_id)
-                index = conn.execute(select.limit(batch)).all()
+                index = _raw_rows(conn, select.limit(batch))
                 if not index:
                     next_cursor = None
                     break
@@ -411,18 +431,22 @@ class ConsoleMixin:
     ) -> tuple[list[dict[str, Any]], int]:
         """The matching rows of a batch (at most ``limit``) and how many index rows that used."""
         n = len(index)
-        rows = np.array([r[4] for r in index], dtype=np.int64)
+        columns = list(zip(*index, strict=True))
+        rows = np.array(columns[4], dtype=np.int64)
         versions = np.empty(n, dtype=object)
-        versions[:] = [r[2] for r in index]
-        label_text = [r[5] for r in index]
-        labels = np.empty(n, dtype=object)
-        labels[:] = json.loads("[" + ",".join(t or "null" for t in label_text) + "]")
+        versions[:] = columns[2]
+        label_text = columns[5]
+        labels = np.full(n, None, dtype=object)
+        has_label = np.array([t is not None for t in label_text], dtype=bool)
+        if has_label.any():
+            where = np.flatnonzero(has_label)
+            labels[where] = json.loads("[" + ",".join(label_text[i] for i in where) + "]")
         nums, objs = _gather(chunk_ids, rows, decoded)
         scores = nums.get("score", np.full(n, np.nan))
-        default = thresholds.get("", 0.5) if thresholds else 0.5
-        limit_of = np.array(
-            [thresholds.get(v, default) if v is not None else default for v in versions.tolist()]
-        )
+        default = 0.5
+        names, inverse = np.unique(versions.astype(str), return_inverse=True)
+        per_name = np.array([thresholds.get(v, default) for v in names.tolist()], dtype=float)
+        limit_of = per_name[inverse] if len(names) else np.full(n, default)
         flagged = scores >= limit_of
         keep = np.ones(n, dtype=bool)
         if query.score_min is not None or query.score_max is not None:
@@ -434,7 +458,6 @@ class ConsoleMixin:
             keep &= np.zeros(n, bool) if predicted is None else _text(predicted) == query.predicted
         if query.label is not None:
             keep &= _text(labels) == query.label
-        has_label = np.array([v is not None for v in labels.tolist()], dtype=bool)
         if query.labelled is not None:
             keep &= has_label if query.labelled else ~has_label
         if predicted is not None:

@@ -434,7 +434,7 @@ def segments(
     thresholds = console(store).flag_thresholds(
         session.project, model, _state(request).settings.flag_threshold
     )
-    tables = segment_tables(window, thresholds)
+    tables = segment_tables(window, thresholds, _expected_rate(store, session.project, model))
     weak = weak_segments(window, thresholds)
     return _page(
         request,
@@ -446,6 +446,17 @@ def segments(
         start=start,
         end=end,
     )
+
+
+def _expected_rate(store: Any, project: str, model: str) -> float | None:
+    """The newest version's expected flag rate, TPR·π + FPR·(1−π), when it has them."""
+    versions = store.list_model_versions(project, model)
+    for v in reversed(versions):
+        op = v.get("operating_point") or {}
+        prevalence = v.get("expected_prevalence")
+        if prevalence is not None and op.get("tpr") is not None and op.get("fpr") is not None:
+            return float(op["tpr"] * prevalence + op["fpr"] * (1 - prevalence))
+    return None
 
 
 @router.get("/payloads/{digest}")

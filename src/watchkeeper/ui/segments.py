@@ -251,15 +251,22 @@ def weak_segments(
     return {"outcome": outcome, "tested": len(p), "min_support": min_support, "segments": segments}
 
 
-def segment_tables(window: Any, thresholds: Mapping[str, float]) -> list[dict[str, Any]]:
+def segment_tables(
+    window: Any, thresholds: Mapping[str, float], expected_rate: float | None = None
+) -> list[dict[str, Any]]:
     """One table per tag: events, flag rate against its band, accuracy where labelled.
 
-    The band is the overall flag rate ± 2.576 binomial standard errors of the segment's size
-    (99%); a segment outside it is marked.
+    The band is ``expected_rate`` (the operating point's TPR·π + FPR·(1−π); default the
+    window's overall flag rate) ± 2.576 binomial standard errors of the segment's size (99%);
+    a segment outside it is marked.
     """
     flags = _flags(window, thresholds)
     errors = _errors(window, flags)
     overall = float(np.nanmean(flags)) if flags is not None and np.isfinite(flags).any() else None
+    if expected_rate is not None:
+        if not 0.0 <= expected_rate <= 1.0:
+            raise ValueError(f"expected_rate: expected a share in [0, 1], got {expected_rate!r}")
+        overall = float(expected_rate)
     tables = []
     for name, column in sorted(window.tags.items()):
         if name in _HIDDEN_TAGS:

@@ -146,6 +146,8 @@ def test_filters_paging_and_bad_input(client: Any, seeded: tuple[Seeded, Path]) 
     assert ids2 and not ids1 & ids2
     wrong = client.get(base, params={"correct": "no"})
     assert "wrong" in wrong.text and 'class="right"' not in wrong.text
+    empty = client.get(base, params={"tag": "", "feature": "", "flagged": "any"})
+    assert empty.status_code == 200 and 'class="sample"' in empty.text  # an empty form field
     bad = client.get(base, params={"score_min": "abc"})
     assert bad.status_code == 422 and "score_min" in bad.text
     bad = client.get(base, params={"limit": "100000"})

@@ -151,6 +151,8 @@ def parse_query(params: Any) -> tuple[SampleQuery, str | None, int]:
             raise ValueError(f"{key}: at most 512 characters")
     tags: dict[str, str] = {}
     for item in params.getlist("tag")[:20]:
+        if not item.strip():
+            continue
         name, sep, value = item.partition("=")
         if not sep or not name:
             raise ValueError(f"tag: expected name=value, got {item[:40]!r}")

@@ -347,7 +347,9 @@ def drift_heatmap(findings: Sequence[Mapping[str, Any]]) -> dict[str, Any] | Non
             },
         ],
         "layout": _layout(
-            "Feature drift (features × windows)", height=max(220, 40 + 22 * len(features))
+            "Feature drift (features × windows)",
+            margin={"l": 110, "r": 20, "t": 40, "b": 40},
+            height=max(220, 40 + 22 * len(features)),
         ),
     }
 
@@ -408,7 +410,7 @@ def timeline_chart(
     if alerts:
         traces.append(
             {
-                "x": [_when(a.get("created_at")) for a in alerts],
+                "x": [_when(a.get("started_at") or a.get("created_at")) for a in alerts],
                 "y": ["alerts"] * len(alerts),
                 "text": [f"{a.get('rule', a.get('key'))}: {a.get('status')}" for a in alerts],
                 "mode": "markers",

@@ -126,10 +126,16 @@ class ModelContext:
 
 
 def _latest_version(store: Any, project: str, model: str) -> dict[str, Any]:
+    """The serving version's record: the one the ``champion`` alias points at, else the newest
+    registered (monitoring follows the registry, so a rollback moves it back at once)."""
     try:
         versions = store.list_model_versions(project, model)
     except (KeyError, AttributeError):
         return {}
+    champion = store.get_alias(project, model, "champion") if hasattr(store, "get_alias") else None
+    for record in versions:
+        if record["version"] == champion:
+            return dict(record)
     return dict(versions[-1]) if versions else {}
 
 
@@ -140,7 +146,8 @@ def load_context(
     *,
     cache: MutableMapping[Any, Any] | None = None,
 ) -> ModelContext | None:
-    """The newest version's reference, profile and configuration (None without a reference).
+    """The serving version's reference, profile and configuration (None without a reference):
+    the ``champion`` alias's version when set, else the newest.
 
     The configuration is the stored one (``put_monitor_config``) or, without one,
     :func:`~watchkeeper.checks.default_config` from the reference and operating point.

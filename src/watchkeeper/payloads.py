@@ -119,7 +119,7 @@ class PayloadStore:
     def _fs(self) -> tuple[Any, str]:
         root = str(self.root)
         if "://" in root and not root.startswith("file://"):
-            import fsspec  # type: ignore[import-untyped]
+            import fsspec
 
             fs, path = fsspec.core.url_to_fs(root)
             return fs, str(path).rstrip("/")

@@ -1,8 +1,7 @@
 """What the console reads and writes: a page of samples, curated sets, a session's token.
 
-:class:`ConsoleMixin` holds the methods; it is written against the :class:`Store` facade's
-private helpers (``_tx``, ``_model_id``, ``_fetch_chunks``, the schema cache) so the facade can
-compose it. :func:`console` gives any store these methods in the meantime.
+:class:`ConsoleMixin` holds the methods, composed into the :class:`Store` facade like the other
+aggregates; it reads the event log's chunks through that part's helpers.
 
 A page of samples is a *keyset* scan of the ``(model, ts, event_id)`` index: index rows are read
 newest (or oldest) first in batches, the few chunks they point into are decoded once per batch,
@@ -15,7 +14,6 @@ holds.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import math
 import time
@@ -27,6 +25,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from watchkeeper.store import _schema as T
+from watchkeeper.store._base import StoreBase
 from watchkeeper.store._events import Chunk, check_ids, check_name
 
 MAX_PAGE = 500
@@ -262,14 +261,12 @@ def _range(values: np.ndarray, low: float | None, high: float | None) -> np.ndar
     return keep
 
 
-class ConsoleMixin:
-    """Console queries of the :class:`~watchkeeper.store.Store` facade."""
+class ConsoleMixin(StoreBase):
+    """Console queries of the :class:`~watchkeeper.store.Store` facade (they read the event
+    log's chunks through its helpers)."""
 
-    _tx: Any
-    _model_id: Any
     _fetch_chunks: Any
     _load_specs: Any
-    _specs: dict[int, dict[str, list[str]]]
 
     # ---------------------------------------------------------------- sessions
     def token_by_hash(self, token_hash: str) -> tuple[str, frozenset[str]] | None:
@@ -336,10 +333,10 @@ class ConsoleMixin:
         >>> store.create_project("p"); store.register_model("p", "m")
         >>> _ = store.log_events("p", "m", Window.from_columns(
         ...     ids=["a", "b", "c"], ts=[1.0, 2.0, 3.0], scores=[0.1, 0.9, 0.7]))
-        >>> page = console(store).sample_page("p", "m", SampleQuery(flagged=True), limit=1)
+        >>> page = store.sample_page("p", "m", SampleQuery(flagged=True), limit=1)
         >>> [r["id"] for r in page.rows], page.next_cursor is not None
         (['c'], True)
-        >>> [r["id"] for r in console(store).sample_page(
+        >>> [r["id"] for r in store.sample_page(
         ...     "p", "m", SampleQuery(flagged=True), cursor=page.next_cursor).rows]
         ['b']
         """
@@ -528,11 +525,11 @@ class ConsoleMixin:
         >>> from watchkeeper.store import Store
         >>> store = Store("sqlite://")
         >>> store.create_project("p"); store.register_model("p", "m")
-        >>> console(store).create_curated_set("p", "m", "faded", ["a", "b"])["ids"]
+        >>> store.create_curated_set("p", "m", "faded", ["a", "b"])["ids"]
         ['a', 'b']
-        >>> console(store).create_curated_set("p", "m", "faded", ["b", "c"])["ids"]
+        >>> store.create_curated_set("p", "m", "faded", ["b", "c"])["ids"]
         ['a', 'b', 'c']
-        >>> console(store).get_curated_set("p", "m", "faded")["ids"]
+        >>> store.get_curated_set("p", "m", "faded")["ids"]
         ['a', 'b', 'c']
         """
         check_name(name, "name")
@@ -628,21 +625,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class _Bound(ConsoleMixin):
-    def __init__(self, store: Any) -> None:
-        self.__dict__["_store"] = store
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.__dict__["_store"], name)
-
-
 def console(store: Any) -> ConsoleMixin:
-    """``store`` with the console's methods (itself once the facade composes the mixin)."""
-    if isinstance(store, ConsoleMixin):
-        return store
-    return _Bound(store)
-
-
-def token_hash(token: str) -> str:
-    """The SHA-256 under which a token is stored."""
-    return hashlib.sha256(token.encode()).hexdigest()
+    """``store`` as what it is, a :class:`ConsoleMixin` (for typed calls from the console)."""
+    if not isinstance(store, ConsoleMixin):
+        raise TypeError(f"store: expected a watchkeeper.store.Store, got {type(store).__name__}")
+    return store

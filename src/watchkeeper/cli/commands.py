@@ -21,6 +21,7 @@ from watchkeeper.cli import (
     expect,
     monitors,
     plan,
+    report,
     server,
 )
 
@@ -34,6 +35,7 @@ REGISTRARS: tuple[Callable[[typer.Typer], None], ...] = (
     check.register,
     monitors.register,
     plan.register,
+    report.register,
     server.register,
     db.register,
 )

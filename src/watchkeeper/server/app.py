@@ -203,6 +203,8 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
 
+    if settings.console:
+        importlib.import_module("watchkeeper.ui").install(app, settings)
     _publish_body_schemas(app)
     app.add_middleware(
         Gate,

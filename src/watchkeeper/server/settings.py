@@ -85,6 +85,17 @@ class Settings:
     sink_secret_env
         Comma-separated environment variables a sink's ``headers_env``/``password_env`` may
         name (``WATCHKEEPER_SINK_SECRET_ENV``).
+    console
+        Serve the web console under ``/ui`` (``WATCHKEEPER_CONSOLE``).
+    ui_secret
+        Key that signs console session cookies (``WATCHKEEPER_UI_SECRET``); share it between
+        replicas. ``None``: a random key per process (sessions end when it restarts).
+    payload_url
+        Where payloads (thumbnails, snippets) are kept: a directory or an fsspec URL
+        (``WATCHKEEPER_PAYLOAD_URL``); ``None``: ``payloads/`` beside the SQLite file.
+    public_url
+        The console's address as people reach it, e.g. ``https://wk.example.org``, for links in
+        alerts (``WATCHKEEPER_PUBLIC_URL``).
     startup_hooks
         Extra callables run at start-up with the store (see :data:`StartupHook`); code only, no
         environment variable.
@@ -114,6 +125,10 @@ class Settings:
     token_cache_seconds: float = 5.0
     sink_hosts: str | None = None
     sink_secret_env: str | None = None
+    console: bool = True
+    ui_secret: str | None = None
+    payload_url: str | None = None
+    public_url: str | None = None
     startup_hooks: Sequence[StartupHook] = field(default_factory=tuple)
 
     @classmethod

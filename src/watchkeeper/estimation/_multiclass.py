@@ -106,8 +106,11 @@ def expect_class_counts(
     [40, 40]
     """
     from watchkeeper.estimation._operating import (
+        EXACT_SUPPORT,
         OperatingPoint,
+        _cornish_fisher_band,
         _coverage,
+        _cumulants,
         _dispersion,
         _flag_pmf,
         _mix,
@@ -137,6 +140,15 @@ def expect_class_counts(
         total = np.minimum(rho + np.where(base > 0, var_q / np.maximum(base, 1e-300), 0), 0.999)
         sigma = np.sqrt(n * base * (1 + (n - 1) * total))
         for i in range(k):  # per class, not per row: k is small
+            if 28 * sigma[i] + 42 > EXACT_SUPPORT:
+                # past the exact cut-off the cost must not grow with the volume
+                rho_i = float(total[i])
+                cm = _cumulants(n, float(q[i]), 1 / rho_i - 1 if rho_i > 0 else None)
+                sd = math.sqrt(cm[1])
+                low[i], high[i] = _cornish_fisher_band(
+                    cm[0], sd, cm[2] / sd**3, cm[3] / sd**4, cov, n
+                )
+                continue
             offset, pmf = _random_pmf(n, float(q[i]), float(total[i]))
             cdf = np.cumsum(pmf)
             low[i] = offset + int(np.searchsorted(cdf, tail, side="right"))
@@ -145,6 +157,14 @@ def expect_class_counts(
         return ClassCountExpectation(expected, sigma, low, high, cov, mode, method)
     sigma = np.sqrt((m * (1 - m)) @ counts)
     for i in range(k):  # per class, not per row: k is small
+        cumulants = [_cumulants(float(counts[j]), float(m[i, j]), None) for j in range(k)]
+        if 28 * sum(np.sqrt(c[1]) for c in cumulants) + 21 * k > EXACT_SUPPORT:
+            # past the exact cut-off the cost must not grow with the volume
+            sd = float(np.sqrt(sum(c[1] for c in cumulants)))
+            skew = sum(c[2] for c in cumulants) / sd**3
+            kurt = sum(c[3] for c in cumulants) / sd**4
+            low[i], high[i] = _cornish_fisher_band(float(expected[i]), sd, skew, kurt, cov, n)
+            continue
         # predicted-i count = sum over true classes: convolve their binomials pairwise
         offset, pmf = 0, np.ones(1)
         for j in range(k):

@@ -33,12 +33,14 @@ from watchkeeper.checks import (
     MonitorConfig,
     PreparedReference,
     calibration_drift,
+    class_mix,
     data_quality,
     default_config,
     embedding_drift,
     environment_skew,
     estimated_performance,
     feature_drift,
+    model_drift,
     operating_point,
     pipeline_health,
     prediction_drift,
@@ -256,6 +258,11 @@ def run_checks(
         run(
             "embedding_drift",
             lambda: embedding_drift(prep, window, cfg.options("embedding_drift")),
+        )
+        run("class_mix", lambda: class_mix(prep, window, cfg.options("class_mix")))
+        run(
+            "model_drift",
+            lambda: model_drift(list(findings), window, cfg.options("model_drift")),
         )
         run(
             "operating_point",

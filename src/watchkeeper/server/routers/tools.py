@@ -87,6 +87,10 @@ async def drift(body: DriftIn, project: ReadProject) -> dict[str, Any]:
     missing = sorted(set(body.reference) ^ set(body.current))
     if missing:
         raise HTTPException(422, detail=f"current: columns differ from reference: {missing}")
+    for side, table in (("reference", body.reference), ("current", body.current)):
+        for name, values in table.items():
+            if all(v is None for v in values):  # no rows, or every value null: no data
+                raise HTTPException(422, detail=f"{side}.{name}: no values (empty or all null)")
     reference = {k: _column(v) for k, v in body.reference.items()}
     current = {k: _column(v) for k, v in body.current.items()}
     options: dict[str, Any] = {

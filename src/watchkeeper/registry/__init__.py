@@ -34,6 +34,13 @@ from watchkeeper.registry._artifacts import (
     hash_file,
     manifest_digest,
 )
+from watchkeeper.registry._backup import backup, restore
+from watchkeeper.registry._lineage import (
+    data_fingerprint,
+    git_commit,
+    lineage_chain,
+    record_lineage,
+)
 from watchkeeper.registry._load import (
     LoadedArtifact,
     artifact_root,
@@ -52,13 +59,19 @@ __all__ = [
     "LoadedArtifact",
     "VerifyResult",
     "artifact_root",
+    "backup",
     "check_serving_digest",
+    "data_fingerprint",
+    "git_commit",
     "hash_file",
+    "lineage_chain",
     "load",
     "load_version",
     "manifest_digest",
     "record_integrity_failure",
+    "record_lineage",
     "register_artifact",
     "resolve_version",
+    "restore",
     "verify",
 ]

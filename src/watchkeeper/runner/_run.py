@@ -389,9 +389,14 @@ def _time_windows(
     closed = math.floor(now / size) * size
     if last_end is None:
         return [(closed - size, closed)]
-    starts = np.arange(float(last_end), closed, size)
-    bounds = [(float(a), float(a + size)) for a in starts if a + size <= closed]
-    return bounds[-MAX_WINDOWS:]
+    # Only the newest MAX_WINDOWS are kept, so only those are computed: a far-off ``now``
+    # costs no more than a near one.
+    start = float(last_end)
+    count = math.floor((closed - start) / size + 1e-9)
+    while count > 0 and start + count * size > closed:
+        count -= 1
+    first = max(0, count - MAX_WINDOWS)
+    return [(start + i * size, start + (i + 1) * size) for i in range(first, count)]
 
 
 def run_monitors(

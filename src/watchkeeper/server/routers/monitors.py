@@ -9,7 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
-from watchkeeper.server.deps import AdminProject, ReadProject, SettingsDep, StoreDep
+from watchkeeper.server.deps import (
+    AdminProject,
+    ReadProject,
+    SettingsDep,
+    StoreDep,
+    epoch_query,
+)
 from watchkeeper.server.ingest import ModelName
 
 router = APIRouter(prefix="/v1", tags=["monitors"])
@@ -84,9 +90,9 @@ async def list_findings(
     model: ModelName,
     project: ReadProject,
     store: StoreDep,
-    since: Annotated[float | None, Query(description="Window end at or after (epoch s).")] = None,
-    check: Annotated[str | None, Query(max_length=200)] = None,
-    subject: Annotated[str | None, Query(max_length=200)] = None,
+    since: Annotated[float | None, epoch_query("Window end at or after (epoch s).")] = None,
+    check: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    subject: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     drift: Annotated[bool | None, Query(description="Only drifted (or only clean).")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> Any:
@@ -109,9 +115,9 @@ async def list_metric_values(
     model: ModelName,
     project: ReadProject,
     store: StoreDep,
-    name: Annotated[str | None, Query(max_length=256)] = None,
-    since: float | None = None,
-    until: float | None = None,
+    name: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    since: Annotated[float | None, epoch_query("From (epoch s).")] = None,
+    until: Annotated[float | None, epoch_query("Until (epoch s).")] = None,
 ) -> Any:
     """Metric values of the model's windows (``events``, ``flag_rate``, ``ece``, ...)."""
 
@@ -128,9 +134,9 @@ async def list_metric_values(
 async def list_alerts(
     project: ReadProject,
     store: StoreDep,
-    model: Annotated[str | None, Query(max_length=200)] = None,
+    model: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     status: Annotated[str | None, Query(pattern="^(firing|resolved)$")] = None,
-    since: float | None = None,
+    since: Annotated[float | None, epoch_query("Updated at or after (epoch s).")] = None,
 ) -> Any:
     """Alerts of the caller's project, most recently updated first."""
     rows = await run_in_threadpool(
@@ -145,7 +151,7 @@ async def run_now(
     project: AdminProject,
     store: StoreDep,
     settings: SettingsDep,
-    now: Annotated[float | None, Query(description="Run as of this time (epoch s).")] = None,
+    now: Annotated[float | None, epoch_query("Run as of this time (epoch s).")] = None,
     adhoc: Annotated[
         bool, Query(description="With no closed window, evaluate the trailing one.")
     ] = True,

@@ -11,7 +11,18 @@ from collections.abc import Callable
 
 import typer
 
-from watchkeeper.cli import check, db, demo, detect, drift, estimate, expect, monitors, server
+from watchkeeper.cli import (
+    check,
+    db,
+    demo,
+    detect,
+    drift,
+    estimate,
+    expect,
+    model,
+    monitors,
+    server,
+)
 
 # The order is the order of ``watchkeeper --help``: the day-one commands first.
 REGISTRARS: tuple[Callable[[typer.Typer], None], ...] = (
@@ -22,6 +33,7 @@ REGISTRARS: tuple[Callable[[typer.Typer], None], ...] = (
     detect.register,
     check.register,
     monitors.register,
+    model.register,
     server.register,
     db.register,
 )

@@ -21,6 +21,8 @@ from watchkeeper.cli import (
     expect,
     model,
     monitors,
+    plan,
+    report,
     server,
 )
 
@@ -34,6 +36,8 @@ REGISTRARS: tuple[Callable[[typer.Typer], None], ...] = (
     check.register,
     monitors.register,
     model.register,
+    plan.register,
+    report.register,
     server.register,
     db.register,
 )

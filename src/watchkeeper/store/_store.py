@@ -11,6 +11,7 @@ The class is assembled from one part per aggregate, each in its own module:
 ``_alerts``           alerts
 ``_monitoring``       monitor configuration, runner state and leases
 ``_aliases``          aliases, their history and rollback; a version's artifact and lineage
+``_console``          the console's pages of samples, curated sets, session tokens
 ====================  ==============================================================
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 from watchkeeper.store._alerts import AlertsMixin
 from watchkeeper.store._aliases import AliasesMixin
 from watchkeeper.store._base import DEFAULT_PATH, HEAD, MIGRATIONS, resolve_url
+from watchkeeper.store._console import ConsoleMixin
 from watchkeeper.store._event_log import CHUNK_ROWS, EventLogMixin
 from watchkeeper.store._findings import FindingsMixin
 from watchkeeper.store._models import ModelsMixin
@@ -36,6 +38,7 @@ class Store(
     AlertsMixin,
     MonitoringMixin,
     AliasesMixin,
+    ConsoleMixin,
 ):
     """Watchkeeper's database: SQLite (embedded default) or PostgreSQL, same code.
 

@@ -41,6 +41,7 @@ from watchkeeper.checks import (
     training_serving_skew,
 )
 from watchkeeper.checks._finding import Finding
+from watchkeeper.checks.adversaries import adversaries, fit_scorer, outlier_rate
 from watchkeeper.profiles import Profile, binary_labels, profile
 from watchkeeper.window import Window
 
@@ -215,8 +216,13 @@ def run_checks(
     model: str = "model",
     stream_state: Mapping[str, Any] | None = None,
     errors: dict[str, str] | None = None,
+    outlier_results: list[Any] | None = None,
 ) -> tuple[list[Finding], dict[str, Any]]:
-    """Every enabled check on one window; returns findings and the streaming state."""
+    """Every enabled check on one window; returns findings and the streaming state.
+
+    ``outlier_results`` receives the per-event :class:`~watchkeeper.outliers.OutlierResult`
+    of the window when the outlier check ran.
+    """
     cfg = ctx.config
     prep = ctx.prepared
     errors = errors if errors is not None else {}
@@ -294,6 +300,33 @@ def run_checks(
             return found
 
         run("streaming", stream)
+
+        def outliers() -> list[Finding]:
+            options = cfg.options("outliers")
+            key = f"outlier_scorer:{sorted(options.items())!r}"
+            if key not in prep._cache:  # fitted once per reference and options
+                prep._cache[key] = fit_scorer(ctx.reference, options)
+            if prep._cache[key] is None:
+                return []
+            found, scored = outlier_rate(prep._cache[key], window, options)
+            if scored is not None and outlier_results is not None:
+                outlier_results.append(scored)
+            return found
+
+        run("outliers", outliers)
+
+        def attacks() -> list[Finding]:
+            op = prep.op
+            found, state = adversaries(
+                window,
+                cfg.options("adversaries"),
+                threshold=None if op is None else op.threshold,
+                state=(stream_state or {}).get("adversaries"),
+            )
+            new_stream_state["adversaries"] = state
+            return found
+
+        run("adversaries", attacks)
 
     def env() -> list[Finding]:
         if store is None:

@@ -11,7 +11,19 @@ from collections.abc import Callable
 
 import typer
 
-from watchkeeper.cli import check, db, demo, detect, drift, estimate, expect, monitors, server
+from watchkeeper.cli import (
+    check,
+    db,
+    demo,
+    detect,
+    drift,
+    estimate,
+    expect,
+    monitors,
+    plan,
+    report,
+    server,
+)
 
 # The order is the order of ``watchkeeper --help``: the day-one commands first.
 REGISTRARS: tuple[Callable[[typer.Typer], None], ...] = (
@@ -22,6 +34,8 @@ REGISTRARS: tuple[Callable[[typer.Typer], None], ...] = (
     detect.register,
     check.register,
     monitors.register,
+    plan.register,
+    report.register,
     server.register,
     db.register,
 )

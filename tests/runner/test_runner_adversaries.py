@@ -67,6 +67,15 @@ def test_outliers_and_a_probing_source(store: Any, rng: np.random.Generator) -> 
     assert out["drift"] and out["details"]["kind"] == "transient"
     assert out["details"]["top_ids"][0].startswith("h1-")
     assert any(t["rule"] == "outliers" for t in r1.transients)  # one window: not an alert
+    # Every event's score is stored; the explorer lists the most unusual first.
+    top = store.outlier_events("p", "m", max_p_value=0.01, start=T0 + HOUR, end=T0 + 2 * HOUR)
+    assert len(top) >= 70 and all(e["p_value"] <= 0.01 for e in top)
+    assert sum(e["id"].startswith("h1-") and int(e["id"][3:]) < 80 for e in top) >= 75
+    assert [e["p_value"] for e in top] == sorted(e["p_value"] for e in top)
+    with pytest.raises(ValueError, match="max_p_value"):
+        store.outlier_events("p", "m", max_p_value=0)
+    with pytest.raises(ValueError, match="limit"):
+        store.outlier_events("p", "m", limit=10**6)
 
     hour2 = _events(rng, 1500, T0 + 2 * HOUR, "h2")
     n_probe = 300

@@ -395,6 +395,8 @@ def window_metrics(ctx: ModelContext, window: Window, findings: list[Finding]) -
             by_check[f.check] += 1
         if f.check == "calibration":
             out["ece"] = f.statistic
+        elif f.check == "outliers":
+            out["outlier_rate"] = f.statistic
         elif f.check in ("estimated_performance", "realised_performance"):
             out[f"{f.check}.{f.subject}"] = f.statistic
         elif (f.check, f.subject) in (
@@ -551,6 +553,7 @@ def _run_windows(
             result.skipped = "the lease passed to another process during the run"
             return result
         wend = float(window.end if window.end is not None else now)
+        scored: list[Any] = []
         findings, stream_state = run_checks(
             ctx,
             window,
@@ -560,6 +563,7 @@ def _run_windows(
             model=model,
             stream_state=stream_state,
             errors=result.errors,
+            outlier_results=scored,
         )
         metrics = window_metrics(ctx, window, findings)
         dicts = [f.to_dict() for f in findings]
@@ -585,6 +589,18 @@ def _run_windows(
             for t in ev.transients
         ]
         store.add_findings(project, model, dicts + transients)
+        for outliers in scored:  # per-event scores, for the sample explorer
+            store.add_outlier_scores(
+                project,
+                model,
+                window.ids,
+                window.ts,
+                outliers.scores,
+                outliers.p_values,
+                method=outliers.method,
+                version=ctx.version,
+                window_end=wend,
+            )
         store.add_metric_values(project, model, wend, metrics, {"window": cfg.window["kind"]})
         for alert in ev.alerts:
             store.upsert_alert(project, alert)

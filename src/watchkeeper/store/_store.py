@@ -12,6 +12,7 @@ The class is assembled from one part per aggregate, each in its own module:
 ``_monitoring``       monitor configuration, runner state and leases
 ``_aliases``          aliases, their history and rollback; a version's artifact and lineage
 ``_console``          the console's pages of samples, curated sets, session tokens
+``_outliers``         per-event outlier scores; the audit log of admin actions
 ====================  ==============================================================
 """
 
@@ -25,6 +26,7 @@ from watchkeeper.store._event_log import CHUNK_ROWS, EventLogMixin
 from watchkeeper.store._findings import FindingsMixin
 from watchkeeper.store._models import ModelsMixin
 from watchkeeper.store._monitoring import MonitoringMixin
+from watchkeeper.store._outliers import OutliersMixin
 from watchkeeper.store._projects import ProjectsMixin
 
 __all__ = ["CHUNK_ROWS", "DEFAULT_PATH", "HEAD", "MIGRATIONS", "Store", "resolve_url"]
@@ -39,6 +41,7 @@ class Store(
     MonitoringMixin,
     AliasesMixin,
     ConsoleMixin,
+    OutliersMixin,
 ):
     """Watchkeeper's database: SQLite (embedded default) or PostgreSQL, same code.
 

@@ -10,12 +10,53 @@ Parquet files. Libraries are imported only when their input type is seen.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
-__all__ = ["read_table", "to_columns"]
+__all__ = ["Categories", "read_table", "to_columns"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Categories:
+    """A categorical column encoded once: integer codes into its labels.
+
+    :func:`to_columns` returns this form, when asked with ``encode_categories=True``, for the
+    columns its source already holds as strings or categories (pandas ``str``/``category``,
+    Arrow and polars strings): the source's own hash encoding is read instead of building a
+    Python string object per row, which for a million rows costs more time and memory than
+    every drift test after it.
+
+    Attributes
+    ----------
+    codes
+        One integer per row: an index into ``labels``, or ``-1`` for a missing value.
+    labels
+        The distinct values as text (an ``object`` array of ``str``), each once.
+
+    Examples
+    --------
+    >>> c = Categories(np.array([0, 1, -1, 0]), np.array(["FR", "DE"], dtype=object))
+    >>> c.size, c.decode().tolist()
+    (4, ['FR', 'DE', None, 'FR'])
+    """
+
+    codes: np.ndarray
+    labels: np.ndarray
+
+    @property
+    def size(self) -> int:
+        """Number of rows."""
+        return int(self.codes.size)
+
+    def decode(self) -> np.ndarray:
+        """The column as an ``object`` array of ``str`` (``None`` where missing)."""
+        table = np.empty(self.labels.size + 1, dtype=object)
+        table[:-1] = self.labels
+        out: np.ndarray = table[np.where(self.codes < 0, self.labels.size, self.codes)]
+        return out
 
 
 def _module(obj: Any) -> str:
@@ -47,10 +88,26 @@ def _datetime_seconds(arr: np.ndarray) -> np.ndarray:
     return out
 
 
-def _from_pandas(frame: Any) -> dict[str, np.ndarray]:
+def _pandas_categories(s: Any) -> Categories | None:
+    """Codes from pandas' own factorisation, for string and category dtypes."""
     import pandas as pd
 
-    columns: dict[str, np.ndarray] = {}
+    dtype = s.dtype
+    if not (isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(dtype)):
+        return None
+    if dtype == object:  # noqa: E721 - object columns may mix types: keep them as objects
+        return None
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    labels = np.asarray(uniques, dtype=object)
+    if not pd.api.types.is_string_dtype(uniques.dtype):
+        labels = np.asarray(uniques.astype(str), dtype=object)
+    return Categories(np.asarray(codes, dtype=np.int64), labels)
+
+
+def _from_pandas(frame: Any, encode: bool = False) -> dict[str, Any]:
+    import pandas as pd
+
+    columns: dict[str, Any] = {}
     for name in frame.columns:
         s = frame[name]
         key = str(name)
@@ -63,6 +120,8 @@ def _from_pandas(frame: Any) -> dict[str, np.ndarray]:
             columns[key] = s.to_numpy(dtype=np.float64, na_value=np.nan)
         elif pd.api.types.is_datetime64_any_dtype(dtype):
             columns[key] = _datetime_seconds(s.to_numpy(dtype="datetime64[ns]"))
+        elif encode and (coded := _pandas_categories(s)) is not None:
+            columns[key] = coded
         else:
             arr = s.to_numpy(dtype=object)
             missing = s.isna().to_numpy()
@@ -72,10 +131,29 @@ def _from_pandas(frame: Any) -> dict[str, np.ndarray]:
     return columns
 
 
-def _from_arrow(table: Any) -> dict[str, np.ndarray]:
+def _arrow_categories(col: Any) -> Categories | None:
+    """Codes from Arrow's dictionary encoding, for string columns."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    typ = col.type
+    if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)
+            or pa.types.is_string_view(typ)):
+        return None
+    try:
+        arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        encoded = arr.dictionary_encode()
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        return None
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+    labels = np.asarray(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
+    return Categories(np.asarray(codes, dtype=np.int64), labels)
+
+
+def _from_arrow(table: Any, encode: bool = False) -> dict[str, Any]:
     import pyarrow as pa
 
-    columns: dict[str, np.ndarray] = {}
+    columns: dict[str, Any] = {}
     for name, col in zip(table.column_names, table.columns, strict=True):
         key = str(name)
         if key in columns:
@@ -91,12 +169,25 @@ def _from_arrow(table: Any) -> dict[str, np.ndarray]:
         elif pa.types.is_timestamp(typ) or pa.types.is_date(typ):
             ns = col.cast(pa.timestamp("ns")).cast(pa.int64()).to_numpy(zero_copy_only=False)
             columns[key] = np.asarray(ns, dtype=np.float64) / 1e9
+        elif encode and (coded := _arrow_categories(col)) is not None:
+            columns[key] = coded
         else:
             columns[key] = np.asarray(col.to_numpy(zero_copy_only=False), dtype=object)
     return columns
 
 
-def to_columns(data: Any) -> dict[str, np.ndarray]:
+@overload
+def to_columns(data: Any, *, encode_categories: Literal[False] = False,
+               ) -> dict[str, np.ndarray]: ...
+
+
+@overload
+def to_columns(data: Any, *, encode_categories: Literal[True],
+               ) -> dict[str, np.ndarray | Categories]: ...
+
+
+def to_columns(data: Any, *, encode_categories: bool = False,
+               ) -> dict[str, np.ndarray] | dict[str, np.ndarray | Categories]:
     """Convert tabular data to a dict of 1-D numpy columns of equal length.
 
     Parameters
@@ -105,6 +196,9 @@ def to_columns(data: Any) -> dict[str, np.ndarray]:
         A pandas or polars ``DataFrame``, a pyarrow ``Table`` or ``RecordBatch``, a mapping of
         column name to 1-D array-like, a structured numpy array, or a 2-D numpy array (columns
         are then named ``x0``, ``x1``, ...).
+    encode_categories
+        Return string and category columns of pandas, polars and Arrow inputs as
+        :class:`Categories` (codes and labels) rather than ``object`` arrays.
 
     Returns
     -------
@@ -125,12 +219,13 @@ def to_columns(data: Any) -> dict[str, np.ndarray]:
     ValueError: column 'b' has 1 rows, expected 2 like column 'a'
     """
     module = _module(data)
+    columns: dict[str, Any]
     if module == "pandas" and hasattr(data, "columns"):
-        columns = _from_pandas(data)
+        columns = _from_pandas(data, encode_categories)
     elif module == "polars" and hasattr(data, "to_arrow"):
-        columns = _from_arrow(data.to_arrow())
+        columns = _from_arrow(data.to_arrow(), encode_categories)
     elif module == "pyarrow" and hasattr(data, "column_names"):
-        columns = _from_arrow(data)
+        columns = _from_arrow(data, encode_categories)
     elif isinstance(data, Mapping):
         columns = {}
         for name, values in data.items():

@@ -22,6 +22,19 @@ def _samples(n1: int, n2: int, seed: int, ties: bool = False) -> tuple[np.ndarra
     return x, y
 
 
+@pytest.mark.parametrize("shift", [0.0, 0.01, 0.02, 0.03])
+def test_ks_large_n_limit_within_its_stated_error_of_scipy(shift: float) -> None:
+    # From an effective size of 10,000 on, the p-value is the corrected limit (docs: within
+    # 0.16% relative of scipy's kstwo); the statistic stays exact.
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(size=40_000), rng.normal(shift, size=30_000)
+    ours = wk.ks(x, y)
+    ref = ss.ks_2samp(x, y)
+    assert ours.statistic == pytest.approx(ref.statistic, abs=1e-12)
+    assert ours.p_value == pytest.approx(ref.pvalue, rel=2e-3, abs=1e-300)
+    assert ours.drift == (ref.pvalue < 0.05)
+
+
 @pytest.mark.parametrize("ties", [False, True])
 @pytest.mark.parametrize(("n1", "n2"), SIZES)
 def test_ks_matches_scipy(n1: int, n2: int, ties: bool) -> None:
@@ -149,3 +162,13 @@ def test_adjust_p_values_matches_known_values() -> None:
     assert wk.adjust_p_values(p, "bh").tolist() == pytest.approx([0.05, 0.05, 0.05, 0.05, 0.2])
     bh = ss.false_discovery_control(p, method="bh")
     assert wk.adjust_p_values(p, "bh") == pytest.approx(bh, abs=1e-12)
+
+
+def test_kolmogorov_sf_matches_scipy_special() -> None:
+    from scipy.special import kolmogorov
+
+    from watchkeeper.stats._numeric import kolmogorov_sf
+
+    xs = np.r_[np.linspace(0.01, 3.0, 300), np.linspace(3.0, 8.0, 30)]
+    ours = np.array([kolmogorov_sf(x) for x in xs])
+    assert ours == pytest.approx(kolmogorov(xs), rel=1e-12, abs=1e-15)

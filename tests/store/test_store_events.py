@@ -353,7 +353,7 @@ def test_windows_over_partly_covered_chunks(store: Store) -> None:
 
 
 def test_big_batch_is_split_into_chunks(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("watchkeeper.store._store.CHUNK_ROWS", 4)
+    monkeypatch.setattr("watchkeeper.store._event_log.CHUNK_ROWS", 4)
     ids = [f"e{i}" for i in range(10)] + ["e2"]  # a repeat that lands in another part
     w = Window.from_columns(ids=ids, ts=np.arange(11.0), scores=np.arange(11.0) / 10)
     assert store.log_events("p", "m", w) == IngestResult(10, 1)

@@ -21,6 +21,8 @@ from watchkeeper.cli import (
     estimate,
     expect,
     monitors,
+    plan,
+    report,
     server,
 )
 
@@ -34,6 +36,8 @@ REGISTRARS: tuple[Callable[[typer.Typer], None], ...] = (
     check.register,
     check_batch.register,
     monitors.register,
+    plan.register,
+    report.register,
     server.register,
     db.register,
 )

@@ -284,7 +284,8 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
         )
     store = store_mod.Store(f"sqlite:///{db}")
     hook = WebhookReceiver().start()
-    server = start_server(store, project=PROJECT)
+    # The webhook is local: the demo's server allow-lists exactly that host and port.
+    server = start_server(store, project=PROJECT, sink_hosts=hook.address)
     out.print(
         f"\n[bold]2. Production.[/] Watchkeeper server at [cyan]{server.url}[/] on the embedded "
         f"SQLite file [cyan]{db}[/]; alerts go to a webhook at [cyan]{hook.url}[/]."
@@ -391,7 +392,9 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
             if reply.status_code < 300:
                 run = reply.json()
             else:
-                run = runner.run_monitors(store, PROJECT, MODEL, now=end)
+                run = runner.run_monitors(
+                    store, PROJECT, MODEL, now=end, sink_policy=server.sink_policy
+                )
             _wait_for(lambda b=before: len(hook.received) > b, 2.0)  # sinks may post async
         report = _report_day(store, plan, start, end, op, cfg, reference, estimator, run,
                              hook.received[before:])

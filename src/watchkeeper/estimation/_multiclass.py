@@ -71,7 +71,15 @@ def expect_class_counts(
     >>> e.expected.tolist(), e.low.tolist(), e.high.tolist()
     ([730.0, 270.0], [712, 253], [747, 288])
     """
-    from watchkeeper.estimation._operating import OperatingPoint, _coverage, _flag_pmf, _volume
+    from watchkeeper.estimation._operating import (
+        EXACT_SUPPORT,
+        OperatingPoint,
+        _cornish_fisher_band,
+        _coverage,
+        _cumulants,
+        _flag_pmf,
+        _volume,
+    )
 
     c = _confusion(confusion)
     k = c.shape[0]
@@ -87,6 +95,14 @@ def expect_class_counts(
     low, high = np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64)
     tail = (1 - cov) / 2
     for i in range(k):  # per class, not per row: k is small
+        cumulants = [_cumulants(float(counts[j]), float(m[i, j]), None) for j in range(k)]
+        if 28 * sum(np.sqrt(c[1]) for c in cumulants) + 21 * k > EXACT_SUPPORT:
+            # past the exact cut-off the cost must not grow with the volume
+            sd = float(np.sqrt(sum(c[1] for c in cumulants)))
+            skew = sum(c[2] for c in cumulants) / sd**3
+            kurt = sum(c[3] for c in cumulants) / sd**4
+            low[i], high[i] = _cornish_fisher_band(float(expected[i]), sd, skew, kurt, cov, n)
+            continue
         # predicted-i count = sum over true classes: convolve their binomials pairwise
         offset, pmf = 0, np.ones(1)
         for j in range(k):

@@ -21,7 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from watchkeeper.alerts import AlertEngine, AlertEvent, AlertmanagerSink, deliver, sink_from_dict
+from watchkeeper.alerts import (
+    AlertEngine,
+    AlertEvent,
+    AlertmanagerSink,
+    SinkPolicy,
+    deliver,
+    sink_from_dict,
+)
 from watchkeeper.checks import (
     MonitorConfig,
     PreparedReference,
@@ -126,10 +133,16 @@ class ModelContext:
 
 
 def _latest_version(store: Any, project: str, model: str) -> dict[str, Any]:
+    """The serving version's record: the one the ``champion`` alias points at, else the newest
+    registered (monitoring follows the registry, so a rollback moves it back at once)."""
     try:
         versions = store.list_model_versions(project, model)
     except (KeyError, AttributeError):
         return {}
+    champion = store.get_alias(project, model, "champion") if hasattr(store, "get_alias") else None
+    for record in versions:
+        if record["version"] == champion:
+            return dict(record)
     return dict(versions[-1]) if versions else {}
 
 
@@ -140,7 +153,8 @@ def load_context(
     *,
     cache: MutableMapping[Any, Any] | None = None,
 ) -> ModelContext | None:
-    """The newest version's reference, profile and configuration (None without a reference).
+    """The serving version's reference, profile and configuration (None without a reference):
+    the ``champion`` alias's version when set, else the newest.
 
     The configuration is the stored one (``put_monitor_config``) or, without one,
     :func:`~watchkeeper.checks.default_config` from the reference and operating point.
@@ -375,9 +389,14 @@ def _time_windows(
     closed = math.floor(now / size) * size
     if last_end is None:
         return [(closed - size, closed)]
-    starts = np.arange(float(last_end), closed, size)
-    bounds = [(float(a), float(a + size)) for a in starts if a + size <= closed]
-    return bounds[-MAX_WINDOWS:]
+    # Only the newest MAX_WINDOWS are kept, so only those are computed: a far-off ``now``
+    # costs no more than a near one.
+    start = float(last_end)
+    count = math.floor((closed - start) / size + 1e-9)
+    while count > 0 and start + count * size > closed:
+        count -= 1
+    first = max(0, count - MAX_WINDOWS)
+    return [(start + i * size, start + (i + 1) * size) for i in range(first, count)]
 
 
 def run_monitors(
@@ -390,6 +409,7 @@ def run_monitors(
     cache: MutableMapping[Any, Any] | None = None,
     send: bool = True,
     trailing: bool = False,
+    sink_policy: SinkPolicy | None = None,
 ) -> RunResult:
     """Evaluate every window of ``model`` that closed since the last run.
 
@@ -413,6 +433,9 @@ def run_monitors(
     trailing
         Evaluate only the trailing window, whether or not windows have closed, and store
         nothing: a look at the events logged since the last closed window.
+    sink_policy
+        The operator's hosts and secret names for sinks (``None``: read from
+        ``WATCHKEEPER_SINK_HOSTS`` and ``WATCHKEEPER_SINK_SECRET_ENV``).
 
     Returns
     -------
@@ -434,7 +457,9 @@ def run_monitors(
         result.skipped = "another process is running this model's monitors"
         return result
     try:
-        return _run_windows(store, project, model, ctx, now, adhoc, send, holder, result)
+        return _run_windows(
+            store, project, model, ctx, now, adhoc, send, holder, result, sink_policy
+        )
     finally:
         store.release_lease(project, state_key, holder)
 
@@ -449,6 +474,7 @@ def _run_windows(
     send: bool,
     holder: str,
     result: RunResult,
+    policy: SinkPolicy | None,
 ) -> RunResult:
     """The body of :func:`run_monitors`, run while holding the model's lease."""
     cfg = ctx.config
@@ -478,7 +504,7 @@ def _run_windows(
         if adhoc:
             return _adhoc(store, project, model, ctx, now, result)
         result.skipped = "no window has closed since the last run"
-        _refresh_alertmanager(store, project, model, cfg, now, result, send)
+        _refresh_alertmanager(store, project, model, cfg, now, result, send, policy)
         return result
 
     engine = AlertEngine(cfg.rules)
@@ -545,9 +571,11 @@ def _run_windows(
         rstate["last_run"] = now
         store.put_state(project, state_key, rstate)
     if send and result.events:
-        sinks = [sink_from_dict(s) for s in cfg.sinks]
+        sinks = [sink_from_dict(s, policy) for s in cfg.sinks]
         result.sinks = deliver(sinks, result.events, now=now)
-    _refresh_alertmanager(store, project, model, cfg, now, result, send, skip_sent=True)
+    _refresh_alertmanager(
+        store, project, model, cfg, now, result, send, policy, skip_sent=True
+    )
     result.alerts = store.list_alerts(project, model=model, status="firing")
     return result
 
@@ -560,13 +588,15 @@ def _refresh_alertmanager(
     now: float,
     result: RunResult,
     send: bool,
+    policy: SinkPolicy | None,
     *,
     skip_sent: bool = False,
 ) -> None:
     """Re-post firing alerts to Alertmanager sinks on every run, so none expires while firing."""
     if not send:
         return
-    sinks = [s for s in (sink_from_dict(d) for d in cfg.sinks) if isinstance(s, AlertmanagerSink)]
+    built = (sink_from_dict(d, policy) for d in cfg.sinks)
+    sinks = [s for s in built if isinstance(s, AlertmanagerSink)]
     if not sinks:
         return
     sent = {e.alert.get("key") for e in result.events} if skip_sent else set()

@@ -31,6 +31,7 @@ REJECT_REASONS = (
     "unknown_model",
     "unauthenticated",
     "forbidden",
+    "busy",
     "error",
 )
 OTHER = "_other"

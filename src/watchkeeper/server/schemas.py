@@ -306,3 +306,10 @@ def batch_to_window(batch: EventsBatch, now: float) -> Window:
 
 BODY_MODELS: list[type[BaseModel]] = [EventsBatch, LabelsBatch]
 """Bodies read by hand (``model_validate_json`` on the raw bytes), published in OpenAPI."""
+
+
+def body_models() -> list[type[BaseModel]]:
+    """Every body read by hand, the tools' included (imported here, not at module load)."""
+    from watchkeeper.server.routers.tools import DriftIn, ExpectIn
+
+    return [*BODY_MODELS, ExpectIn, DriftIn]

@@ -68,18 +68,46 @@ def _with_missing(codes: np.ndarray, missing: np.ndarray,
     return out, [*labels, MISSING]
 
 
+def category_counts(values: Any, name: str) -> tuple[list[str], np.ndarray]:
+    """The distinct values of one sample as text (``MISSING`` for missing) and their counts.
+
+    A :class:`~watchkeeper.frames.Categories` column is counted from its codes, without
+    looking at a row's text; anything else is factorised first.
+    """
+    from watchkeeper.frames import Categories
+
+    if isinstance(values, Categories):
+        counts = np.bincount(values.codes + 1, minlength=values.labels.size + 1)
+        labels = [str(v) for v in values.labels.tolist()]
+        if counts[0]:
+            return [*labels, MISSING], np.append(counts[1:], counts[0])
+        return labels, counts[1:]
+    codes, labels = _codes(as_1d(values, name))
+    return labels, np.bincount(codes, minlength=len(labels))
+
+
+def merge_counts(ref: tuple[list[str], np.ndarray], cur: tuple[list[str], np.ndarray],
+                 ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Both sides' counts on the union of their categories (the reference's first)."""
+    index: dict[str, int] = {}
+    for label in (*ref[0], *cur[0]):  # once per category, not per row
+        index.setdefault(label, len(index))
+    k = len(index)
+    cref, ccur = np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64)
+    for (labels, counts), out in ((ref, cref), (cur, ccur)):
+        np.add.at(out, np.fromiter(map(index.__getitem__, labels), np.int64, len(labels)), counts)
+    return list(index), cref, ccur
+
+
 def categorical_counts(reference: Any, current: Any,
                        ) -> tuple[list[str], np.ndarray, np.ndarray, dict[str, Any]]:
-    """Categories (union), counts on each side and details (sizes, unseen, vanished)."""
-    ref = as_1d(reference, "reference")
-    cur = as_1d(current, "current")
-    if ref.dtype != cur.dtype:
-        ref, cur = ref.astype(object), cur.astype(object)
-    pooled = np.concatenate([ref, cur])
-    codes, labels = _codes(pooled)
-    k = len(labels)
-    cref = np.bincount(codes[: ref.size], minlength=k)
-    ccur = np.bincount(codes[ref.size:], minlength=k)
+    """Categories (union), counts on each side and details (sizes, unseen, vanished).
+
+    Each side is encoded on its own and the two are joined by category, so a reference
+    encoded once can be compared with many windows.
+    """
+    labels, cref, ccur = merge_counts(category_counts(reference, "reference"),
+                                      category_counts(current, "current"))
     return labels, cref, ccur, category_details(labels, cref, ccur)
 
 

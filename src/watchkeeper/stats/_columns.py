@@ -26,7 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from watchkeeper.stats._categorical import _table_test, categorical_counts
+from watchkeeper.stats._categorical import (
+    _table_test,
+    category_counts,
+    category_details,
+    merge_counts,
+)
 from watchkeeper.stats._clean import (
     check_alpha,
     check_threshold,
@@ -108,9 +113,11 @@ class DatasetDrift:
 @dataclass
 class _Reference:
     kind: str  # "numeric" or "categorical"
-    values: np.ndarray  # finite values (numeric) or the raw column (categorical)
+    values: Any  # finite values (numeric), the raw column or its Categories (categorical)
     info: dict[str, Any]
     is_sorted: bool = False
+    # The categories and their counts, encoded once at fit for every test after it.
+    counts: tuple[list[str], np.ndarray] | None = None
 
 
 class ColumnDrift:
@@ -221,7 +228,7 @@ class ColumnDrift:
         from watchkeeper.frames import to_columns
 
         self._validate()
-        cols = to_columns(reference)
+        cols = to_columns(reference, encode_categories=True)
         if self.columns is not None:
             missing = [c for c in self.columns if c not in cols]
             if missing:
@@ -238,14 +245,17 @@ class ColumnDrift:
             self.reference_[name] = self._prepare(name, col)
         return self
 
-    def _prepare(self, name: str, col: np.ndarray) -> _Reference:
+    def _prepare(self, name: str, col: Any) -> _Reference:
+        from watchkeeper.frames import Categories
+
         method = (self.methods or {}).get(name)
-        if not is_categorical(col) and (method is None or method in NUMERIC_METHODS):
+        coded = isinstance(col, Categories)
+        if not coded and not is_categorical(col) and (method is None or method in NUMERIC_METHODS):
             x, info = numeric_sample(col, "reference")
             if self.cache_reference:
                 return _Reference("numeric", np.sort(x), info, is_sorted=True)
             return _Reference("numeric", x, info)
-        return _Reference("categorical", col, {})
+        return _Reference("categorical", col, {}, counts=category_counts(col, "reference"))
 
     def test(self, current: Any) -> DatasetDrift:
         """Compare ``current`` with the fitted reference, column by column."""
@@ -254,7 +264,7 @@ class ColumnDrift:
         if not hasattr(self, "reference_"):
             raise RuntimeError("call fit(reference) before test(current)")
         self._validate()
-        cols = to_columns(current)
+        cols = to_columns(current, encode_categories=True)
         missing = [c for c in self.reference_ if c not in cols]
         if missing:
             raise ValueError(f"column(s) missing from current: {', '.join(missing)}")
@@ -281,12 +291,15 @@ class ColumnDrift:
             return "jensen_shannon"
         return "fisher" if n_categories == 2 and min_expected < 5 else "chi2"
 
-    def _column(self, name: str, col: np.ndarray) -> DriftResult:
+    def _column(self, name: str, col: Any) -> DriftResult:
+        from watchkeeper.frames import Categories
+
         ref = self.reference_[name]
         method = (self.methods or {}).get(name)
         alpha = float(self.alpha)
         try:
-            if ref.kind == "numeric" and not is_categorical(col):
+            coded = isinstance(col, Categories)
+            if ref.kind == "numeric" and not coded and not is_categorical(col):
                 y, info_cur = numeric_sample(col, "current")
                 ys = np.sort(y)
                 info: dict[str, Any] = {**ref.info, **info_cur, "kind": "numeric"}
@@ -324,13 +337,16 @@ class ColumnDrift:
                                threshold=threshold, details=details)
         raise ValueError(f"{method!r} is not a method for numeric columns")
 
-    def _categorical(self, name: str, method: str | None, ref: _Reference, col: np.ndarray,
+    def _categorical(self, name: str, method: str | None, ref: _Reference, col: Any,
                      alpha: float) -> DriftResult:
         ref_values = ref.values
-        if ref.kind == "numeric":
+        ref_counts = ref.counts
+        if ref.kind == "numeric" or ref_counts is None:
             # The reference looked numeric, the current does not: compare as categories.
-            ref_values = ref.values.astype(object)
-        _, cref, ccur, details = categorical_counts(ref_values, col)
+            ref_values = np.asarray(ref.values).astype(object)
+            ref_counts = category_counts(ref_values, "reference")
+        labels, cref, ccur = merge_counts(ref_counts, category_counts(col, "current"))
+        details = category_details(labels, cref, ccur)
         details["kind"] = "categorical"
         if ref.kind == "numeric":
             details["type_mismatch"] = True
@@ -347,9 +363,11 @@ class ColumnDrift:
         if method in ("chi2", "g_test"):
             return _table_test(method, cref, ccur, details, alpha, method == "chi2")
         if method == "fisher":
+            from watchkeeper.frames import Categories
             from watchkeeper.stats._categorical import fisher
 
-            return fisher(ref_values, col, alpha=alpha)
+            decode = [v.decode() if isinstance(v, Categories) else v for v in (ref_values, col)]
+            return fisher(decode[0], decode[1], alpha=alpha)
         if method in BINNED:
             threshold = self._threshold(method)
             if cref.sum() == 0 or ccur.sum() == 0:

@@ -49,6 +49,71 @@ def _ecdfs(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
 
 # --------------------------------------------------------------------------- KS
 
+# From this effective size on, the p-value is Kolmogorov's limit with Vrbik's (2018) small-sample
+# correction: within 0.16% (relative) of scipy's ``kstwo.sf`` at 10,000 and 0.03% at 50,000,
+# down to p = 1e-6. ``kstwo.sf`` itself costs O(n) per call in the tail (0.1 s at n = 50,000,
+# 1 s at 500,000), which made a KS over a wide table slower than every other step together.
+KS_LIMIT_MIN_EN = 10_000
+
+
+def _ks_statistic_sorted(xs: np.ndarray, ys: np.ndarray) -> float:
+    """The two-sample KS statistic of two sorted samples, from one binary search.
+
+    Where each ``y`` lands among the ``x`` (ties after them) places both samples in their
+    merged order without sorting them together; the gap between the two right-continuous
+    empirical CDFs is then read at the end of every run of equal values.
+    """
+    n1, n2 = xs.size, ys.size
+    at = np.searchsorted(xs, ys, side="right") + np.arange(n2)  # ys' places in the merge
+    is_y = np.zeros(n1 + n2, dtype=bool)
+    is_y[at] = True
+    merged = np.empty(n1 + n2, dtype=np.float64)
+    merged[at] = ys
+    merged[~is_y] = xs
+    cy = np.cumsum(is_y)
+    gap = (np.arange(1, n1 + n2 + 1) - cy) / n1 - cy / n2
+    ends = np.empty(n1 + n2, dtype=bool)
+    ends[-1] = True
+    np.not_equal(merged[1:], merged[:-1], out=ends[:-1])
+    gap = gap[ends]
+    return max(float(gap.max()), float(-gap.min()), 0.0)
+
+
+def _ks_asymptotic_p(d: float, en: float) -> float:
+    """P(D > d) for effective size ``en = n1·n2/(n1+n2)``: scipy's ``kstwo`` below
+    :data:`KS_LIMIT_MIN_EN`, the corrected limiting distribution from there on."""
+    if en < KS_LIMIT_MIN_EN:
+        from scipy.stats import kstwo
+
+        return float(np.clip(kstwo.sf(d, np.round(en)), 0.0, 1.0))
+    root = np.sqrt(en)
+    x = root * d
+    return kolmogorov_sf(x + 1.0 / (6.0 * root) + (x - 1.0) / (4.0 * en))
+
+
+def kolmogorov_sf(x: float) -> float:
+    """P(K > x) for Kolmogorov's limiting distribution, to double precision.
+
+    Two theta-function series of the same function, each used where it converges in a few
+    terms; numpy only, so a first KS in a fresh process does not pay for importing
+    ``scipy.stats`` (0.3 s or more).
+
+    Examples
+    --------
+    >>> round(kolmogorov_sf(1.3581), 4)  # the 5% critical value
+    0.05
+    >>> kolmogorov_sf(0.0), kolmogorov_sf(10.0)
+    (1.0, 0.0)
+    """
+    if x <= 0.0:
+        return 1.0
+    k = np.arange(1, 12, dtype=np.float64)
+    if x < 1.0:
+        cdf = np.sqrt(2.0 * np.pi) / x * np.exp(-((2 * k - 1) ** 2) * np.pi**2 / (8 * x * x)).sum()
+        return float(np.clip(1.0 - cdf, 0.0, 1.0))
+    terms = np.exp(-2.0 * k * k * x * x) * np.where(k % 2 == 1, 1.0, -1.0)
+    return float(np.clip(2.0 * terms.sum(), 0.0, 1.0))
+
 
 def _ks_sorted(xs: np.ndarray, ys: np.ndarray, info: dict[str, Any], alpha: float,
                mode: str = "auto") -> DriftResult:
@@ -68,13 +133,8 @@ def _ks_sorted(xs: np.ndarray, ys: np.ndarray, info: dict[str, Any], alpha: floa
             res = ks_2samp(xs, ys, method="exact")
         d, p = float(res.statistic), float(res.pvalue)
     elif mode == "asymp":
-        from scipy.stats import kstwo
-
-        _, fx, fy = _ecdfs(xs, ys)
-        diff = fx - fy
-        d = float(max(diff.max(), -diff.min(), 0.0))
-        en = n1 * n2 / (n1 + n2)
-        p = float(np.clip(kstwo.sf(d, np.round(en)), 0.0, 1.0))
+        d = _ks_statistic_sorted(xs, ys)
+        p = _ks_asymptotic_p(d, n1 * n2 / (n1 + n2))
     else:
         raise ValueError(f"mode must be 'auto', 'exact' or 'asymp', got {mode!r}")
     details["mode"] = mode

@@ -53,7 +53,7 @@ def raw_insert_rate(url: str, window: Window, *, batches: int = 100) -> float:
     """
     import sqlalchemy as sa
 
-    from watchkeeper.store._store import resolve_url
+    from watchkeeper.store._base import resolve_url
 
     if not isinstance(window, Window) or not len(window):
         raise ValueError("window: expected a non-empty watchkeeper.window.Window")

@@ -57,7 +57,37 @@ model_versions = sa.Table(
     sa.Column("expected_volume", sa.Double, nullable=True),
     sa.Column("window", sa.String(64), nullable=True),
     sa.Column("created_at", sa.Double, nullable=False),
+    # the registry (0007): the artifact's manifest (files and their SHA-256; its digest is in
+    # ``sha256``), an optional ed25519 signature of that digest, and the version's lineage
+    sa.Column("manifest", sa.Text, nullable=True),
+    sa.Column("signature", sa.Text, nullable=True),
+    sa.Column("lineage", sa.Text, nullable=True),
     sa.UniqueConstraint("model_id", "version", name="uq_model_versions_model_version"),
+)
+
+model_aliases = sa.Table(
+    "model_aliases",
+    metadata,
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id"), primary_key=True),
+    sa.Column("alias", sa.String(64), primary_key=True),
+    sa.Column("version", sa.String(128), nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
+alias_moves = sa.Table(
+    "alias_moves",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id"), nullable=False),
+    sa.Column("alias", sa.String(64), nullable=False),
+    sa.Column("from_version", sa.String(128), nullable=True),
+    sa.Column("to_version", sa.String(128), nullable=False),
+    # "set" or "rollback" (a rollback undoes the newest set move not yet undone)
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(256), nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Index("ix_alias_moves_model_alias", "model_id", "alias", "id"),
 )
 
 reference_sets = sa.Table(

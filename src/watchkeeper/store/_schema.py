@@ -28,6 +28,8 @@ api_tokens = sa.Table(
     sa.Column("scopes", sa.Text, nullable=False),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("revoked_at", sa.Double, nullable=True),
+    sa.Column("expires_at", sa.Double, nullable=True),
+    sa.Column("last_used_at", sa.Double, nullable=True),
 )
 
 models = sa.Table(

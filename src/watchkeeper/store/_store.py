@@ -11,6 +11,7 @@ The class is assembled from one part per aggregate, each in its own module:
 ``_alerts``           alerts
 ``_monitoring``       monitor configuration, runner state and leases
 ``_aliases``          aliases, their history and rollback; a version's artifact and lineage
+``_jobs``             training jobs: state, trigger, logs, outputs, heartbeats
 ====================  ==============================================================
 """
 
@@ -21,6 +22,7 @@ from watchkeeper.store._aliases import AliasesMixin
 from watchkeeper.store._base import DEFAULT_PATH, HEAD, MIGRATIONS, resolve_url
 from watchkeeper.store._event_log import CHUNK_ROWS, EventLogMixin
 from watchkeeper.store._findings import FindingsMixin
+from watchkeeper.store._jobs import JobsMixin
 from watchkeeper.store._models import ModelsMixin
 from watchkeeper.store._monitoring import MonitoringMixin
 from watchkeeper.store._projects import ProjectsMixin
@@ -36,6 +38,7 @@ class Store(
     AlertsMixin,
     MonitoringMixin,
     AliasesMixin,
+    JobsMixin,
 ):
     """Watchkeeper's database: SQLite (embedded default) or PostgreSQL, same code.
 

@@ -24,12 +24,12 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import statistics  # noqa: E402
+import statistics
 import tempfile
 import time
 from typing import Any
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 from benchmarks._common import machine_line, write_section
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from watchkeeper.server.routers import (
+    console,
     events,
     health,
     labels,
@@ -28,4 +29,5 @@ ROUTERS: list[APIRouter] = [
     tokens.router,
     tools.router,
     monitors.router,
+    console.router,
 ]

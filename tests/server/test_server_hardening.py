@@ -364,3 +364,17 @@ def test_counters_count_only_what_was_stored(api: Api) -> None:
     )
     assert _sample(text, "watchkeeper_labels_accepted_total", api.project) == len(ids) + 10
     assert _sample(text, "watchkeeper_label_lag_seconds_count", api.project) == len(ids) + 10
+
+
+def test_event_times_are_bounded(api: Api) -> None:
+    h = api.h(api.ingest)
+    for body, field in [
+        ({"events": [{"id": "a", "ts": 1e300}]}, "events[0].ts"),
+        ({"columns": {"ids": ["a"], "ts": [-1e12]}}, "columns.ts[0]"),
+    ]:
+        r = api.client.post("/v1/models/m/events:batch", json=body, headers=h)
+        assert r.status_code == 422 and r.json()["detail"].startswith(field), r.text
+    r = api.client.post(
+        "/v1/models/m/labels:batch", json={"ids": ["a"], "labels": [1], "ts": [1e200]}, headers=h
+    )
+    assert r.status_code == 422 and r.json()["detail"].startswith("ts[0]"), r.text

@@ -20,6 +20,9 @@ Id = Annotated[str, Field(min_length=1, max_length=256)]
 Name = Annotated[str, Field(min_length=1, max_length=128)]
 Version = Annotated[str, Field(min_length=1, max_length=128)]
 Finite = float
+EPOCH_LIMIT = 1e11
+Epoch = Annotated[float, Field(ge=-EPOCH_LIMIT, le=EPOCH_LIMIT)]
+"""A time in epoch seconds, within ±1e11 (the year 5138): windows and buckets stay computable."""
 Scalar = float | str | None
 """A feature value: a finite number, a category, or null for missing."""
 
@@ -34,7 +37,7 @@ class EventIn(_Strict):
     """One prediction, row form."""
 
     id: Id
-    ts: float | None = Field(None, description="Seconds since the Unix epoch; default: now.")
+    ts: Epoch | None = Field(None, description="Seconds since the Unix epoch; default: now.")
     features: dict[Name, Scalar] | None = None
     score: Finite | None = None
     probs: list[Finite] | None = None
@@ -50,7 +53,7 @@ class ColumnsIn(_Strict):
     """A batch of predictions, columnar form: every list has one entry per id."""
 
     ids: list[Id]
-    ts: list[float | None] | None = None
+    ts: list[Epoch | None] | None = None
     features: dict[Name, list[Scalar]] | None = None
     scores: list[Finite | None] | None = None
     probs: list[list[Finite] | None] | None = None
@@ -124,7 +127,7 @@ class LabelsBatch(_Strict):
 
     ids: list[Id]
     labels: list[str | int | float | bool]
-    ts: list[float | None] | None = Field(
+    ts: list[Epoch | None] | None = Field(
         None, description="When each label became known; default: now (for the label-lag metric)."
     )
 

@@ -11,7 +11,21 @@ from collections.abc import Callable
 
 import typer
 
-from watchkeeper.cli import check, db, demo, detect, drift, estimate, expect, monitors, server
+from watchkeeper.cli import (
+    check,
+    check_batch,
+    db,
+    demo,
+    detect,
+    drift,
+    estimate,
+    expect,
+    model,
+    monitors,
+    plan,
+    report,
+    server,
+)
 
 # The order is the order of ``watchkeeper --help``: the day-one commands first.
 REGISTRARS: tuple[Callable[[typer.Typer], None], ...] = (
@@ -21,7 +35,11 @@ REGISTRARS: tuple[Callable[[typer.Typer], None], ...] = (
     estimate.register,
     detect.register,
     check.register,
+    check_batch.register,
     monitors.register,
+    model.register,
+    plan.register,
+    report.register,
     server.register,
     db.register,
 )

@@ -1,4 +1,5 @@
-"""``watchkeeper server``, ``watchkeeper token create``, ``watchkeeper model register``."""
+"""``watchkeeper server``, ``watchkeeper token create|revoke`` (``model register`` is in
+:mod:`watchkeeper.cli.model`)."""
 
 from __future__ import annotations
 
@@ -141,39 +142,3 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         typer.echo("revoked")
 
-    model_app = typer.Typer(help="Models.", no_args_is_help=True)
-    app.add_typer(model_app, name="model")
-
-    @model_app.command("register")
-    def model_register(
-        project: str = typer.Argument(..., help="Project (created when missing)."),
-        model: str = typer.Argument(..., help="Model name."),
-        version: str | None = typer.Option(None, "--version", help="Also register a version."),
-        threshold: float | None = typer.Option(None, help="Operating point: score threshold."),
-        tpr: float | None = typer.Option(None, help="Operating point: true-positive rate."),
-        fpr: float | None = typer.Option(None, help="Operating point: false-positive rate."),
-        prevalence: float | None = typer.Option(None, help="Expected prevalence."),
-        volume: float | None = typer.Option(None, help="Expected events per window."),
-        db: str | None = typer.Option(None, "--db", help=DB_HELP, envvar="WATCHKEEPER_DB"),
-    ) -> None:
-        """Register a model (and optionally a version with its operating point)."""
-        store = _store(db)
-        from watchkeeper.sdk.client import _ensure_project
-
-        _ensure_project(store, project)
-        store.register_model(project, model)
-        if version is not None:
-            op = {
-                k: v
-                for k, v in {"threshold": threshold, "tpr": tpr, "fpr": fpr}.items()
-                if v is not None
-            }
-            store.register_model_version(
-                project,
-                model,
-                version,
-                operating_point=op or None,
-                expected_prevalence=prevalence,
-                expected_volume=volume,
-            )
-        typer.echo(f"registered {project}/{model}" + (f" version {version}" if version else ""))

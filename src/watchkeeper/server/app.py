@@ -52,7 +52,9 @@ def _scheduler_hook(settings: Settings) -> Callable[[Any], Callable[[], None] | 
         except ImportError:
             log.warning("run_scheduler is set but watchkeeper.runner is not available")
             return None
-        scheduler = runner.Scheduler(store, settings.scheduler_interval)
+        scheduler = runner.Scheduler(
+            store, settings.scheduler_interval, sink_policy=settings.sink_policy()
+        )
         scheduler.start()
         return getattr(scheduler, "stop", None)
 
@@ -201,6 +203,8 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
 
+    if settings.console:
+        importlib.import_module("watchkeeper.ui").install(app, settings)
     _publish_body_schemas(app)
     app.add_middleware(
         Gate,

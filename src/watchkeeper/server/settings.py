@@ -79,6 +79,23 @@ class Settings:
         How long a replica trusts a token it verified without asking the database again: the
         longest a revoked or expired token keeps working on another replica
         (``WATCHKEEPER_TOKEN_CACHE_SECONDS``; 0 asks on every request).
+    sink_hosts
+        Comma-separated hosts alert sinks may send to (``WATCHKEEPER_SINK_HOSTS``); internal
+        addresses only when listed exactly. See :class:`~watchkeeper.alerts.SinkPolicy`.
+    sink_secret_env
+        Comma-separated environment variables a sink's ``headers_env``/``password_env`` may
+        name (``WATCHKEEPER_SINK_SECRET_ENV``).
+    console
+        Serve the web console under ``/ui`` (``WATCHKEEPER_CONSOLE``).
+    ui_secret
+        Key that signs console session cookies (``WATCHKEEPER_UI_SECRET``); share it between
+        replicas. ``None``: a random key per process (sessions end when it restarts).
+    payload_url
+        Where payloads (thumbnails, snippets) are kept: a directory or an fsspec URL
+        (``WATCHKEEPER_PAYLOAD_URL``); ``None``: ``payloads/`` beside the SQLite file.
+    public_url
+        The console's address as people reach it, e.g. ``https://wk.example.org``, for links in
+        alerts (``WATCHKEEPER_PUBLIC_URL``).
     startup_hooks
         Extra callables run at start-up with the store (see :data:`StartupHook`); code only, no
         environment variable.
@@ -106,6 +123,12 @@ class Settings:
     max_heavy_requests: int = 4
     public_metrics: bool = False
     token_cache_seconds: float = 5.0
+    sink_hosts: str | None = None
+    sink_secret_env: str | None = None
+    console: bool = True
+    ui_secret: str | None = None
+    payload_url: str | None = None
+    public_url: str | None = None
     startup_hooks: Sequence[StartupHook] = field(default_factory=tuple)
 
     @classmethod
@@ -136,6 +159,13 @@ class Settings:
                 raise ValueError(f"{key}: {exc}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def sink_policy(self) -> Any:
+        """The operator's :class:`~watchkeeper.alerts.SinkPolicy` from ``sink_hosts`` and
+        ``sink_secret_env``."""
+        from watchkeeper.alerts import SinkPolicy
+
+        return SinkPolicy.parse(self.sink_hosts, self.sink_secret_env)
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""

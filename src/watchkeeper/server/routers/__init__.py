@@ -14,6 +14,7 @@ from watchkeeper.server.routers import (
     labels,
     models,
     monitors,
+    plans,
     prometheus,
     tokens,
     tools,
@@ -28,4 +29,5 @@ ROUTERS: list[APIRouter] = [
     tokens.router,
     tools.router,
     monitors.router,
+    plans.router,
 ]

@@ -9,7 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
-from watchkeeper.server.deps import AdminProject, ReadProject, StoreDep, epoch_query
+from watchkeeper.server.deps import (
+    AdminProject,
+    ReadProject,
+    SettingsDep,
+    StoreDep,
+    epoch_query,
+)
 from watchkeeper.server.ingest import ModelName
 
 router = APIRouter(prefix="/v1", tags=["monitors"])
@@ -58,6 +64,7 @@ async def put_monitor_config(
     model: ModelName,
     project: AdminProject,
     store: StoreDep,
+    settings: SettingsDep,
     config: Annotated[dict[str, Any], Body(description="A MonitorConfig as JSON (see docs).")],
 ) -> Any:
     """Replace the model's monitor configuration; 422 names the offending field."""
@@ -69,7 +76,7 @@ async def put_monitor_config(
         _model_or_404(store, project, model)
         try:
             cfg = MonitorConfig.from_dict(config).validate()
-            validate_alerting(cfg.rules, cfg.sinks)
+            validate_alerting(cfg.rules, cfg.sinks, settings.sink_policy())
         except (ValueError, TypeError) as exc:
             raise HTTPException(422, detail=str(exc)) from exc
         store.put_monitor_config(project, model, cfg.to_dict())
@@ -143,6 +150,7 @@ async def run_now(
     model: ModelName,
     project: AdminProject,
     store: StoreDep,
+    settings: SettingsDep,
     now: Annotated[float | None, epoch_query("Run as of this time (epoch s).")] = None,
     adhoc: Annotated[
         bool, Query(description="With no closed window, evaluate the trailing one.")
@@ -158,7 +166,10 @@ async def run_now(
         from watchkeeper.runner import run_monitors
 
         _model_or_404(store, project, model)
-        result = run_monitors(store, project, model, now=now, adhoc=adhoc, trailing=trailing)
+        result = run_monitors(
+            store, project, model, now=now, adhoc=adhoc, trailing=trailing,
+            sink_policy=settings.sink_policy(),
+        )  # fmt: skip
         return result.to_dict()
 
     return _clean(await run_in_threadpool(work))

@@ -3,10 +3,10 @@
 ``expires_at`` (epoch seconds, null: never) is checked at every authentication;
 ``last_used_at`` is written when a token authenticates, at most once a minute per token.
 
-Number 0006 was reserved for this change; it landed after 0007, so it follows it.
+Number 0006 was reserved for this change; it landed after 0007 and 0010, so it follows them.
 
 Revision ID: 0006
-Revises: 0007
+Revises: 0010 (revision ids are names reserved per change; the chain, not the number, orders them)
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0007"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

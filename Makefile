@@ -44,4 +44,4 @@ bench: install-dev
 # Schemathesis over the app's own OpenAPI, every operation, four callers, fixed seed: 5,000+
 # cases (CI runs the same test with about 300).
 fuzz: install-dev
-	WATCHKEEPER_FUZZ_EXAMPLES=60 $(BIN)/pytest -q -s -p no:cacheprovider tests/server/test_server_fuzz.py
+	WATCHKEEPER_FUZZ_EXAMPLES=30 WATCHKEEPER_FUZZ_DEEP=1 $(BIN)/pytest -q -s -p no:cacheprovider tests/server/test_server_fuzz.py

@@ -378,3 +378,19 @@ def test_event_times_are_bounded(api: Api) -> None:
         "/v1/models/m/labels:batch", json={"ids": ["a"], "labels": [1], "ts": [1e200]}, headers=h
     )
     assert r.status_code == 422 and r.json()["detail"].startswith("ts[0]"), r.text
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"checks": {"embedding_drift": {"max_samples": 10**7}}}, "max_samples"),
+        ({"checks": {"realised_performance": {"n_bootstrap": 10**9}}}, "n_bootstrap"),
+        ({"checks": {"calibration": {"bins": 10**8}}}, "bins"),
+        ({"window": {"kind": "count", "size": 10**12}}, "window.size"),
+    ],
+)
+def test_monitor_options_that_size_work_are_bounded(
+    api: Api, config: dict[str, Any], field: str
+) -> None:
+    r = api.client.put("/v1/models/m/monitors", json=config, headers=api.h(api.admin))
+    assert r.status_code == 422 and field in r.json()["detail"], r.text

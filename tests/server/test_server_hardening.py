@@ -184,7 +184,7 @@ def test_a_large_body_without_a_token_is_refused_before_it_is_read(api: Api) -> 
         "/v1/tools/drift", content=body, headers={"Content-Type": "application/json"}
     )
     assert r.status_code == 401
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 1.5  # parsed first, it took 5 s
     # with a token, the tools' cap answers 413 by the Content-Length, unread
     r = api.client.post(
         "/v1/tools/drift",
@@ -221,7 +221,7 @@ def test_healthz_answers_while_heavy_work_runs(api: Api, monkeypatch: pytest.Mon
         waits.append(time.perf_counter() - start)
     worker.join()
     assert done == [200]
-    assert max(waits) < 0.5, waits
+    assert max(waits) < 1.0, waits  # blocked, each would wait out the 2 s
 
 
 def test_heavy_requests_past_the_bound_get_429(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:

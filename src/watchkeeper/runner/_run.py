@@ -609,8 +609,15 @@ def _run_windows(
                 window_end=wend,
             )
         store.add_metric_values(project, model, wend, metrics, {"window": cfg.window["kind"]})
+        public = os.environ.get("WATCHKEEPER_PUBLIC_URL", "").rstrip("/")
         for alert in ev.alerts:
-            store.upsert_alert(project, alert)
+            stored = store.upsert_alert(project, alert)
+            if public:
+                # the console page of the alert, its findings and their samples, for every sink
+                alert["console_url"] = f"{public}/ui/alerts/{stored['id']}"
+                store.upsert_alert(
+                    project, {"key": alert["key"], "console_url": alert["console_url"]}
+                )
         result.windows.append((float(window.start or wend), wend, len(window)))
         result.findings.extend(dicts)
         result.metrics = metrics

@@ -19,6 +19,7 @@ from watchkeeper.cli import (
     drift,
     estimate,
     expect,
+    loop,
     monitors,
     plan,
     server,
@@ -35,5 +36,6 @@ REGISTRARS: tuple[Callable[[typer.Typer], None], ...] = (
     monitors.register,
     plan.register,
     server.register,
+    loop.register,
     db.register,
 )

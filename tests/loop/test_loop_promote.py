@@ -77,4 +77,4 @@ def test_cli_retrain_jobs_promote(tmp_path: Path) -> None:
     code, _, err = _run("model", "promote", "m", "v9", "--project", "p", "--db", db)
     assert code == 2 and "v9" in err
     code, out, _ = _run("model", "rollback", "m", "--project", "p", "--db", db)
-    assert code == 0 and "v2 -> v1" in out
+    assert code == 0 and "v2 -> v1" in out  # h12's command, beside ours in the same group

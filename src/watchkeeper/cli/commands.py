@@ -13,6 +13,7 @@ import typer
 
 from watchkeeper.cli import (
     check,
+    check_batch,
     db,
     demo,
     detect,
@@ -20,8 +21,10 @@ from watchkeeper.cli import (
     estimate,
     expect,
     loop,
+    model,
     monitors,
     plan,
+    report,
     server,
 )
 
@@ -33,8 +36,11 @@ REGISTRARS: tuple[Callable[[typer.Typer], None], ...] = (
     estimate.register,
     detect.register,
     check.register,
+    check_batch.register,
     monitors.register,
+    model.register,
     plan.register,
+    report.register,
     server.register,
     loop.register,
     db.register,

@@ -1,4 +1,4 @@
-"""``watchkeeper retrain``, ``watchkeeper jobs`` and ``watchkeeper model promote|rollback``."""
+"""``watchkeeper retrain``, ``watchkeeper jobs`` and ``watchkeeper model promote``."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def _model_group(app: typer.Typer) -> typer.Typer:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``retrain``, ``jobs`` and ``model promote|rollback`` to the CLI."""
+    """Add ``retrain``, ``jobs`` and ``model promote`` to the CLI."""
 
     @app.command("retrain")
     def retrain(
@@ -106,24 +106,4 @@ def register(app: typer.Typer) -> None:
                 move = promote(store, project, model, version, actor=actor, reason=reason)
             except ValueError as exc:
                 raise fail(str(exc)) from exc
-        typer.echo(f"champion of {project}/{model}: {move['from']} -> {move['to']}")
-
-    @group.command("rollback")
-    def rollback_cmd(
-        model: ModelArg,
-        project: ProjectOpt = "default",
-        db: DbOpt = None,
-        reason: str = typer.Option("manual rollback", "--reason"),
-        actor: str = typer.Option("cli", "--actor"),
-    ) -> None:
-        """Point MODEL's champion back where it was before its last move."""
-        from watchkeeper.loop._promote import notify
-
-        with model_store(db, project, model) as store:
-            try:
-                move = store.rollback_alias(project, model, "champion", actor=actor, reason=reason)
-            except ValueError as exc:
-                raise fail(str(exc)) from exc
-            notify(store, project, model, "rolled_back",
-                   f"champion rolled back {move['from']} -> {move['to']}: {reason}")  # fmt: skip
         typer.echo(f"champion of {project}/{model}: {move['from']} -> {move['to']}")

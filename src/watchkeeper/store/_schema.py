@@ -28,6 +28,8 @@ api_tokens = sa.Table(
     sa.Column("scopes", sa.Text, nullable=False),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("revoked_at", sa.Double, nullable=True),
+    sa.Column("expires_at", sa.Double, nullable=True),
+    sa.Column("last_used_at", sa.Double, nullable=True),
 )
 
 models = sa.Table(
@@ -267,6 +269,34 @@ states = sa.Table(
     sa.Column("updated_at", sa.Double, nullable=False),
 )
 
+outlier_scores = sa.Table(
+    "outlier_scores",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_id", sa.Integer, nullable=False),
+    sa.Column("event_id", sa.String(256), nullable=False),
+    sa.Column("version", sa.String(128), nullable=True),
+    sa.Column("ts", sa.Double, nullable=False),
+    sa.Column("method", sa.String(32), nullable=False),
+    sa.Column("score", sa.Double, nullable=True),
+    sa.Column("p_value", sa.Double, nullable=True),
+    sa.Column("window_end", sa.Double, nullable=True),
+    sa.Index("ix_outlier_scores_model_p", "model_id", "p_value"),
+    sa.Index("ix_outlier_scores_model_ts", "model_id", "ts"),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project", sa.String(128), nullable=True),
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Column("actor", sa.String(256), nullable=True),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(512), nullable=True),
+    sa.Column("details", sa.Text, nullable=True),
+    sa.Index("ix_audit_log_project_at", "project", "at"),
+)
 
 jobs = sa.Table(
     "jobs",

@@ -1,7 +1,7 @@
 """Training jobs: one row per run of a trainer, its state, logs and outputs.
 
 Revision ID: 0008
-Revises: 0007
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -13,9 +13,25 @@ def test_expect_worked_example(api: Api) -> None:
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["expected"] == 108.0
-    assert (out["low"], out["high"]) == (98, 118)
+    assert out["mix"] == "random" and (out["low"], out["high"]) == (89, 128)
+    assert (out["alternative"]["low"], out["alternative"]["high"]) == (98, 118)
     r = api.client.post("/v1/tools/expect", json={**body, "observed": 160}, headers=api.h(api.read))
     assert r.json()["verdict"] == "prior_shift"
+    r = api.client.post("/v1/tools/expect", json={**body, "mix": "fixed"}, headers=api.h(api.read))
+    assert (r.json()["low"], r.json()["high"]) == (98, 118)
+    history = {"flags": [100, 130, 90, 120, 85, 140], "volumes": [1000] * 6}
+    r = api.client.post(
+        "/v1/tools/expect", json={**body, "history": history}, headers=api.h(api.read)
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["history"]["dispersion"] > 0 and r.json()["method"] == "beta-binomial"
+    bad = {**body, "history": {"flags": [1, 2, 3], "volumes": [10, 10]}}
+    r = api.client.post("/v1/tools/expect", json=bad, headers=api.h(api.read))
+    assert r.status_code == 422 and "history.volumes" in r.json()["detail"]
+    r = api.client.post(
+        "/v1/tools/expect", json={**body, "dispersion": 2.0}, headers=api.h(api.read)
+    )
+    assert r.status_code == 422
 
 
 def test_expect_bad_input_names_the_field(api: Api) -> None:

@@ -1,4 +1,4 @@
-"""The document-fraud scenario of DESIGN.md, through the real path, with a narrative.
+"""The document-fraud scenario of docs/design.md, through the real path, with a narrative.
 
 1. Draw synthetic documents, train the small CNN on the CPU, pick the operating point at 90% TPR
    on validation and record its FPR.

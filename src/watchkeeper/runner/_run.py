@@ -87,6 +87,10 @@ class RunResult:
     adhoc
         True when no window had closed and the trailing window was evaluated instead
         (findings returned, nothing stored or alerted).
+    evaluations
+        One ``{"start", "end", "version", "events", "findings"}`` per version present in each
+        window: a window that mixes versions is split, each part evaluated against its own
+        version's reference, never pooled.
     """
 
     project: str
@@ -101,6 +105,7 @@ class RunResult:
     errors: dict[str, str] = field(default_factory=dict)
     skipped: str | None = None
     adhoc: bool = False
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON."""
@@ -117,6 +122,7 @@ class RunResult:
             "errors": self.errors,
             "skipped": self.skipped,
             "adhoc": self.adhoc,
+            "evaluations": self.evaluations,
         }
 
 
@@ -152,13 +158,22 @@ def load_context(
     model: str,
     *,
     cache: MutableMapping[Any, Any] | None = None,
+    version: str | None = None,
 ) -> ModelContext | None:
     """The serving version's reference, profile and configuration (None without a reference):
-    the ``champion`` alias's version when set, else the newest.
+    the ``champion`` alias's version when set, else the newest; or, with ``version``, that
+    version's (None when it has no reference of its own).
 
     The configuration is the stored one (``put_monitor_config``) or, without one,
     :func:`~watchkeeper.checks.default_config` from the reference and operating point.
     """
+    if version is not None:
+        try:
+            record = dict(store.get_model_version(project, model, version))
+            reference = store.get_reference(project, model, version)
+        except KeyError:
+            return None
+        return _context(store, project, model, record, reference, cache)
     record = _latest_version(store, project, model)
     version = record.get("version")
     try:
@@ -170,6 +185,18 @@ def load_context(
             reference = store.get_reference(project, model, None)
         except KeyError:
             return None
+    return _context(store, project, model, record, reference, cache)
+
+
+def _context(
+    store: Any,
+    project: str,
+    model: str,
+    record: dict[str, Any],
+    reference: Window,
+    cache: MutableMapping[Any, Any] | None,
+) -> ModelContext:
+    version = record.get("version")
     op = record.get("operating_point")
     stored = store.get_monitor_config(project, model)
     if stored is not None:
@@ -518,18 +545,22 @@ def _run_windows(
             result.skipped = "the lease passed to another process during the run"
             return result
         wend = float(window.end if window.end is not None else now)
+        at = min(now, wend) if cfg.window["kind"] == "time" else now
+        # A window that mixes versions is split: the serving version's part (and events that
+        # carry no version) here, every other version's part against its own reference below.
+        serving, others = split_by_version(window, ctx.version)
         findings, stream_state = run_checks(
             ctx,
-            window,
-            now=min(now, wend) if cfg.window["kind"] == "time" else now,
+            serving,
+            now=at,
             store=store,
             project=project,
             model=model,
             stream_state=stream_state,
             errors=result.errors,
         )
-        metrics = window_metrics(ctx, window, findings)
-        dicts = [f.to_dict() for f in findings]
+        metrics = window_metrics(ctx, serving, findings)
+        dicts = _tag_version([f.to_dict() for f in findings], ctx.version)
         ev = engine.evaluate(
             dicts, now=wend, model=model, project=project, metrics=metrics, state=alert_state
         )
@@ -557,6 +588,11 @@ def _run_windows(
             store.upsert_alert(project, alert)
         result.windows.append((float(window.start or wend), wend, len(window)))
         result.findings.extend(dicts)
+        result.evaluations.append(_evaluation(window, wend, ctx.version, serving, dicts))
+        for version, part in others:
+            found = _evaluate_other_version(store, project, model, ctx, version, part, at, result)
+            result.findings.extend(found)
+            result.evaluations.append(_evaluation(window, wend, version, part, found))
         result.metrics = metrics
         result.events.extend(ev.events)
         result.transients.extend(ev.transients)
@@ -573,11 +609,83 @@ def _run_windows(
     if send and result.events:
         sinks = [sink_from_dict(s, policy) for s in cfg.sinks]
         result.sinks = deliver(sinks, result.events, now=now)
-    _refresh_alertmanager(
-        store, project, model, cfg, now, result, send, policy, skip_sent=True
-    )
+    _refresh_alertmanager(store, project, model, cfg, now, result, send, policy, skip_sent=True)
     result.alerts = store.list_alerts(project, model=model, status="firing")
     return result
+
+
+def split_by_version(
+    window: Window, serving: str | None
+) -> tuple[Window, list[tuple[str, Window]]]:
+    """The events of the serving version (and those that carry no version) and, for every
+    other version present, its own events; in version order.
+
+    >>> w = Window.from_columns(ts=[1.0, 2.0, 3.0], scores=[0.1, 0.2, 0.3],
+    ...                         versions=["v2", None, "v1"])
+    >>> main, rest = split_by_version(w, "v2")
+    >>> main.ts.tolist(), [(v, p.ts.tolist()) for v, p in rest]
+    ([1.0, 2.0], [('v1', [3.0])])
+    """
+    if window.versions is None or not len(window):
+        return window, []
+    vals = np.asarray(window.versions, dtype=object)
+    unversioned = (vals == None) | (vals == "")  # noqa: E711 (elementwise on an object array)
+    mine = unversioned | np.equal(vals, serving) if serving is not None else unversioned
+    if mine.all():
+        return window, []
+    rest = vals[~mine].astype(str)
+    others = [(str(v), window.take(np.flatnonzero(np.equal(vals, v)))) for v in np.unique(rest)]
+    return window.take(np.flatnonzero(mine)), others
+
+
+def _tag_version(dicts: list[dict[str, Any]], version: str | None) -> list[dict[str, Any]]:
+    """Findings carry the version whose events (and reference) they are about."""
+    if version is None:
+        return dicts
+    for d in dicts:
+        d["details"] = {**(d.get("details") or {}), "version": version}
+    return dicts
+
+
+def _evaluation(
+    window: Window, wend: float, version: str | None, part: Window, findings: list[Any]
+) -> dict[str, Any]:
+    return {
+        "start": float(window.start if window.start is not None else wend),
+        "end": wend,
+        "version": version,
+        "events": len(part),
+        "findings": len(findings),
+    }
+
+
+def _evaluate_other_version(
+    store: Any,
+    project: str,
+    model: str,
+    ctx: ModelContext,
+    version: str,
+    part: Window,
+    at: float,
+    result: RunResult,
+) -> list[dict[str, Any]]:
+    """Evaluate one non-serving version's events against that version's own reference (the
+    serving version's when it has none, said in each finding); store and return the findings.
+    They do not feed the serving version's alert memory or streaming detectors."""
+    own = load_context(store, project, model, version=version)
+    vctx = own if own is not None else ctx
+    findings, _ = run_checks(
+        vctx, part, now=at, store=store, project=project, model=model, errors=result.errors
+    )
+    dicts = _tag_version([f.to_dict() for f in findings], version)
+    if own is None:
+        for d in dicts:
+            d["details"]["reference_of"] = ctx.version
+    store.add_findings(project, model, dicts)
+    metrics = window_metrics(vctx, part, findings)
+    labels = {"window": ctx.config.window["kind"], "version": version}
+    store.add_metric_values(project, model, at, metrics, labels)
+    return dicts
 
 
 def _refresh_alertmanager(

@@ -16,6 +16,7 @@ from watchkeeper.server.routers import (
     monitors,
     plans,
     prometheus,
+    registry,
     tokens,
     tools,
 )
@@ -30,4 +31,5 @@ ROUTERS: list[APIRouter] = [
     tools.router,
     monitors.router,
     plans.router,
+    registry.router,
 ]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import statistics
 import tempfile
 import time
@@ -124,6 +125,10 @@ def main() -> None:
         f"| **{ratio:.0%}** |",
         f"| `registry.load` (resolve the champion, verify, return the path) | {t_load / gb:.2f} "
         f"| {gb / t_load:.2f} | {t_raw / t_load:.0%} |",
+        "",
+        f"Load average over the last minute when it finished: {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} cores (a busy machine lowers every GB/s alike; the share, measured "
+        "interleaved, is the figure to compare).",
         "",
         f"Registering it (SHA-256 while copying into the content-addressed store, one read of "
         f"the source): {t_register:.1f} s; the first load (hard links laid out, then verified): "

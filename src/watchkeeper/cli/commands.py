@@ -13,6 +13,7 @@ import typer
 
 from watchkeeper.cli import (
     check,
+    check_batch,
     db,
     demo,
     detect,
@@ -34,6 +35,7 @@ REGISTRARS: tuple[Callable[[typer.Typer], None], ...] = (
     estimate.register,
     detect.register,
     check.register,
+    check_batch.register,
     monitors.register,
     model.register,
     plan.register,

@@ -457,6 +457,15 @@ def _monitor_config(
     return result
 
 
+def print_notes(out: Any, notes: Sequence[str]) -> None:
+    """Print notes as written: escaped, so that ``watchkeeper[tensorboard]`` is not read as rich
+    markup (and printed as ``watchkeeper``)."""
+    from rich.markup import escape
+
+    for note in notes:
+        out.print(f"[yellow]Note:[/] {escape(note)}")
+
+
 def _tensorboard(path: Path, notes: list[str]) -> Any:
     if _optional("tensorboard") is None:
         notes.append("tensorboard is not installed: no TensorBoard scalars written "
@@ -755,8 +764,7 @@ def _summary(out: Any, result: DemoResult, server: Any) -> None:
         )
     out.print()
     out.print(table)
-    for note in result.notes:
-        out.print(f"[yellow]Note:[/] {note}")
+    print_notes(out, result.notes)
     out.print(f"\n[bold]4. Where the findings are.[/] Everything is in the SQLite file "
               f"[cyan]{result.db}[/] (events, labels, reference, findings, metrics, alerts).")
     # Paths and commands are printed unwrapped so they can be copied.

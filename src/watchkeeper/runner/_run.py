@@ -33,12 +33,14 @@ from watchkeeper.checks import (
     MonitorConfig,
     PreparedReference,
     calibration_drift,
+    class_mix,
     data_quality,
     default_config,
     embedding_drift,
     environment_skew,
     estimated_performance,
     feature_drift,
+    model_drift,
     operating_point,
     pipeline_health,
     prediction_drift,
@@ -48,6 +50,7 @@ from watchkeeper.checks import (
     training_serving_skew,
 )
 from watchkeeper.checks._finding import Finding
+from watchkeeper.checks.adversaries import adversaries, fit_scorer, outlier_rate
 from watchkeeper.profiles import Profile, binary_labels, profile
 from watchkeeper.window import Window
 
@@ -256,8 +259,13 @@ def run_checks(
     model: str = "model",
     stream_state: Mapping[str, Any] | None = None,
     errors: dict[str, str] | None = None,
+    outlier_results: list[Any] | None = None,
 ) -> tuple[list[Finding], dict[str, Any]]:
-    """Every enabled check on one window; returns findings and the streaming state."""
+    """Every enabled check on one window; returns findings and the streaming state.
+
+    ``outlier_results`` receives the per-event :class:`~watchkeeper.outliers.OutlierResult`
+    of the window when the outlier check ran.
+    """
     cfg = ctx.config
     prep = ctx.prepared
     errors = errors if errors is not None else {}
@@ -283,6 +291,11 @@ def run_checks(
         run(
             "embedding_drift",
             lambda: embedding_drift(prep, window, cfg.options("embedding_drift")),
+        )
+        run("class_mix", lambda: class_mix(prep, window, cfg.options("class_mix")))
+        run(
+            "model_drift",
+            lambda: model_drift(list(findings), window, cfg.options("model_drift")),
         )
         run(
             "operating_point",
@@ -335,6 +348,33 @@ def run_checks(
             return found
 
         run("streaming", stream)
+
+        def outliers() -> list[Finding]:
+            options = cfg.options("outliers")
+            key = f"outlier_scorer:{sorted(options.items())!r}"
+            if key not in prep._cache:  # fitted once per reference and options
+                prep._cache[key] = fit_scorer(ctx.reference, options)
+            if prep._cache[key] is None:
+                return []
+            found, scored = outlier_rate(prep._cache[key], window, options)
+            if scored is not None and outlier_results is not None:
+                outlier_results.append(scored)
+            return found
+
+        run("outliers", outliers)
+
+        def attacks() -> list[Finding]:
+            op = prep.op
+            found, state = adversaries(
+                window,
+                cfg.options("adversaries"),
+                threshold=None if op is None else op.threshold,
+                state=(stream_state or {}).get("adversaries"),
+            )
+            new_stream_state["adversaries"] = state
+            return found
+
+        run("adversaries", attacks)
 
     def env() -> list[Finding]:
         if store is None:
@@ -389,6 +429,8 @@ def window_metrics(ctx: ModelContext, window: Window, findings: list[Finding]) -
             by_check[f.check] += 1
         if f.check == "calibration":
             out["ece"] = f.statistic
+        elif f.check == "outliers":
+            out["outlier_rate"] = f.statistic
         elif f.check in ("estimated_performance", "realised_performance"):
             out[f"{f.check}.{f.subject}"] = f.statistic
         elif (f.check, f.subject) in (
@@ -549,6 +591,7 @@ def _run_windows(
         # A window that mixes versions is split: the serving version's part (and events that
         # carry no version) here, every other version's part against its own reference below.
         serving, others = split_by_version(window, ctx.version)
+        scored: list[Any] = []
         findings, stream_state = run_checks(
             ctx,
             serving,
@@ -558,6 +601,7 @@ def _run_windows(
             model=model,
             stream_state=stream_state,
             errors=result.errors,
+            outlier_results=scored,
         )
         metrics = window_metrics(ctx, serving, findings)
         dicts = _tag_version([f.to_dict() for f in findings], ctx.version)
@@ -583,6 +627,18 @@ def _run_windows(
             for t in ev.transients
         ]
         store.add_findings(project, model, dicts + transients)
+        for outliers in scored:  # per-event scores, for the sample explorer
+            store.add_outlier_scores(
+                project,
+                model,
+                serving.ids,
+                serving.ts,
+                outliers.scores,
+                outliers.p_values,
+                method=outliers.method,
+                version=ctx.version,
+                window_end=wend,
+            )
         store.add_metric_values(project, model, wend, metrics, {"window": cfg.window["kind"]})
         for alert in ev.alerts:
             store.upsert_alert(project, alert)

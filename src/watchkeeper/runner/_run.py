@@ -641,7 +641,8 @@ def _run_windows(
             )
         store.add_metric_values(project, model, wend, metrics, {"window": cfg.window["kind"]})
         for alert in ev.alerts:
-            store.upsert_alert(project, alert)
+            # the alert is about the serving version's traffic: say which
+            store.upsert_alert(project, {**alert, "version": ctx.version})
         result.windows.append((float(window.start or wend), wend, len(window)))
         result.findings.extend(dicts)
         result.evaluations.append(_evaluation(window, wend, ctx.version, serving, dicts))

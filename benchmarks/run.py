@@ -23,6 +23,7 @@ BENCHMARKS = (
     "monitors",
     "torch_overhead",
     "hardening",
+    "registry_verify",
 )
 
 

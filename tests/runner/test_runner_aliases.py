@@ -107,7 +107,8 @@ def test_a_window_with_two_versions_gives_two_evaluations(
         assert not _x_drift(mine), version
     stored = store.list_findings("p", "m", check="feature_drift", subject="x")
     assert sorted(f["details"]["version"] for f in stored) == ["v1", "v2"]
-    assert {m["labels"].get("version") for m in store.list_metric_values("p", "m")} == {None, "v2"}
+    # every version's metric values carry its name, the serving one's included
+    assert {m["labels"].get("version") for m in store.list_metric_values("p", "m")} == {"v1", "v2"}
 
     # the same traffic judged against v1 alone (the pooled mistake) does drift
     pooled = Window.from_columns(

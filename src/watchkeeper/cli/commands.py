@@ -21,6 +21,7 @@ from watchkeeper.cli import (
     expect,
     monitors,
     report,
+    segments,
     server,
 )
 
@@ -34,6 +35,7 @@ REGISTRARS: tuple[Callable[[typer.Typer], None], ...] = (
     check.register,
     monitors.register,
     report.register,
+    segments.register,
     server.register,
     db.register,
 )

@@ -124,7 +124,7 @@ def samples_link(model: str, finding: Mapping[str, Any], prefix: str = "/ui") ->
 
 def finding_filters(
     store: Any, project: str, model: str, finding: Mapping[str, Any]
-) -> dict[str, str]:
+) -> list[tuple[str, str]]:
     """Explorer parameters for a finding: its window and its cause.
 
     The cause: an out-of-band flag count shows the flagged events; a drifted feature (or score)
@@ -140,6 +140,13 @@ def finding_filters(
         params["end"] = repr(float(end))
     check = str(finding.get("check", ""))
     subject = str(finding.get("subject") or "")
+    details = finding.get("details") or {}
+    if check == "weak_segment" and isinstance(details.get("query"), str):
+        from urllib.parse import parse_qsl
+
+        pairs = [(k, v) for k, v in parse_qsl(details["query"])[:20]
+                 if k in ("tag", "feature", "flagged", "correct")]  # fmt: skip
+        return [*params.items(), *pairs]
     if check == "operating_point":
         params["flagged"] = "yes"
     elif check in ("realised_performance", "calibration"):
@@ -160,7 +167,7 @@ def finding_filters(
                     f"{subject}:{'' if low is None else repr(low)}:"
                     f"{'' if high is None else repr(high)}"
                 )
-    return params
+    return list(params.items())
 
 
 def _column(w: Any, subject: str) -> np.ndarray | None:

@@ -149,9 +149,13 @@ def finding_filters(
         return [*params.items(), *pairs]
     if check == "operating_point":
         params["flagged"] = "yes"
-    elif check in ("realised_performance", "calibration"):
+    elif check in ("realised_performance", "calibration") or (
+        check.startswith("streaming") and subject == "error"
+    ):
         params["correct"] = "no"
-    elif check == "estimated_performance":
+    elif check in ("shift_diagnosis", "estimated_performance") or (
+        check.startswith("streaming") and subject == "flag"
+    ):
         params["flagged"] = "yes"
     elif check in ("feature_drift", "prediction_drift", "training_serving_skew") and subject:
         tail = _tail(store, project, model, subject, start, end)

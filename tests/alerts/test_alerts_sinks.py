@@ -31,6 +31,14 @@ from watchkeeper.alerts import (
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 
 
+@pytest.fixture(autouse=True)
+def operator_allows_local_receivers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The receivers here listen on 127.0.0.1: the operator lists it exactly, and the one
+    secret variable the webhook uses."""
+    monkeypatch.setenv("WATCHKEEPER_SINK_HOSTS", "127.0.0.1")
+    monkeypatch.setenv("WATCHKEEPER_SINK_SECRET_ENV", "WK_TEST_TOKEN")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -195,5 +203,5 @@ def test_sink_configuration_errors() -> None:
         sink_from_dict({"type": "webhook", "url": "http://x", "colour": 1})
     with pytest.raises(ValueError, match=r"rules\[0\]\.sinks"):
         validate_alerting(
-            [{"name": "r", "sinks": ["pager"]}], [{"type": "webhook", "url": "http://x"}]
+            [{"name": "r", "sinks": ["pager"]}], [{"type": "webhook", "url": "http://127.0.0.1"}]
         )

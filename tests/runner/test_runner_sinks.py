@@ -21,6 +21,11 @@ HOUR = 3600.0
 T0 = 1_700_000_000.0 - (1_700_000_000.0 % HOUR)
 
 
+@pytest.fixture(autouse=True)
+def operator_allows_local_receivers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WATCHKEEPER_SINK_HOSTS", "127.0.0.1")
+
+
 @pytest.fixture
 def receiver() -> Iterator[tuple[str, list[tuple[str, Any]]]]:
     got: list[tuple[str, Any]] = []

@@ -225,7 +225,7 @@ def test_label_lag_is_measured(api: Api) -> None:
         "/v1/models/m/labels:batch", json={"ids": ["old"], "labels": [1]}, headers=h
     )
     assert r.status_code == 200
-    text = api.client.get("/metrics").text
+    text = api.client.get("/metrics", headers=api.h(api.read)).text
     line = next(
         ln for ln in text.splitlines()
         if ln.startswith("watchkeeper_label_lag_seconds_sum") and api.project in ln

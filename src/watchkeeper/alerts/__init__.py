@@ -4,6 +4,7 @@ decisions over runs of windows; sinks; Prometheus rules and a Grafana dashboard.
 
 from __future__ import annotations
 
+from watchkeeper.alerts._policy import SinkPolicy
 from watchkeeper.alerts._rules import (
     AlertEngine,
     AlertEvent,
@@ -32,6 +33,7 @@ __all__ = [
     "Evaluation",
     "SequentialTest",
     "Sink",
+    "SinkPolicy",
     "SlackSink",
     "SmtpSink",
     "WebhookSink",

@@ -3,18 +3,23 @@
 Every sink has ``validate()`` and ``send(events)``; :func:`sink_from_dict` builds one from its
 configuration entry (``{"type": "webhook", "url": ...}``). Secrets are read from environment
 variables named in the configuration (``password_env``, ``headers_env``), never stored in it.
+
+Where a sink may send and which variables it may name is the operator's decision, a
+:class:`~watchkeeper.alerts.SinkPolicy` (``WATCHKEEPER_SINK_HOSTS``,
+``WATCHKEEPER_SINK_SECRET_ENV``): :func:`validate_alerting` checks a configuration against it
+when it is stored, and every ``send`` checks again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import smtplib
 from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
 from typing import Any
 
+from watchkeeper.alerts._policy import SinkPolicy
 from watchkeeper.alerts._rules import AlertEvent
 
 
@@ -40,9 +45,25 @@ class Sink:
     """Base class: a named destination for alert events."""
 
     type = "base"
+    policy: SinkPolicy | None = None
+    """The operator's policy; ``None`` reads it from the environment when it is needed. Not a
+    constructor argument, so no configuration entry can set it."""
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name
+
+    def with_policy(self, policy: SinkPolicy | None) -> Sink:
+        """Bind the operator's policy (``None``: read the environment at use); return ``self``."""
+        self.policy = policy
+        return self
+
+    def _policy(self) -> SinkPolicy:
+        return self.policy if self.policy is not None else SinkPolicy.from_env()
+
+    def check(self, *, resolve: bool = False) -> Sink:
+        """Raise ``ValueError`` when the operator's policy forbids this sink's destination or
+        secrets (``resolve``: also resolve host names, as ``send`` does); return ``self``."""
+        return self
 
     @property
     def label(self) -> str:
@@ -92,15 +113,22 @@ class WebhookSink(Sink):
 
     def validate(self) -> WebhookSink:
         _http_url(self.url, "url")
+        if self.headers_env is not None and not isinstance(self.headers_env, Mapping):
+            raise ValueError("headers_env: expected a mapping of header name to variable name")
+        return self
+
+    def check(self, *, resolve: bool = False) -> WebhookSink:
+        policy = self._policy()
+        policy.check_url(self.url, "url", resolve=resolve)
+        for header, var in (self.headers_env or {}).items():
+            policy.check_secret_name(f"headers_env.{header}", var)
         return self
 
     def _headers(self) -> dict[str, str]:
         out = dict(self.headers or {})
+        policy = self._policy()
         for header, var in (self.headers_env or {}).items():
-            value = os.environ.get(var)
-            if value is None:
-                raise ValueError(f"headers_env.{header}: environment variable {var} is not set")
-            out[header] = value
+            out[header] = policy.secret(f"headers_env.{header}", var)
         return out
 
     def _post(self, payload: Any) -> None:
@@ -119,7 +147,7 @@ class WebhookSink(Sink):
     def send(self, events: Sequence[AlertEvent]) -> None:
         events = [e for e in events if e.kind != "refresh"]
         if events:
-            self.validate()._post(self.payload(events))
+            self.validate().check(resolve=True)._post(self.payload(events))
 
 
 class SlackSink(WebhookSink):
@@ -197,6 +225,13 @@ class SmtpSink(Sink):
                 raise ValueError(f"recipients/sender: {r!r} is not an e-mail address")
         return self
 
+    def check(self, *, resolve: bool = False) -> SmtpSink:
+        policy = self._policy()
+        policy.check_host(self.host, self.port, "host", resolve=resolve)
+        if self.password_env is not None:
+            policy.check_secret_name("password_env", self.password_env)
+        return self
+
     def message(self, events: Sequence[AlertEvent]) -> EmailMessage:
         """The e-mail sent for ``events``."""
         msg = EmailMessage()
@@ -222,16 +257,14 @@ class SmtpSink(Sink):
         events = [e for e in events if e.kind != "refresh"]
         if not events:
             return
-        self.validate()
+        self.validate().check(resolve=True)
+        password = ""
+        if self.username and self.password_env is not None:
+            password = self._policy().secret("password_env", self.password_env)
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
             if self.starttls:
                 smtp.starttls()
             if self.username:
-                password = os.environ.get(self.password_env or "", "")
-                if self.password_env and not password:
-                    raise ValueError(
-                        f"password_env: environment variable {self.password_env} is not set"
-                    )
                 smtp.login(self.username, password)
             smtp.send_message(self.message(events))
 
@@ -280,6 +313,10 @@ class AlertmanagerSink(Sink):
             raise ValueError(f"ttl must be positive, got {self.ttl}")
         return self
 
+    def check(self, *, resolve: bool = False) -> AlertmanagerSink:
+        self._policy().check_url(self.url, "url", resolve=resolve)
+        return self
+
     def payload(self, events: Sequence[AlertEvent], now: float) -> list[dict[str, Any]]:
         """The list of alerts posted."""
         out = []
@@ -317,7 +354,7 @@ class AlertmanagerSink(Sink):
 
         import httpx
 
-        self.validate()
+        self.validate().check(resolve=True)
         when = time.time() if now is None else now
         response = httpx.post(
             self.url.rstrip("/") + "/api/v2/alerts",
@@ -335,8 +372,9 @@ SINK_TYPES: dict[str, type[Sink]] = {
 }
 
 
-def sink_from_dict(d: Mapping[str, Any]) -> Sink:
-    """Build a sink from its configuration entry.
+def sink_from_dict(d: Mapping[str, Any], policy: SinkPolicy | None = None) -> Sink:
+    """Build a sink from its configuration entry, bound to the operator's ``policy`` (``None``:
+    read from the environment when it is needed).
 
     Examples
     --------
@@ -353,22 +391,28 @@ def sink_from_dict(d: Mapping[str, Any]) -> Sink:
         raise ValueError(f"type: unknown sink {kind!r}; known: {', '.join(sorted(SINK_TYPES))}")
     kw = {k: v for k, v in d.items() if k != "type"}
     try:
-        return cls(**kw)
+        return cls(**kw).with_policy(policy)
     except TypeError as exc:
         raise ValueError(f"{kind}: {exc}") from exc
 
 
 def validate_alerting(
-    rules: Sequence[Mapping[str, Any]], sinks: Sequence[Mapping[str, Any]]
+    rules: Sequence[Mapping[str, Any]],
+    sinks: Sequence[Mapping[str, Any]],
+    policy: SinkPolicy | None = None,
 ) -> None:
-    """Validate the ``rules`` and ``sinks`` of a monitor configuration, naming the bad entry."""
+    """Validate the ``rules`` and ``sinks`` of a monitor configuration, naming the bad entry.
+
+    Each sink's destination and secret names are checked against the operator's ``policy``
+    (``None``: the environment's); host names are not resolved here, only at send time.
+    """
     from watchkeeper.alerts._rules import AlertEngine
 
     AlertEngine(rules)._rules()
     names = []
     for i, s in enumerate(sinks):
         try:
-            names.append(sink_from_dict(s).validate().label)
+            names.append(sink_from_dict(s, policy).validate().check().label)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"sinks[{i}]: {exc}") from exc
     for i, r in enumerate(rules):

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from watchkeeper.window import Window
 
 CHECK_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -34,10 +36,19 @@ CHECK_DEFAULTS: dict[str, dict[str, Any]] = {
         "severity": "warning",
     },
     "prediction_drift": {"enabled": True, "method": "ks", "alpha": 0.05, "severity": "warning"},
+    "class_mix": {
+        "enabled": True,
+        "alpha": 0.05,
+        "expected_priors": None,
+        "severity": "warning",
+    },
+    "model_drift": {"enabled": True, "method": "cauchy", "alpha": 0.05, "severity": "warning"},
     "operating_point": {
         "enabled": True,
         "alpha": 0.01,
         "expected_prevalence": None,
+        "mix": "random",
+        "dispersion": None,
         "severity": "critical",
     },
     "estimated_performance": {
@@ -97,6 +108,26 @@ CHECK_DEFAULTS: dict[str, dict[str, Any]] = {
         "flag": "BernoulliRate",
         "error": "BernoulliRate",
         "severity": "warning",
+    },
+    "outliers": {
+        "enabled": True,
+        "method": "auto",
+        "features": None,
+        "k": 10,
+        "alpha": 0.01,
+        "band_alpha": 0.01,
+        "severity": "warning",
+    },
+    "adversaries": {
+        "enabled": True,
+        "tag": "source",
+        "tests": None,
+        "alpha": 0.01,
+        "correction": "holm",
+        "margin": 0.05,
+        "min_events": 32,
+        "ratio": 3.0,
+        "severity": "critical",
     },
 }
 """Every check the runner knows, with its options and their defaults."""
@@ -186,7 +217,7 @@ class MonitorConfig:
                         f"checks.{name}.{key}: unknown option; known: "
                         f"{', '.join(sorted(CHECK_DEFAULTS[name]))}"
                     )
-            for key in ("alpha",):
+            for key in ("alpha", "band_alpha"):
                 if key in options and not 0 < float(options[key]) < 1:
                     raise ValueError(f"checks.{name}.{key} must be in (0, 1), got {options[key]}")
             sev = options.get("severity")
@@ -296,6 +327,16 @@ def default_rules() -> list[dict[str, Any]]:
         },
         {"name": "environment", "checks": ["environment"], "severity": "warning", "k": 1, "n": 1},
         {"name": "streaming", "checks": ["streaming.*"], "severity": "warning", "k": 1, "n": 1},
+        {"name": "outliers", "checks": ["outliers"], "severity": "warning", **drift},
+        {
+            "name": "adversaries",
+            "checks": ["adversary.*"],
+            "subjects": ["*=*"],
+            "severity": "critical",
+            "k": 1,
+            "n": 1,
+            "group_by": ["project", "model", "rule", "subject"],
+        },
     ]
 
 
@@ -335,6 +376,9 @@ def default_config(
         reference.probs is not None and reference.probs.ndim == 2 and reference.probs.shape[1] == 2
     )
     has_labels = reference.labels is not None
+    multiclass = (
+        reference.probs is not None and reference.probs.ndim == 2 and reference.probs.shape[1] >= 3
+    )
     has_embeddings = reference.embeddings is not None
     has_op = operating_point is not None
     switch = {
@@ -343,6 +387,8 @@ def default_config(
         "prediction_drift": has_scores
         or reference.probs is not None
         or reference.predicted is not None,
+        "class_mix": has_labels and (multiclass or reference.predicted is not None),
+        "model_drift": True,
         "operating_point": has_op and has_scores,
         "estimated_performance": has_scores and has_labels and has_op,
         "realised_performance": has_scores and has_op,
@@ -352,6 +398,9 @@ def default_config(
         "training_serving_skew": False,
         "environment": True,
         "streaming": has_scores,
+        "outliers": has_embeddings
+        or any(np.asarray(v).dtype.kind in "biuf" for v in reference.features.values()),
+        "adversaries": True,
     }
     checks: dict[str, dict[str, Any]] = {k: {"enabled": v} for k, v in switch.items()}
     if expected_volume is not None:

@@ -284,7 +284,8 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
         )
     store = store_mod.Store(f"sqlite:///{db}")
     hook = WebhookReceiver().start()
-    server = start_server(store, project=PROJECT)
+    # The webhook is local: the demo's server allow-lists exactly that host and port.
+    server = start_server(store, project=PROJECT, sink_hosts=hook.address)
     out.print(
         f"\n[bold]2. Production.[/] Watchkeeper server at [cyan]{server.url}[/] on the embedded "
         f"SQLite file [cyan]{db}[/]; alerts go to a webhook at [cyan]{hook.url}[/]."
@@ -398,7 +399,9 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
             if reply.status_code < 300:
                 run = reply.json()
             else:
-                run = runner.run_monitors(store, PROJECT, MODEL, now=end)
+                run = runner.run_monitors(
+                    store, PROJECT, MODEL, now=end, sink_policy=server.sink_policy
+                )
             _wait_for(lambda b=before: len(hook.received) > b, 2.0)  # sinks may post async
         report = _report_day(store, plan, start, end, op, cfg, reference, estimator, run,
                              hook.received[before:])
@@ -462,6 +465,15 @@ def _monitor_config(
     config.sinks = [{"type": "webhook", "name": "demo-webhook", "url": webhook}]
     result: dict[str, Any] = config.validate().to_dict()
     return result
+
+
+def print_notes(out: Any, notes: Sequence[str]) -> None:
+    """Print notes as written: escaped, so that ``watchkeeper[tensorboard]`` is not read as rich
+    markup (and printed as ``watchkeeper``)."""
+    from rich.markup import escape
+
+    for note in notes:
+        out.print(f"[yellow]Note:[/] {escape(note)}")
 
 
 def _tensorboard(path: Path, notes: list[str]) -> Any:
@@ -762,8 +774,7 @@ def _summary(out: Any, result: DemoResult, server: Any) -> None:
         )
     out.print()
     out.print(table)
-    for note in result.notes:
-        out.print(f"[yellow]Note:[/] {note}")
+    print_notes(out, result.notes)
     out.print(f"\n[bold]4. Where the findings are.[/] Everything is in the SQLite file "
               f"[cyan]{result.db}[/] (events, labels, reference, findings, metrics, alerts).")
     # Paths and commands are printed unwrapped so they can be copied.

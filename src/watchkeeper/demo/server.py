@@ -36,6 +36,8 @@ class RunningServer:
     admin_token: str
     ingest_token: str
     read_token: str
+    sink_policy: Any = None
+    """The server's :class:`~watchkeeper.alerts.SinkPolicy`."""
     _server: Any = None
     _thread: threading.Thread | None = None
 
@@ -62,6 +64,7 @@ def start_server(
     host: str = "127.0.0.1",
     port: int = 0,
     startup_timeout: float = 30.0,
+    sink_hosts: str | None = None,
 ) -> RunningServer:
     """Start the Watchkeeper server in a background thread.
 
@@ -76,6 +79,9 @@ def start_server(
         Where to listen; port 0 picks a free one.
     startup_timeout
         Seconds to wait for the server to answer.
+    sink_hosts
+        The operator's list of hosts alert sinks may reach (``Settings.sink_hosts``); the demo
+        names its own local webhook here, since internal addresses are refused otherwise.
     """
     import uvicorn
 
@@ -89,7 +95,9 @@ def start_server(
     admin = store.create_token(project, {"admin", "ingest", "read"})
     ingest = store.create_token(project, {"ingest"})
     read = store.create_token(project, {"read"})
-    settings = Settings(host=host, port=port or 8000, system_metrics=False)
+    settings = Settings(
+        host=host, port=port or 8000, system_metrics=False, sink_hosts=sink_hosts
+    )
     app = create_app(settings, store=store)
     sock = _free_socket(host, port)
     bound_port = sock.getsockname()[1]
@@ -106,7 +114,8 @@ def start_server(
         time.sleep(0.05)
     return RunningServer(
         url=f"http://{host}:{bound_port}", store=store, project=project, admin_token=admin,
-        ingest_token=ingest, read_token=read, _server=server, _thread=thread,
+        ingest_token=ingest, read_token=read, sink_policy=settings.sink_policy(),
+        _server=server, _thread=thread,
     )
 
 
@@ -142,6 +151,13 @@ class WebhookReceiver:
         if self._httpd is None:
             raise RuntimeError("the receiver is not started")
         return f"http://{self.host}:{self._httpd.server_address[1]}/hook"
+
+    @property
+    def address(self) -> str:
+        """``host:port``, the entry an operator's sink allow-list needs for this receiver."""
+        if self._httpd is None:
+            raise RuntimeError("the receiver is not started")
+        return f"{self.host}:{self._httpd.server_address[1]}"
 
     def start(self) -> WebhookReceiver:
         """Listen on a free port, in a background thread."""

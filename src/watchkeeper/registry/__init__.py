@@ -27,12 +27,21 @@ True
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from watchkeeper.registry._artifacts import (
     ArtifactStore,
     IntegrityError,
     VerifyResult,
     hash_file,
     manifest_digest,
+)
+from watchkeeper.registry._backup import backup, restore
+from watchkeeper.registry._lineage import (
+    data_fingerprint,
+    git_commit,
+    lineage_chain,
+    record_lineage,
 )
 from watchkeeper.registry._load import (
     LoadedArtifact,
@@ -46,19 +55,39 @@ from watchkeeper.registry._load import (
     verify,
 )
 
+if TYPE_CHECKING:
+    from watchkeeper.registry._mlflow import import_mlflow
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: the MLflow importer is the only part that needs an optional extra.
+    if name == "import_mlflow":
+        from watchkeeper.registry._mlflow import import_mlflow
+
+        return import_mlflow
+    raise AttributeError(f"module 'watchkeeper.registry' has no attribute {name!r}")
+
+
 __all__ = [
     "ArtifactStore",
     "IntegrityError",
     "LoadedArtifact",
     "VerifyResult",
     "artifact_root",
+    "backup",
     "check_serving_digest",
+    "data_fingerprint",
+    "git_commit",
     "hash_file",
+    "import_mlflow",
+    "lineage_chain",
     "load",
     "load_version",
     "manifest_digest",
     "record_integrity_failure",
+    "record_lineage",
     "register_artifact",
     "resolve_version",
+    "restore",
     "verify",
 ]

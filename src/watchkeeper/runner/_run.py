@@ -21,17 +21,26 @@ from typing import Any
 
 import numpy as np
 
-from watchkeeper.alerts import AlertEngine, AlertEvent, AlertmanagerSink, deliver, sink_from_dict
+from watchkeeper.alerts import (
+    AlertEngine,
+    AlertEvent,
+    AlertmanagerSink,
+    SinkPolicy,
+    deliver,
+    sink_from_dict,
+)
 from watchkeeper.checks import (
     MonitorConfig,
     PreparedReference,
     calibration_drift,
+    class_mix,
     data_quality,
     default_config,
     embedding_drift,
     environment_skew,
     estimated_performance,
     feature_drift,
+    model_drift,
     operating_point,
     pipeline_health,
     prediction_drift,
@@ -41,6 +50,7 @@ from watchkeeper.checks import (
     training_serving_skew,
 )
 from watchkeeper.checks._finding import Finding
+from watchkeeper.checks.adversaries import adversaries, fit_scorer, outlier_rate
 from watchkeeper.profiles import Profile, binary_labels, profile
 from watchkeeper.window import Window
 
@@ -222,8 +232,13 @@ def run_checks(
     model: str = "model",
     stream_state: Mapping[str, Any] | None = None,
     errors: dict[str, str] | None = None,
+    outlier_results: list[Any] | None = None,
 ) -> tuple[list[Finding], dict[str, Any]]:
-    """Every enabled check on one window; returns findings and the streaming state."""
+    """Every enabled check on one window; returns findings and the streaming state.
+
+    ``outlier_results`` receives the per-event :class:`~watchkeeper.outliers.OutlierResult`
+    of the window when the outlier check ran.
+    """
     cfg = ctx.config
     prep = ctx.prepared
     errors = errors if errors is not None else {}
@@ -249,6 +264,11 @@ def run_checks(
         run(
             "embedding_drift",
             lambda: embedding_drift(prep, window, cfg.options("embedding_drift")),
+        )
+        run("class_mix", lambda: class_mix(prep, window, cfg.options("class_mix")))
+        run(
+            "model_drift",
+            lambda: model_drift(list(findings), window, cfg.options("model_drift")),
         )
         run(
             "operating_point",
@@ -301,6 +321,33 @@ def run_checks(
             return found
 
         run("streaming", stream)
+
+        def outliers() -> list[Finding]:
+            options = cfg.options("outliers")
+            key = f"outlier_scorer:{sorted(options.items())!r}"
+            if key not in prep._cache:  # fitted once per reference and options
+                prep._cache[key] = fit_scorer(ctx.reference, options)
+            if prep._cache[key] is None:
+                return []
+            found, scored = outlier_rate(prep._cache[key], window, options)
+            if scored is not None and outlier_results is not None:
+                outlier_results.append(scored)
+            return found
+
+        run("outliers", outliers)
+
+        def attacks() -> list[Finding]:
+            op = prep.op
+            found, state = adversaries(
+                window,
+                cfg.options("adversaries"),
+                threshold=None if op is None else op.threshold,
+                state=(stream_state or {}).get("adversaries"),
+            )
+            new_stream_state["adversaries"] = state
+            return found
+
+        run("adversaries", attacks)
 
     def env() -> list[Finding]:
         if store is None:
@@ -355,6 +402,8 @@ def window_metrics(ctx: ModelContext, window: Window, findings: list[Finding]) -
             by_check[f.check] += 1
         if f.check == "calibration":
             out["ece"] = f.statistic
+        elif f.check == "outliers":
+            out["outlier_rate"] = f.statistic
         elif f.check in ("estimated_performance", "realised_performance"):
             out[f"{f.check}.{f.subject}"] = f.statistic
         elif (f.check, f.subject) in (
@@ -382,9 +431,14 @@ def _time_windows(
     closed = math.floor(now / size) * size
     if last_end is None:
         return [(closed - size, closed)]
-    starts = np.arange(float(last_end), closed, size)
-    bounds = [(float(a), float(a + size)) for a in starts if a + size <= closed]
-    return bounds[-MAX_WINDOWS:]
+    # Only the newest MAX_WINDOWS are kept, so only those are computed: a far-off ``now``
+    # costs no more than a near one.
+    start = float(last_end)
+    count = math.floor((closed - start) / size + 1e-9)
+    while count > 0 and start + count * size > closed:
+        count -= 1
+    first = max(0, count - MAX_WINDOWS)
+    return [(start + i * size, start + (i + 1) * size) for i in range(first, count)]
 
 
 def run_monitors(
@@ -397,6 +451,7 @@ def run_monitors(
     cache: MutableMapping[Any, Any] | None = None,
     send: bool = True,
     trailing: bool = False,
+    sink_policy: SinkPolicy | None = None,
 ) -> RunResult:
     """Evaluate every window of ``model`` that closed since the last run.
 
@@ -420,6 +475,9 @@ def run_monitors(
     trailing
         Evaluate only the trailing window, whether or not windows have closed, and store
         nothing: a look at the events logged since the last closed window.
+    sink_policy
+        The operator's hosts and secret names for sinks (``None``: read from
+        ``WATCHKEEPER_SINK_HOSTS`` and ``WATCHKEEPER_SINK_SECRET_ENV``).
 
     Returns
     -------
@@ -441,7 +499,9 @@ def run_monitors(
         result.skipped = "another process is running this model's monitors"
         return result
     try:
-        return _run_windows(store, project, model, ctx, now, adhoc, send, holder, result)
+        return _run_windows(
+            store, project, model, ctx, now, adhoc, send, holder, result, sink_policy
+        )
     finally:
         store.release_lease(project, state_key, holder)
 
@@ -456,6 +516,7 @@ def _run_windows(
     send: bool,
     holder: str,
     result: RunResult,
+    policy: SinkPolicy | None,
 ) -> RunResult:
     """The body of :func:`run_monitors`, run while holding the model's lease."""
     cfg = ctx.config
@@ -485,7 +546,7 @@ def _run_windows(
         if adhoc:
             return _adhoc(store, project, model, ctx, now, result)
         result.skipped = "no window has closed since the last run"
-        _refresh_alertmanager(store, project, model, cfg, now, result, send)
+        _refresh_alertmanager(store, project, model, cfg, now, result, send, policy)
         return result
 
     engine = AlertEngine(cfg.rules)
@@ -499,6 +560,7 @@ def _run_windows(
             result.skipped = "the lease passed to another process during the run"
             return result
         wend = float(window.end if window.end is not None else now)
+        scored: list[Any] = []
         findings, stream_state = run_checks(
             ctx,
             window,
@@ -508,6 +570,7 @@ def _run_windows(
             model=model,
             stream_state=stream_state,
             errors=result.errors,
+            outlier_results=scored,
         )
         metrics = window_metrics(ctx, window, findings)
         dicts = [f.to_dict() for f in findings]
@@ -533,6 +596,18 @@ def _run_windows(
             for t in ev.transients
         ]
         store.add_findings(project, model, dicts + transients)
+        for outliers in scored:  # per-event scores, for the sample explorer
+            store.add_outlier_scores(
+                project,
+                model,
+                window.ids,
+                window.ts,
+                outliers.scores,
+                outliers.p_values,
+                method=outliers.method,
+                version=ctx.version,
+                window_end=wend,
+            )
         store.add_metric_values(project, model, wend, metrics, {"window": cfg.window["kind"]})
         public = os.environ.get("WATCHKEEPER_PUBLIC_URL", "").rstrip("/")
         for alert in ev.alerts:
@@ -559,9 +634,11 @@ def _run_windows(
         rstate["last_run"] = now
         store.put_state(project, state_key, rstate)
     if send and result.events:
-        sinks = [sink_from_dict(s) for s in cfg.sinks]
+        sinks = [sink_from_dict(s, policy) for s in cfg.sinks]
         result.sinks = deliver(sinks, result.events, now=now)
-    _refresh_alertmanager(store, project, model, cfg, now, result, send, skip_sent=True)
+    _refresh_alertmanager(
+        store, project, model, cfg, now, result, send, policy, skip_sent=True
+    )
     result.alerts = store.list_alerts(project, model=model, status="firing")
     return result
 
@@ -574,13 +651,15 @@ def _refresh_alertmanager(
     now: float,
     result: RunResult,
     send: bool,
+    policy: SinkPolicy | None,
     *,
     skip_sent: bool = False,
 ) -> None:
     """Re-post firing alerts to Alertmanager sinks on every run, so none expires while firing."""
     if not send:
         return
-    sinks = [s for s in (sink_from_dict(d) for d in cfg.sinks) if isinstance(s, AlertmanagerSink)]
+    built = (sink_from_dict(d, policy) for d in cfg.sinks)
+    sinks = [s for s in built if isinstance(s, AlertmanagerSink)]
     if not sinks:
         return
     sent = {e.alert.get("key") for e in result.events} if skip_sent else set()

@@ -9,6 +9,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
+from watchkeeper.alerts import SinkPolicy
 from watchkeeper.runner._run import RunResult, run_monitors
 
 log = logging.getLogger("watchkeeper.runner")
@@ -29,6 +30,8 @@ class Scheduler:
         Seconds between ticks.
     max_cached
         Models whose fitted references are kept in memory.
+    sink_policy
+        The operator's hosts and secret names for sinks (``None``: read from the environment).
 
     Examples
     --------
@@ -38,8 +41,15 @@ class Scheduler:
     []
     """
 
-    def __init__(self, store: Any, interval: float = 60.0, max_cached: int = 8) -> None:
+    def __init__(
+        self,
+        store: Any,
+        interval: float = 60.0,
+        max_cached: int = 8,
+        sink_policy: SinkPolicy | None = None,
+    ) -> None:
         self.store = store
+        self.sink_policy = sink_policy
         self.interval = interval
         self.max_cached = max_cached
         self._caches: OrderedDict[tuple[str, str], dict[Any, Any]] = OrderedDict()
@@ -64,7 +74,9 @@ class Scheduler:
         results = []
         for key in list(self._models()):
             try:
-                result = run_monitors(self.store, *key, now=now, cache=self._cache(key))
+                result = run_monitors(
+                    self.store, *key, now=now, cache=self._cache(key), sink_policy=self.sink_policy
+                )
             except Exception:
                 log.exception("monitors of %s/%s failed", *key)
                 continue

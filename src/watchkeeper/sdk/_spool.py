@@ -1,9 +1,23 @@
 """An append-only file of batches the server has not acknowledged yet, replayed in order.
 
-Each line is ``<header JSON>\\t<body JSON>\\n``; a sidecar file holds the byte offset of the
-first unacknowledged line. The file is locked (``flock``) by the one client that owns it, so two
-processes sharing a spool directory get different files; a file left by a dead process is
-adopted and replayed by the next client that opens the directory.
+The file starts with a header line naming its *generation* (a random token); each later line is
+``<header JSON>\\t<body JSON>\\n``. A sidecar file holds ``<generation> <offset>``: the byte
+offset of the first unacknowledged line of that generation. The file is locked (``flock``) by
+the one client that owns it, so two processes sharing a spool directory get different files; a
+file left by a dead process is adopted and replayed by the next client that opens the directory.
+
+Every step survives the process dying at any point:
+
+- ``append`` writes whole lines and fsyncs; a torn last line is cut off at the next open.
+- ``advance`` writes the offset to a temporary file, fsyncs it and renames it over the old one.
+- Once everything is acknowledged, the file is *replaced*, never truncated in place: a new file
+  with a new generation is written aside and renamed over the old one, and only then is the
+  offset rewritten. An offset whose generation is not the file's (a crash between the two
+  renames) counts as "nothing acknowledged yet in this file", which is true of a new file.
+
+So an acknowledged batch is re-sent only when the process dies between the server's answer and
+the offset rename (the server's idempotent ingest then counts it once), and no spooled batch is
+ever skipped.
 """
 
 from __future__ import annotations
@@ -11,9 +25,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+_MAGIC = b"#watchkeeper-spool "
 
 
 def _try_lock(handle: IO[bytes]) -> bool:
@@ -28,6 +45,30 @@ def _try_lock(handle: IO[bytes]) -> bool:
     except OSError:
         return False
     return True
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: a temporary file, fsync, rename over ``path``."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (where directories can be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -49,6 +90,9 @@ class Spool:
         self._lock_file: IO[bytes] | None = None
         self.path: Path = directory
         self.offset_path: Path = directory
+        self._generation = ""
+        self._start = 0  # where the first batch line of the current file begins
+        self._acked = 0  # the offset of the first unacknowledged line (kept in memory)
 
     def open(self) -> None:
         """Create the directory and lock the first free spool file of this server URL."""
@@ -65,7 +109,13 @@ class Spool:
             self.path = self.directory / f"{self.key}-{index}.jsonl"
             self.offset_path = self.directory / f"{self.key}-{index}.offset"
             break
+        for leftover in (self.path, self.offset_path):  # a crash before a rename left these
+            leftover.with_name(leftover.name + ".tmp").unlink(missing_ok=True)
+        if not self.path.exists():
+            self._renew()
         self._drop_torn_tail()
+        self._generation, self._start = self._read_generation()
+        self._acked = self._read_offset()
 
     def close(self) -> None:
         if self._lock_file is not None:
@@ -75,19 +125,49 @@ class Spool:
     def _drop_torn_tail(self) -> None:
         # A crash mid-append can leave a last line without its newline: it was never complete,
         # so it was never counted as spooled; cut it off.
-        if not self.path.exists():
-            return
         with open(self.path, "rb+") as f:
             data = f.read()
             end = data.rfind(b"\n") + 1
             if end != len(data):
                 f.truncate(end)
+                f.flush()
+                os.fsync(f.fileno())
 
-    def _offset(self) -> int:
+    def _read_generation(self) -> tuple[str, int]:
+        """The file's generation and where its batches start; a file written before
+        generations existed has none and starts at 0."""
+        with open(self.path, "rb") as f:
+            first = f.readline()
+        if first.startswith(_MAGIC) and first.endswith(b"\n"):
+            return first[len(_MAGIC) : -1].decode(), len(first)
+        return "", 0
+
+    def _read_offset(self) -> int:
+        """The saved offset if it belongs to this file's generation and lies inside it; else the
+        start (re-sending is harmless, skipping is not)."""
         try:
-            return int(self.offset_path.read_text() or 0)
-        except (FileNotFoundError, ValueError):
-            return 0
+            text = self.offset_path.read_text()
+        except FileNotFoundError:
+            return self._start
+        generation, _, number = text.strip().rpartition(" ")
+        try:
+            offset = int(number)
+        except ValueError:
+            return self._start
+        if generation != self._generation or not self._start <= offset <= self._size():
+            return self._start
+        return offset
+
+    def _renew(self) -> None:
+        """Replace the spool file by an empty one of a new generation (write aside, rename)."""
+        generation = secrets.token_hex(8)
+        _write_durably(self.path, _MAGIC + generation.encode() + b"\n")
+        _sync_directory(self.directory)
+        self._generation, self._start = generation, len(_MAGIC) + len(generation) + 1
+
+    def _save_offset(self, offset: int) -> None:
+        _write_durably(self.offset_path, f"{self._generation} {offset}".encode())
+        self._acked = offset
 
     def _size(self) -> int:
         try:
@@ -97,7 +177,7 @@ class Spool:
 
     def pending(self) -> bool:
         """Whether some spooled batch is still unacknowledged."""
-        return self._size() > self._offset()
+        return self._size() > self._acked
 
     def append(self, batches: list[Outgoing]) -> None:
         """Append batches durably (fsync) after everything already spooled."""
@@ -112,7 +192,7 @@ class Spool:
 
     def head(self) -> tuple[Outgoing, int] | None:
         """The oldest unacknowledged batch and the offset just after it."""
-        offset = self._offset()
+        offset = self._acked
         if self._size() <= offset:
             return None
         with open(self.path, "rb") as f:
@@ -125,19 +205,16 @@ class Spool:
         return Outgoing(meta["kind"], meta["model"], int(meta["n"]), body), offset + len(line)
 
     def advance(self, offset: int) -> None:
-        """Mark everything before ``offset`` acknowledged; empty the file once all is."""
+        """Mark everything before ``offset`` acknowledged; renew the file once all is."""
+        self._save_offset(offset)
         if offset >= self._size():
-            # Everything delivered: start afresh so the file does not grow forever.
-            with open(self.path, "wb"):
-                pass
-            offset = 0
-        tmp = self.offset_path.with_suffix(".offset.tmp")
-        tmp.write_text(str(offset))
-        os.replace(tmp, self.offset_path)
+            # Everything delivered: a fresh file, so the spool does not grow forever.
+            self._renew()
+            self._save_offset(self._start)
 
     def pending_events(self) -> int:
         """Events in unacknowledged spooled batches (reads the file)."""
-        offset = self._offset()
+        offset = self._acked
         if self._size() <= offset:
             return 0
         total = 0

@@ -51,6 +51,8 @@ def _row(
     """One event checked and normalised at the call (cheap), so errors surface where made."""
     if id is None or id == "":
         raise ValueError("id: every event needs a non-empty id")
+    if isinstance(score, bool | np.bool_):
+        raise ValueError(f"score: expected a number, got {score!r}")
     if score is not None:
         try:
             score = float(score)
@@ -279,6 +281,9 @@ class _Logger:
             raise ValueError(f"labels: {len(label_list)} values, but {len(id_list)} ids")
         if any(i == "" for i in id_list):
             raise ValueError("ids: every label needs a non-empty id")
+        for i, v in enumerate(label_list):
+            if v is None or (isinstance(v, float) and not math.isfinite(v)):
+                raise ValueError(f"labels[{i}]: a label is required, got {v!r}")
         if id_list:
             self._enqueue_labels(_check_model(model), id_list, label_list)
 

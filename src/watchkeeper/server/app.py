@@ -4,91 +4,27 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from watchkeeper import __version__
 from watchkeeper.server.deps import TokenCache
 from watchkeeper.server.errors import validation_response
+from watchkeeper.server.gate import Gate
 from watchkeeper.server.ingest import IngestState
 from watchkeeper.server.metrics import ServerMetrics, SystemCollector
 from watchkeeper.server.settings import Settings
 
 log = logging.getLogger("watchkeeper.server")
-
-
-class BodyLimit:
-    """ASGI middleware: a request body larger than ``limit`` bytes gets 413 before it is read
-    into memory (by its Content-Length, or while streaming when it has none)."""
-
-    def __init__(self, app: ASGIApp, limit: int, on_reject: Callable[[], None]) -> None:
-        self.app = app
-        self.limit = limit
-        self.on_reject = on_reject
-
-    async def _too_large(self, send: Send, size: str) -> None:
-        self.on_reject()
-        body = json.dumps(
-            {
-                "detail": f"request body of {size} bytes exceeds the limit of {self.limit} bytes "
-                "(WATCHKEEPER_MAX_BODY_BYTES); send smaller batches"
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in {"GET", "HEAD", "OPTIONS"}:
-            await self.app(scope, receive, send)
-            return
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            await self._too_large(send, length.decode())
-            return
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                await self._too_large(send, f"more than {size}")
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
 
 
 def _open_store(settings: Settings) -> Any:
@@ -116,7 +52,9 @@ def _scheduler_hook(settings: Settings) -> Callable[[Any], Callable[[], None] | 
         except ImportError:
             log.warning("run_scheduler is set but watchkeeper.runner is not available")
             return None
-        scheduler = runner.Scheduler(store, settings.scheduler_interval)
+        scheduler = runner.Scheduler(
+            store, settings.scheduler_interval, sink_policy=settings.sink_policy()
+        )
         scheduler.start()
         return getattr(scheduler, "stop", None)
 
@@ -124,10 +62,12 @@ def _scheduler_hook(settings: Settings) -> Callable[[Any], Callable[[], None] | 
 
 
 def _publish_body_schemas(app: FastAPI) -> None:
-    """Put the bodies that endpoints read by hand (for speed) into the OpenAPI components."""
+    """Put the bodies that endpoints read by hand (for speed, or off the event loop) into the
+    OpenAPI components, and document every error reply as it is sent."""
     from fastapi.openapi.utils import get_openapi
 
-    from watchkeeper.server.schemas import BODY_MODELS
+    from watchkeeper.server.errors import document_errors
+    from watchkeeper.server.schemas import body_models
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -138,11 +78,11 @@ def _publish_body_schemas(app: FastAPI) -> None:
                 routes=app.routes,
             )
             components = doc.setdefault("components", {}).setdefault("schemas", {})
-            for model in BODY_MODELS:
+            for model in body_models():
                 schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(schema.pop("$defs", {}))
                 components[model.__name__] = schema
-            app.openapi_schema = doc
+            app.openapi_schema = document_errors(doc)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -185,7 +125,10 @@ def create_app(
     >>> client.post("/v1/models/fraud/events:batch", json={"events": [{"id": "a", "score": 0.9}]},
     ...             headers={"Authorization": f"Bearer {token}"}).json()
     {'accepted': 1, 'duplicates': 0}
-    >>> client.get("/metrics").text.count("watchkeeper_events_accepted_total{")
+    >>> client.get("/metrics").status_code                 # a scrape needs a token...
+    401
+    >>> reader = {"Authorization": f"Bearer {store.create_token('demo', {'read'})}"}
+    >>> client.get("/metrics", headers=reader).text.count("watchkeeper_events_accepted_total{")
     1
     """
     settings = settings if settings is not None else Settings.from_env()
@@ -233,7 +176,7 @@ def create_app(
     app.state.store = store
     app.state.metrics = metrics
     app.state.registry = registry
-    app.state.token_cache = TokenCache()
+    app.state.token_cache = cache = TokenCache(settings.token_cache_seconds)
     app.state.ingest = IngestState()
 
     @app.exception_handler(RequestValidationError)
@@ -246,6 +189,15 @@ def create_app(
         metrics.reject("validation")
         return validation_response(list(exc.errors()))
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _on_http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400:
+            # FastAPI's "There was an error parsing the body": the body is not JSON (or not
+            # UTF-8); a 422 naming the body, as every other invalid input.
+            metrics.reject("validation")
+            return validation_response([{"loc": ("body",), "msg": "not valid JSON"}])
+        return await http_exception_handler(request, exc)
+
     from watchkeeper.server.routers import ROUTERS
 
     for router in ROUTERS:
@@ -255,8 +207,10 @@ def create_app(
         importlib.import_module("watchkeeper.ui").install(app, settings)
     _publish_body_schemas(app)
     app.add_middleware(
-        BodyLimit,
-        limit=settings.max_body_bytes,
-        on_reject=lambda: metrics.reject("too_large"),
+        Gate,
+        settings=settings,
+        authenticate=lambda token: cache.lookup(store, token),
+        cached=cache.cached,
+        on_reject=metrics.reject,
     )
     return app

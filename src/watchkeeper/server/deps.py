@@ -17,16 +17,32 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Query, Request, status
 
 from watchkeeper.server.metrics import ServerMetrics
 from watchkeeper.server.settings import Settings
 
 SCOPES = ("ingest", "read", "admin")
 AUTH_CACHE_SECONDS = 5.0
-"""How long a verified token is trusted without asking the store again (revocation delay)."""
+"""Default of ``Settings.token_cache_seconds``: how long a verified token is trusted without
+asking the store again (the revocation delay across replicas)."""
+
+
+EPOCH_LIMIT = 1e11
+"""Largest magnitude of a time in a query (epoch seconds; 1e11 is the year 5138)."""
+
+
+def epoch_query(description: str) -> Any:
+    """A query parameter holding a time: finite and within :data:`EPOCH_LIMIT` (NaN, infinities
+    and 1e400 get 422 naming the parameter; none of them may mean "no bound")."""
+    return Query(ge=-EPOCH_LIMIT, le=EPOCH_LIMIT, allow_inf_nan=False, description=description)
+
+
+VersionQuery = Annotated[
+    str | None, Query(min_length=1, max_length=128, description="Only this model version.")
+]
 
 
 def get_store(request: Request) -> Any:
@@ -52,8 +68,13 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 class TokenCache:
-    """Verified tokens for a few seconds, keyed by their SHA-256, so a stream of batches does
-    not hash-and-query the store on every request."""
+    """Verified tokens for ``ttl`` seconds, keyed by their SHA-256, so a stream of batches does
+    not hash-and-query the store on every request.
+
+    ``ttl`` is the revocation delay across replicas: a token revoked (or expired) elsewhere keeps
+    working here until its entry ages out. A token revoked through this replica is forgotten
+    at once.
+    """
 
     def __init__(self, ttl: float = AUTH_CACHE_SECONDS) -> None:
         self.ttl = ttl
@@ -65,21 +86,30 @@ class TokenCache:
         with self._lock:
             self._entries.pop(hashlib.sha256(token.encode()).hexdigest(), None)
 
-    def lookup(self, store: Any, token: str) -> tuple[str, frozenset[str]] | None:
+    def cached(self, token: str) -> tuple[str, frozenset[str]] | Literal[False]:
+        """The cached ``(project, scopes)`` of ``token``, or False when it must be looked up."""
         key = hashlib.sha256(token.encode()).hexdigest()
-        now = time.monotonic()
         with self._lock:
             hit = self._entries.get(key)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > time.monotonic():
             return hit[1], hit[2]
+        return False
+
+    def lookup(self, store: Any, token: str) -> tuple[str, frozenset[str]] | None:
+        """``(project, scopes)`` of a valid token (from the cache or the store), else None."""
+        hit = self.cached(token)
+        if hit is not False:
+            return hit
         found = store.authenticate(token)
         if found is None:
             return None
         project, scopes = found
-        with self._lock:
-            if len(self._entries) > 10_000:
-                self._entries.clear()
-            self._entries[key] = (now + self.ttl, project, frozenset(scopes))
+        if self.ttl > 0:
+            key = hashlib.sha256(token.encode()).hexdigest()
+            with self._lock:
+                if len(self._entries) > 10_000:
+                    self._entries.clear()
+                self._entries[key] = (time.monotonic() + self.ttl, project, frozenset(scopes))
         return project, frozenset(scopes)
 
 
@@ -102,16 +132,18 @@ def require_scope(scope: str) -> Callable[[Request], str]:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
 
     def dependency(request: Request) -> str:
-        header = request.headers.get("authorization")
-        if not header:
-            raise _unauthorized(request, "missing Authorization header (use 'Bearer <token>')")
-        kind, _, token = header.partition(" ")
-        if kind.lower() != "bearer" or not token.strip():
-            raise _unauthorized(request, "Authorization header must be 'Bearer <token>'")
-        cache: TokenCache = request.app.state.token_cache
-        found = cache.lookup(get_store(request), token.strip())
+        found = getattr(request.state, "auth", None)  # verified by the gate before the body
         if found is None:
-            raise _unauthorized(request, "invalid or revoked token")
+            header = request.headers.get("authorization")
+            if not header:
+                raise _unauthorized(request, "missing Authorization header (use 'Bearer <token>')")
+            kind, _, token = header.partition(" ")
+            if kind.lower() != "bearer" or not token.strip():
+                raise _unauthorized(request, "Authorization header must be 'Bearer <token>'")
+            cache: TokenCache = request.app.state.token_cache
+            found = cache.lookup(get_store(request), token.strip())
+            if found is None:
+                raise _unauthorized(request, "invalid, expired or revoked token")
         project, scopes = found
         if scope not in scopes and "admin" not in scopes:
             get_metrics(request).reject("forbidden")

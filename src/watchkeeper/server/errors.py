@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 _TYPE_TAGS = {"float", "str", "int", "bool", "none", "constrained-str", "constrained-float"}
 _OWN_PREFIXES = ("columns.", "events[", "labels", "ts", "body")
@@ -50,3 +51,65 @@ def validation_response(errors: list[Any]) -> JSONResponse:
     if len(errors) > 50:
         detail += f"; ... and {len(errors) - 50} more"
     return JSONResponse(status_code=422, content={"detail": detail, "errors": items})
+
+
+class FieldError(BaseModel):
+    """One problem of a request: where, and what."""
+
+    field: str = Field(description="Where: 'events[3].score', 'columns.ids[0]', 'since', 'body'.")
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """Every 4xx reply: ``detail`` is one readable line; a 422 from validation also lists each
+    problem in ``errors``."""
+
+    detail: str = Field(description="One line, the field first: 'since: Input should be ...'.")
+    errors: list[FieldError] | None = None
+
+
+_WHY = {
+    401: "No token, or an invalid, expired or revoked one ('Authorization: Bearer <token>').",
+    403: "The token lacks the scope this route needs.",
+    404: "The model (or the version, or the token) is not known in the token's project.",
+    413: "The body exceeds the route's cap (or the batch the event limit); nothing was read.",
+    422: "Invalid input; 'detail' names the field (and index) first.",
+    429: "Too many heavy requests running on this server; retry after 'Retry-After' seconds.",
+}
+
+
+def _codes(path: str, method: str) -> list[int]:
+    from watchkeeper.server.gate import is_heavy
+
+    if not path.startswith("/v1/"):
+        return []
+    codes = [401, 403, 422]
+    if "{model}" in path or path.endswith("/tokens:revoke"):
+        codes.append(404)
+    if method in {"post", "put", "patch"}:
+        codes.append(413)
+    if is_heavy(path.replace("{model}", "m")):
+        codes.append(429)
+    return sorted(codes)
+
+
+def document_errors(doc: dict[str, Any]) -> dict[str, Any]:
+    """Make an OpenAPI document say what the server answers on error: the codes each route
+    can return, all with the :class:`ErrorOut` body (FastAPI's default 422 schema, a list of
+    pydantic errors, is not what this server sends)."""
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    out_schema = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(out_schema.pop("$defs", {}))
+    schemas["ErrorOut"] = out_schema
+    ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+    for path, ops in doc.get("paths", {}).items():
+        for method, op in ops.items():
+            responses = op.setdefault("responses", {})
+            if "422" in responses and not path.startswith("/v1/"):
+                responses["422"] = {"description": _WHY[422], "content": ref}
+            for code in _codes(path, method):
+                described = responses.get(str(code), {}).get("description")
+                responses[str(code)] = {"description": described or _WHY[code], "content": ref}
+    return doc

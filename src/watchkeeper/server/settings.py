@@ -40,7 +40,11 @@ class Settings:
     host, port
         Where ``watchkeeper server`` listens (``WATCHKEEPER_HOST``, ``WATCHKEEPER_PORT``).
     max_body_bytes
-        Largest request body accepted; larger ones get 413 (``WATCHKEEPER_MAX_BODY_BYTES``).
+        Largest body of an events or labels batch; larger ones get 413 before they are read
+        (``WATCHKEEPER_MAX_BODY_BYTES``).
+    max_tool_body_bytes
+        Largest body of every other route (tools, versions, monitor configuration, tokens)
+        (``WATCHKEEPER_MAX_TOOL_BODY_BYTES``).
     max_batch_events
         Most events (or labels) in one batch; more get 413 (``WATCHKEEPER_MAX_BATCH_EVENTS``).
     auto_register_models
@@ -64,6 +68,23 @@ class Settings:
         (``WATCHKEEPER_RUN_SCHEDULER``).
     scheduler_interval
         Seconds between scheduler ticks (``WATCHKEEPER_SCHEDULER_INTERVAL``).
+    max_heavy_requests
+        Most CPU-heavy requests (``/v1/tools/...``, ``monitors:run``) running at once on this
+        server; more get 429 with ``Retry-After`` (``WATCHKEEPER_MAX_HEAVY_REQUESTS``).
+    public_metrics
+        Serve every project's series on ``/metrics`` without a token
+        (``WATCHKEEPER_PUBLIC_METRICS``). Off by default: a scrape then needs a token and sees
+        only its own project's series.
+    token_cache_seconds
+        How long a replica trusts a token it verified without asking the database again: the
+        longest a revoked or expired token keeps working on another replica
+        (``WATCHKEEPER_TOKEN_CACHE_SECONDS``; 0 asks on every request).
+    sink_hosts
+        Comma-separated hosts alert sinks may send to (``WATCHKEEPER_SINK_HOSTS``); internal
+        addresses only when listed exactly. See :class:`~watchkeeper.alerts.SinkPolicy`.
+    sink_secret_env
+        Comma-separated environment variables a sink's ``headers_env``/``password_env`` may
+        name (``WATCHKEEPER_SINK_SECRET_ENV``).
     console
         Serve the web console under ``/ui`` (``WATCHKEEPER_CONSOLE``).
     ui_secret
@@ -90,6 +111,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 64 * 1024 * 1024
+    max_tool_body_bytes: int = 4 * 1024 * 1024
     max_batch_events: int = 10_000
     auto_register_models: bool = False
     flag_threshold: float = 0.5
@@ -98,6 +120,11 @@ class Settings:
     monitor_metrics: bool = True
     run_scheduler: bool = False
     scheduler_interval: float = 60.0
+    max_heavy_requests: int = 4
+    public_metrics: bool = False
+    token_cache_seconds: float = 5.0
+    sink_hosts: str | None = None
+    sink_secret_env: str | None = None
     console: bool = True
     ui_secret: str | None = None
     payload_url: str | None = None
@@ -133,6 +160,13 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
+    def sink_policy(self) -> Any:
+        """The operator's :class:`~watchkeeper.alerts.SinkPolicy` from ``sink_hosts`` and
+        ``sink_secret_env``."""
+        from watchkeeper.alerts import SinkPolicy
+
+        return SinkPolicy.parse(self.sink_hosts, self.sink_secret_env)
+
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""
         return replace(self, **changes)
@@ -141,13 +175,25 @@ class Settings:
         """Raise :class:`ValueError` naming the first field out of its range."""
         if self.max_body_bytes <= 0:
             raise ValueError(f"max_body_bytes must be positive, got {self.max_body_bytes}")
+        if self.max_tool_body_bytes <= 0:
+            raise ValueError(
+                f"max_tool_body_bytes must be positive, got {self.max_tool_body_bytes}"
+            )
+        if self.max_heavy_requests < 1:
+            raise ValueError(f"max_heavy_requests must be >= 1, got {self.max_heavy_requests}")
+        if not 0 <= self.token_cache_seconds <= 3600:
+            raise ValueError(
+                f"token_cache_seconds must be in [0, 3600], got {self.token_cache_seconds}"
+            )
         if self.max_batch_events <= 0:
             raise ValueError(f"max_batch_events must be positive, got {self.max_batch_events}")
         if not 0.0 <= self.flag_threshold <= 1.0:
             raise ValueError(f"flag_threshold must be in [0, 1], got {self.flag_threshold}")
         if self.metrics_max_models < 1:
             raise ValueError(f"metrics_max_models must be >= 1, got {self.metrics_max_models}")
-        if self.scheduler_interval <= 0:
-            raise ValueError(f"scheduler_interval must be positive, got {self.scheduler_interval}")
+        if not self.scheduler_interval > 0 or self.scheduler_interval == float("inf"):
+            raise ValueError(
+                f"scheduler_interval must be positive and finite, got {self.scheduler_interval}"
+            )
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be in 1..65535, got {self.port}")

@@ -15,6 +15,7 @@ from watchkeeper.server.routers import (
     labels,
     models,
     monitors,
+    plans,
     prometheus,
     tokens,
     tools,
@@ -29,5 +30,6 @@ ROUTERS: list[APIRouter] = [
     tokens.router,
     tools.router,
     monitors.router,
+    plans.router,
     console.router,
 ]

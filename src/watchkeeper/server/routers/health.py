@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter
@@ -11,11 +12,12 @@ from fastapi.responses import JSONResponse
 from watchkeeper.server.deps import StoreDep
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger("watchkeeper.server")
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
-    """The process is up."""
+async def healthz() -> dict[str, str]:
+    """The process is up (answered on the event loop, so a busy thread pool cannot stall it)."""
     return {"status": "ok"}
 
 
@@ -28,13 +30,20 @@ def _probe(store: Any) -> None:
         store.authenticate("readiness-probe")
 
 
-@router.get("/readyz", response_model=None)
+@router.get(
+    "/readyz",
+    response_model=None,
+    responses={503: {"description": "The database does not answer (the reason is logged)."}},
+)
 async def readyz(store: StoreDep) -> dict[str, str] | JSONResponse:
     """The database answers a query; 503 otherwise."""
     try:
         await run_in_threadpool(_probe, store)
-    except Exception as exc:  # any failure of the database means "not ready", with the reason
+    except Exception:  # any failure of the database means "not ready"
+        # The reason goes to the server's log only: its text names hosts, ports and databases.
+        log.exception("readiness probe failed")
         return JSONResponse(
-            status_code=503, content={"status": "unavailable", "detail": f"database: {exc}"}
+            status_code=503,
+            content={"status": "unavailable", "detail": "the database does not answer"},
         )
     return {"status": "ready"}

@@ -5,15 +5,22 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from watchkeeper.server.deps import AdminProject, ReadProject, StoreDep
+from watchkeeper.server.deps import AdminProject, ReadProject, StoreDep, VersionQuery, epoch_query
 from watchkeeper.server.ingest import MODEL_PATTERN, ModelName
+from watchkeeper.server.schemas import OperatingPointIn
 from watchkeeper.window import Window
 
 router = APIRouter(prefix="/v1", tags=["models"])
+
+MAX_VOLUME = 1e15
+"""Largest expected volume of a window (events); the band's cost does not depend on it."""
+MAX_READ_EVENTS = 100_000
+"""Most events one read returns (the newest of the range asked for)."""
+VersionPath = Annotated[str, Path(min_length=1, max_length=128)]
 
 
 class ModelIn(BaseModel):
@@ -28,16 +35,18 @@ class VersionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=())
     version: Annotated[str, Field(min_length=1, max_length=128)]
-    artifact_uri: str | None = None
+    artifact_uri: Annotated[str, Field(max_length=2048)] | None = None
     sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
-    data_fingerprint: str | None = None
+    data_fingerprint: Annotated[str, Field(max_length=1024)] | None = None
     environment: dict[str, Any] | None = None
-    operating_point: dict[str, Any] | None = Field(
+    operating_point: OperatingPointIn | None = Field(
         None, description="threshold, tpr, fpr (and n_positive, n_negative) of the version."
     )
     expected_prevalence: Annotated[float, Field(ge=0, le=1)] | None = None
-    expected_volume: Annotated[float, Field(ge=0)] | None = None
-    window: str | None = Field(None, description="Monitoring window, e.g. '1h' or '1d'.")
+    expected_volume: Annotated[float, Field(ge=0, le=MAX_VOLUME)] | None = None
+    window: Annotated[str, Field(max_length=32)] | None = Field(
+        None, description="Monitoring window, e.g. '1h' or '1d'."
+    )
 
 
 def _model_or_404(store: Any, project: str, model: str) -> None:
@@ -69,7 +78,9 @@ async def register_version(
 
     def work() -> Any:
         _model_or_404(store, project, model)
-        fields = body.model_dump(exclude={"version"})
+        fields = body.model_dump(exclude={"version", "operating_point"})
+        if body.operating_point is not None:
+            fields["operating_point"] = body.operating_point.model_dump(exclude_unset=True)
         store.register_model_version(project, model, body.version, **fields)
         return store.get_model_version(project, model, body.version)
 
@@ -79,7 +90,7 @@ async def register_version(
 
 @router.get("/models/{model}/versions/{version}")
 async def get_version(
-    model: ModelName, version: str, project: ReadProject, store: StoreDep
+    model: ModelName, version: VersionPath, project: ReadProject, store: StoreDep
 ) -> dict[str, Any]:
     """What is known of one model version."""
 
@@ -102,15 +113,19 @@ async def read_events(
     model: ModelName,
     project: ReadProject,
     store: StoreDep,
-    start: Annotated[float | None, Query(description="From (epoch seconds).")] = None,
-    end: Annotated[float | None, Query(description="Until (epoch seconds, exclusive).")] = None,
-    last_n: Annotated[int | None, Query(ge=1, le=100_000)] = None,
-    version: str | None = None,
+    start: Annotated[float | None, epoch_query("From (epoch seconds).")] = None,
+    end: Annotated[float | None, epoch_query("Until (epoch seconds, exclusive).")] = None,
+    last_n: Annotated[int | None, Query(ge=1, le=MAX_READ_EVENTS)] = None,
+    version: VersionQuery = None,
     embeddings: Annotated[bool, Query(description="Include embeddings.")] = False,
 ) -> dict[str, Any]:
-    """A window of events, columnar (labels joined); NaN becomes ``null``."""
-    if last_n is None and start is None and end is None:
-        last_n = 1000
+    """A window of events, columnar (labels joined); NaN becomes ``null``.
+
+    At most 100,000 events: the newest ``last_n`` (default 1,000 without a range, 100,000
+    within one) of ``[start, end)``.
+    """
+    if last_n is None:
+        last_n = 1000 if start is None and end is None else MAX_READ_EVENTS
 
     def work() -> Window:
         _model_or_404(store, project, model)
@@ -127,7 +142,7 @@ async def model_stats(
     model: ModelName,
     project: ReadProject,
     store: StoreDep,
-    since: Annotated[float, Query(description="From (epoch seconds).")] = 0.0,
+    since: Annotated[float, epoch_query("From (epoch seconds).")] = 0.0,
 ) -> dict[str, Any]:
     """Events stored, and the store's ingest counters since ``since``."""
 
@@ -143,7 +158,10 @@ async def model_stats(
 
 @router.get("/models/{model}/environments")
 async def environments(
-    model: ModelName, project: ReadProject, store: StoreDep, since: float | None = None
+    model: ModelName,
+    project: ReadProject,
+    store: StoreDep,
+    since: Annotated[float | None, epoch_query("Last seen at or after (epoch s).")] = None,
 ) -> dict[str, Any]:
     """Serving environments the SDK reported (Python and package versions)."""
 

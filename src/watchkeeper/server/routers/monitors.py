@@ -9,7 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
-from watchkeeper.server.deps import AdminProject, ReadProject, StoreDep
+from watchkeeper.server.deps import (
+    AdminProject,
+    ReadProject,
+    SettingsDep,
+    StoreDep,
+    epoch_query,
+)
 from watchkeeper.server.ingest import ModelName
 
 router = APIRouter(prefix="/v1", tags=["monitors"])
@@ -58,6 +64,7 @@ async def put_monitor_config(
     model: ModelName,
     project: AdminProject,
     store: StoreDep,
+    settings: SettingsDep,
     config: Annotated[dict[str, Any], Body(description="A MonitorConfig as JSON (see docs).")],
 ) -> Any:
     """Replace the model's monitor configuration; 422 names the offending field."""
@@ -69,7 +76,7 @@ async def put_monitor_config(
         _model_or_404(store, project, model)
         try:
             cfg = MonitorConfig.from_dict(config).validate()
-            validate_alerting(cfg.rules, cfg.sinks)
+            validate_alerting(cfg.rules, cfg.sinks, settings.sink_policy())
         except (ValueError, TypeError) as exc:
             raise HTTPException(422, detail=str(exc)) from exc
         store.put_monitor_config(project, model, cfg.to_dict())
@@ -83,9 +90,9 @@ async def list_findings(
     model: ModelName,
     project: ReadProject,
     store: StoreDep,
-    since: Annotated[float | None, Query(description="Window end at or after (epoch s).")] = None,
-    check: Annotated[str | None, Query(max_length=200)] = None,
-    subject: Annotated[str | None, Query(max_length=200)] = None,
+    since: Annotated[float | None, epoch_query("Window end at or after (epoch s).")] = None,
+    check: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    subject: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     drift: Annotated[bool | None, Query(description="Only drifted (or only clean).")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> Any:
@@ -108,9 +115,9 @@ async def list_metric_values(
     model: ModelName,
     project: ReadProject,
     store: StoreDep,
-    name: Annotated[str | None, Query(max_length=256)] = None,
-    since: float | None = None,
-    until: float | None = None,
+    name: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    since: Annotated[float | None, epoch_query("From (epoch s).")] = None,
+    until: Annotated[float | None, epoch_query("Until (epoch s).")] = None,
 ) -> Any:
     """Metric values of the model's windows (``events``, ``flag_rate``, ``ece``, ...)."""
 
@@ -127,9 +134,9 @@ async def list_metric_values(
 async def list_alerts(
     project: ReadProject,
     store: StoreDep,
-    model: Annotated[str | None, Query(max_length=200)] = None,
+    model: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     status: Annotated[str | None, Query(pattern="^(firing|resolved)$")] = None,
-    since: float | None = None,
+    since: Annotated[float | None, epoch_query("Updated at or after (epoch s).")] = None,
 ) -> Any:
     """Alerts of the caller's project, most recently updated first."""
     rows = await run_in_threadpool(
@@ -143,7 +150,8 @@ async def run_now(
     model: ModelName,
     project: AdminProject,
     store: StoreDep,
-    now: Annotated[float | None, Query(description="Run as of this time (epoch s).")] = None,
+    settings: SettingsDep,
+    now: Annotated[float | None, epoch_query("Run as of this time (epoch s).")] = None,
     adhoc: Annotated[
         bool, Query(description="With no closed window, evaluate the trailing one.")
     ] = True,
@@ -158,7 +166,10 @@ async def run_now(
         from watchkeeper.runner import run_monitors
 
         _model_or_404(store, project, model)
-        result = run_monitors(store, project, model, now=now, adhoc=adhoc, trailing=trailing)
+        result = run_monitors(
+            store, project, model, now=now, adhoc=adhoc, trailing=trailing,
+            sink_policy=settings.sink_policy(),
+        )  # fmt: skip
         return result.to_dict()
 
     return _clean(await run_in_threadpool(work))

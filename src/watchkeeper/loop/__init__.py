@@ -1,0 +1,71 @@
+"""Closing the loop: maintenance plan, validation gate, shadow test, datasets, jobs, promotion.
+
+:func:`evaluate_gate` compares a challenger with the champion on the same labelled evaluation
+sets with paired tests (:func:`mcnemar`, :func:`delong`, :func:`fpr_at_tpr`) and applies the
+plan's rules. docs/loop.md tells the whole cycle.
+"""
+
+from __future__ import annotations
+
+from watchkeeper.loop._dataset import (
+    DATASET_DEFAULTS,
+    DatasetManifest,
+    build_dataset,
+    dataset_config,
+)
+from watchkeeper.loop._gate import (
+    EvalSet,
+    GateReport,
+    RuleOutcome,
+    evaluate_gate,
+    gate_config,
+)
+from watchkeeper.loop._paired import (
+    PairedTest,
+    delong,
+    fpr_at_tpr,
+    mcnemar,
+    roc_auc,
+    threshold_at_tpr,
+)
+from watchkeeper.loop._plan import (
+    RETRAINING_DEFAULTS,
+    Cron,
+    MaintenancePlan,
+    retraining_config,
+    trainer_config,
+)
+from watchkeeper.loop._sequential import (
+    SequentialPairedTest,
+    SequentialState,
+    fixed_horizon_discordant,
+)
+from watchkeeper.loop._shadow import ShadowReport, shadow_report
+
+__all__ = [
+    "DATASET_DEFAULTS",
+    "RETRAINING_DEFAULTS",
+    "Cron",
+    "DatasetManifest",
+    "EvalSet",
+    "GateReport",
+    "MaintenancePlan",
+    "PairedTest",
+    "RuleOutcome",
+    "SequentialPairedTest",
+    "SequentialState",
+    "ShadowReport",
+    "build_dataset",
+    "dataset_config",
+    "delong",
+    "evaluate_gate",
+    "fixed_horizon_discordant",
+    "fpr_at_tpr",
+    "gate_config",
+    "mcnemar",
+    "retraining_config",
+    "roc_auc",
+    "shadow_report",
+    "threshold_at_tpr",
+    "trainer_config",
+]

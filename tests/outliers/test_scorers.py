@@ -1,0 +1,150 @@
+"""Outlier scorers: exactness against oracles, conformal p-values uniform under no shift, power."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.spatial.distance import cdist
+
+from watchkeeper.outliers import (
+    IsolationForestScorer,
+    IVFIndex,
+    KNNScorer,
+    MahalanobisScorer,
+    OutlierResult,
+    exact_kth_distance,
+)
+
+SCORERS = {
+    "knn_exact": lambda: KNNScorer(k=5, index="exact"),
+    "knn_ivf": lambda: KNNScorer(k=5, index="ivf", n_probe=2, n_components=8),
+    "mahalanobis": lambda: MahalanobisScorer(),
+    "isolation_forest": lambda: IsolationForestScorer(n_estimators=50),
+}
+
+
+MIX = np.random.default_rng(11).normal(size=(12, 12)) / np.sqrt(12)
+
+
+def _data(rng: np.random.Generator, n: int) -> np.ndarray:
+    # Correlated, skewed features: what a real embedding looks like more than N(0, I).
+    return np.exp(0.3 * rng.normal(size=(n, 12))) @ MIX
+
+
+@pytest.mark.parametrize("name", sorted(SCORERS))
+def test_p_values_uniform_under_no_shift(name: str, rng: np.random.Generator) -> None:
+    scorer = SCORERS[name]().fit(_data(rng, 8000))
+    fresh = _data(rng, 1500)
+    p = scorer.p_values(fresh)
+    n_cal = scorer.calibration_scores_.size
+    # Given one calibration set the p-values are uniform up to the calibration sample's own
+    # error, so the KS distance to U(0, 1) is a two-sample distance (calibration vs fresh).
+    n_eff = round(n_cal * 1500 / (n_cal + 1500))
+    assert stats.kstest(p, "uniform").statistic < stats.kstwo.isf(0.001, n_eff)
+    result = scorer.score(fresh, alpha=0.05)
+    # Per-event false-positive rate at alpha, within its band (test draws + calibration draw).
+    band = 4 * np.sqrt(0.05 * 0.95 * (1 / 1500 + 1 / n_cal))
+    assert abs(result.n_outliers / 1500 - 0.05) < band
+
+
+@pytest.mark.parametrize("name", sorted(SCORERS))
+def test_planted_outliers_are_found(name: str, rng: np.random.Generator) -> None:
+    reference = _data(rng, 4000)
+    scorer = SCORERS[name]().fit(reference)
+    normal = _data(rng, 150)
+    planted = _data(rng, 50) + 3.0 * reference.std(axis=0) * np.sign(rng.normal(size=(50, 12)))
+    result = scorer.score(np.r_[normal, planted], alpha=0.01)
+    assert result.outlier[150:].mean() >= 0.9
+    assert result.outlier[:150].mean() <= 0.05
+
+
+def test_exact_knn_agrees_with_scipy(rng: np.random.Generator) -> None:
+    ref = rng.normal(size=(700, 9)).astype(np.float32)
+    q = rng.normal(size=(130, 9)).astype(np.float32)
+    oracle = np.sort(cdist(q.astype(np.float64), ref.astype(np.float64)), axis=1)[:, 6]
+    got = exact_kth_distance(q, ref, 7, block_bytes=4 * 700 * 13)  # 13 queries per block
+    np.testing.assert_allclose(got, oracle, rtol=1e-4, atol=1e-4)
+
+
+def test_ivf_recall(rng: np.random.Generator) -> None:
+    centres = rng.normal(scale=4, size=(40, 24))
+    ref = (centres[rng.integers(0, 40, 20000)] + rng.normal(size=(20000, 24))).astype(np.float32)
+    q = (centres[rng.integers(0, 40, 500)] + rng.normal(size=(500, 24))).astype(np.float32)
+    exact = exact_kth_distance(q, ref, 10)
+    index = IVFIndex(n_probe=8, n_components=None).fit(ref)
+    approx = index.kth_distance(q, 10)
+    assert np.all(approx >= exact - 1e-3)  # a subset of the neighbours: never closer
+    assert np.median(approx / exact) < 1.02
+    # With one list the index is exact.
+    one = IVFIndex(n_lists=1, n_components=None).fit(ref)
+    np.testing.assert_allclose(one.kth_distance(q, 10), exact, rtol=1e-4)
+
+
+def test_mahalanobis_agrees_with_sklearn_ledoit_wolf(rng: np.random.Generator) -> None:
+    from sklearn.covariance import LedoitWolf
+
+    x = rng.normal(size=(400, 6)) * [1, 2, 3, 4, 5, 6]
+    scorer = MahalanobisScorer(calibration_share=0.5, seed=3).fit(x)
+    train = x[np.random.default_rng(3).permutation(400)[200:]]
+    oracle = np.sqrt(LedoitWolf().fit(train).mahalanobis(x[:20]))
+    np.testing.assert_allclose(scorer.score_samples(x[:20]), oracle, rtol=1e-6)
+
+
+def test_nan_rows_are_not_scored_and_not_flagged(rng: np.random.Generator) -> None:
+    scorer = KNNScorer(k=3).fit(rng.normal(size=(500, 4)))
+    x = rng.normal(size=(5, 4))
+    x[2, 1] = np.nan
+    r = scorer.score(x, alpha=0.5)
+    assert np.isnan(r.scores[2]) and np.isnan(r.p_values[2]) and not r.outlier[2]
+    assert r.to_dict()["scored"] == 4
+
+
+@pytest.mark.parametrize(
+    ("make", "call", "message"),
+    [
+        (lambda: KNNScorer(k=0), "fit", "k: must be a positive integer"),
+        (lambda: KNNScorer(index="hnsw"), "fit", "index: must be"),
+        (lambda: KNNScorer(calibration_share=1.5), "fit", "calibration_share"),
+        (lambda: KNNScorer(), "small", "reference: 30 complete rows"),
+        (lambda: KNNScorer(), "text", "reference: expected numbers"),
+        (lambda: KNNScorer(), "unfitted", "call fit(reference)"),
+        (lambda: KNNScorer(), "columns", "x: 3 columns, but the scorer was fitted on 4"),
+        (lambda: KNNScorer(), "alpha", "alpha: must be in (0, 1)"),
+    ],
+)
+def test_bad_input_names_the_field(make, call, message, rng: np.random.Generator) -> None:  # type: ignore[no-untyped-def]
+    scorer = make()
+    good = rng.normal(size=(400, 4))
+    pattern = message.replace("(", r"\(").replace(")", r"\)")
+    with pytest.raises((ValueError, RuntimeError), match=pattern):
+        if call == "fit":
+            scorer.fit(good)
+        elif call == "small":
+            scorer.fit(good[:30])
+        elif call == "text":
+            scorer.fit(np.array([["a", "b"]] * 400))
+        elif call == "unfitted":
+            scorer.score(good)
+        elif call == "columns":
+            scorer.fit(good).score(good[:, :3])
+        else:
+            scorer.fit(good).score(good, alpha=1.0)
+
+
+def test_result_is_frozen_and_serialises() -> None:
+    r = OutlierResult("knn", np.array([1.0]), np.array([0.5]), np.array([False]), 0.1, {"k": 1})
+    assert r.to_dict(events=True)["p_values"] == [0.5]
+    with pytest.raises(TypeError):
+        r.details["k"] = 2  # type: ignore[index]
+
+
+@pytest.mark.slow
+def test_false_positive_rate_over_many_calibrations() -> None:
+    # Marginal validity: averaged over calibration draws, P(p <= alpha) <= alpha.
+    rates = []
+    for seed in range(40):
+        gen = np.random.default_rng(seed)
+        scorer = KNNScorer(k=5, seed=seed).fit(gen.normal(size=(1200, 6)))
+        rates.append(scorer.score(gen.normal(size=(400, 6)), alpha=0.05).n_outliers / 400)
+    assert abs(np.mean(rates) - 0.05) < 3 * np.sqrt(0.05 * 0.95 / 16000) + 0.005

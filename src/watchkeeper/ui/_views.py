@@ -439,7 +439,9 @@ def timeline_chart(
             {
                 "x": [_when(m.get("at")) for m in moves],
                 "y": ["aliases"] * len(moves),
-                "text": [f"{m.get('alias')}: {m.get('from')} → {m.get('to')}" for m in moves],
+                "text": [
+                    f"{m.get('alias')}: {m.get('from') or 'none'} → {m.get('to')}" for m in moves
+                ],
                 "mode": "markers",
                 "type": "scatter",
                 "name": "alias moves",

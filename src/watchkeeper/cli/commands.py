@@ -25,6 +25,7 @@ from watchkeeper.cli import (
     monitors,
     plan,
     report,
+    segments,
     server,
 )
 
@@ -41,6 +42,7 @@ REGISTRARS: tuple[Callable[[typer.Typer], None], ...] = (
     model.register,
     plan.register,
     report.register,
+    segments.register,
     server.register,
     loop.register,
     db.register,

@@ -14,6 +14,7 @@ from watchkeeper.server.routers import (
     labels,
     models,
     monitors,
+    outliers,
     plans,
     prometheus,
     tokens,
@@ -30,4 +31,5 @@ ROUTERS: list[APIRouter] = [
     tools.router,
     monitors.router,
     plans.router,
+    outliers.router,
 ]

@@ -7,9 +7,9 @@ numpy, on its leading principal axes) into ``n_lists`` lists; a query is compare
 dimension, with the rows of the lists of its ``n_probe`` nearest centroids only. (Distances in
 the principal subspace alone would miss exactly the outliers that leave it.) Queries are
 grouped by list, so every list costs one matrix product for all the queries that probe it: the
-loop runs over lists, never over rows. The approximate score is calibrated the same way as the exact one (the
-held-out reference is scored through the same index), so its p-values stay valid; what the
-index changes is only which neighbours count (its recall is measured in the benchmark).
+loop runs over lists, never over rows. The approximate score is calibrated the same way as the
+exact one (the held-out reference is scored through the same index), so its p-values stay
+valid; what the index changes is only which neighbours count (measured in the benchmark).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from watchkeeper.server.routers import (
     labels,
     models,
     monitors,
+    outliers,
     plans,
     prometheus,
     registry,
@@ -34,4 +35,5 @@ ROUTERS: list[APIRouter] = [
     plans.router,
     console.router,
     registry.router,
+    outliers.router,
 ]

@@ -6,6 +6,7 @@ Only the standard library, so it runs under each peer's own environment.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -31,10 +32,8 @@ def _tree_rss_mb(root: int) -> float:
     page = os.sysconf("SC_PAGE_SIZE")
     while stack:
         pid = stack.pop()
-        try:
+        with contextlib.suppress(OSError, IndexError, ValueError):
             total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page / 1e6
-        except (OSError, IndexError, ValueError):
-            pass
         stack.extend(children.get(pid, []))
     return total
 

@@ -15,6 +15,7 @@ from watchkeeper.server.routers import (
     models,
     monitors,
     plans,
+    profiles,
     prometheus,
     tokens,
     tools,
@@ -30,4 +31,5 @@ ROUTERS: list[APIRouter] = [
     tools.router,
     monitors.router,
     plans.router,
+    profiles.router,
 ]

@@ -62,14 +62,18 @@ def make_table(n: int, directory: Path, seed: int = 0) -> Path:
                 cols[f"num_{j:02d}"] = rng.gamma(2.0, 1.0, m)
         for j in range(N_CAT):
             cols[f"cat_{j}"] = pa.array(levels[rng.choice(N_LEVELS, m, p=probs[j])])
-        pq.write_table(pa.table(cols), directory / f"part-{part:04d}.parquet")
+        pq.write_table(pa.table(cols), directory / f"part-{part:04d}.parquet",
+                       row_group_size=131_072)  # row groups Spark can split between tasks
     return directory
 
 
-def run_all(n: int, repeats: int, workdir: Path) -> list[dict[str, Any]]:
+def run_all(n: int, repeats: int, workdir: Path,
+            tools: list[str] | None = None) -> list[dict[str, Any]]:
     path = make_table(n, workdir / f"t{n}")
     rows = []
     for tool, mode in TOOLS:
+        if tools is not None and f"{tool}-{mode}" not in tools:
+            continue
         python = Path(sys.executable) if tool == "watchkeeper" else peer_python(tool)
         if python is None:
             rows.append({"tool": f"{tool}-{mode}", "error": "environment not set up"})
@@ -90,7 +94,7 @@ def to_markdown(n: int, rows: list[dict[str, Any]]) -> str:
     lines = [
         f"#### {n:,} rows × 25 columns",
         "",
-        "| tool | cores | median time (s) | rows/s/core | Watchkeeper Spark faster by | "
+        "| tool | cores | median time (s) | rows/s/core | core-seconds vs Watchkeeper Spark | "
         "peak memory, process tree (MB) |",
         "|---|---|---|---|---|---|",
     ]
@@ -99,8 +103,8 @@ def to_markdown(n: int, rows: list[dict[str, Any]]) -> str:
             lines.append(f"| {r['tool']} | | failed: {r['error']} | | | |")
             continue
         rate = r["rows"] / r["median_s"] / r["cores"]
-        ratio = f"{r['median_s'] * r['cores'] / (ours['median_s'] * ours['cores']):.1f}× " \
-                "per core" if ours else "-"
+        ratio = (f"{r['median_s'] * r['cores'] / (ours['median_s'] * ours['cores']):.2g}×"
+                 if ours else "-")
         lines.append(f"| {r['tool']} | {r['cores']} | {r['median_s']:.1f} | {rate:,.0f} | "
                      f"{ratio} | {r['peak_tree_mb']:,.0f} |")
     return "\n".join(lines)
@@ -111,24 +115,29 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000_000, 50_000_000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--tools", nargs="+", default=None,
+                        help="Only these (e.g. watchkeeper-spark whylogs-pandas).")
+    parser.add_argument("--section", default="scale", help="Section of RESULTS.md to write.")
     args = parser.parse_args()
     sections = []
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         for n in args.rows:
-            sections.append(to_markdown(n, run_all(n, args.repeats, Path(tmp))))
+            sections.append(to_markdown(n, run_all(n, args.repeats, Path(tmp), args.tools)))
     md = "\n\n".join([
         "### Scale: profiling a 25-column Parquet table (Spark local[2], in memory, whylogs)",
         machine_line(),
         f"Command: `.venv/bin/python -m benchmarks.scale --rows "
-        f"{' '.join(map(str, args.rows))} --repeats {args.repeats}`. W1's columns (20 numeric, "
+        f"{' '.join(map(str, args.rows))} --repeats {args.repeats}"
+        + (f" --tools {' '.join(args.tools)} --section {args.section}" if args.tools else "")
+        + "`. W1's columns (20 numeric, "
         "5 categorical of 10 levels) in Parquet files of 1M rows; every tool reads the same "
         "files. Times are medians of the repeats, from Parquet to a finished profile (Spark "
-        "session start-up excluded); rows/s/core divides by the cores the tool ran on "
-        "(local[2] = 2); peak memory is sampled every 0.5 s over the process and all its "
-        "children (JVM and Python workers).",
+        "session start-up and a 10k-row warm-up job excluded); rows/s/core divides by the "
+        "cores the tool ran on (local[2] = 2); peak memory is sampled every 0.5 s over the "
+        "process and all its children (JVM and Python workers).",
         *sections,
     ])
-    write_section("scale", md)
+    write_section(args.section, md)
     print(md)
 
 

@@ -19,15 +19,20 @@ warnings.filterwarnings("ignore")
 def main(mode: str, path: str, repeats: int) -> None:
     if mode == "spark":
         os.environ["PYSPARK_PYTHON"] = sys.executable
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         from pyspark.sql import SparkSession
 
         import watchkeeper.spark
 
         spark = (SparkSession.builder.master("local[2]").appName("scale")
                  .config("spark.ui.enabled", "false").config("spark.driver.memory", "2g")
+                 .config("spark.driver.host", "127.0.0.1")
+                 .config("spark.executor.heartbeatInterval", "60s")
+                 .config("spark.network.timeout", "600s")
                  .getOrCreate())
         spark.sparkContext.setLogLevel("ERROR")
         df = spark.read.parquet(path)
+        watchkeeper.spark.profile(df.limit(10_000))  # warm-up: JVM code paths, Python workers
         stats, p = measure(lambda: watchkeeper.spark.profile(df), repeats)
         cores = 2
     elif mode == "arrow":

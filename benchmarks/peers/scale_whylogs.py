@@ -18,14 +18,19 @@ warnings.filterwarnings("ignore")
 def main(mode: str, path: str, repeats: int) -> None:
     if mode == "spark":
         os.environ["PYSPARK_PYTHON"] = sys.executable
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         from pyspark.sql import SparkSession
         from whylogs.api.pyspark.experimental import collect_dataset_profile_view
 
         spark = (SparkSession.builder.master("local[2]").appName("scale")
                  .config("spark.ui.enabled", "false").config("spark.driver.memory", "2g")
+                 .config("spark.driver.host", "127.0.0.1")
+                 .config("spark.executor.heartbeatInterval", "60s")
+                 .config("spark.network.timeout", "600s")
                  .getOrCreate())
         spark.sparkContext.setLogLevel("ERROR")
         df = spark.read.parquet(path)
+        collect_dataset_profile_view(input_df=df.limit(10_000))  # warm-up, as for Watchkeeper
         stats, view = measure(lambda: collect_dataset_profile_view(input_df=df), repeats)
         cores = 2
     else:

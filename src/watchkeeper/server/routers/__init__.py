@@ -17,6 +17,7 @@ from watchkeeper.server.routers import (
     monitors,
     outliers,
     plans,
+    profiles,
     prometheus,
     registry,
     tokens,
@@ -36,4 +37,5 @@ ROUTERS: list[APIRouter] = [
     console.router,
     registry.router,
     outliers.router,
+    profiles.router,
 ]

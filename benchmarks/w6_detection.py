@@ -58,13 +58,13 @@ def flag_band(trials: int) -> list[dict[str, Any]]:
             flags = rng.binomial(pos, 0.9) + rng.binomial(volume - pos, 0.02)
             test = flags[:, 60:]
             row: dict[str, Any] = {"scenario": scenario, "volume": volume}
+            learnt = [fit_dispersion(flags[i, :60], np.full(60, volume)) for i in range(100)]
             for alpha in (0.01, 0.05):
                 for mix in ("fixed", "random"):
                     e = expect_flags(op, 0.1, volume, coverage=1 - alpha, mix=mix)
                     row[f"{mix}_{alpha}"] = float(np.mean((test < e.low) | (test > e.high)))
                 hits = []
-                for i in range(min(trials, 100)):
-                    d = fit_dispersion(flags[i, :60], np.full(60, volume))
+                for i, d in enumerate(learnt):
                     e = expect_flags(op, 0.1, volume, coverage=1 - alpha, dispersion=d)
                     hits.append(np.mean((test[i] < e.low) | (test[i] > e.high)))
                 row[f"learnt_{alpha}"] = float(np.mean(hits))
@@ -282,7 +282,7 @@ def main() -> None:
     trials = (
         {"band": 200, "mix": 40, "bbse": 40, "deep": 8}
         if args.quick
-        else {"band": 2000, "mix": 150, "bbse": 150, "deep": 30}
+        else {"band": 2000, "mix": 100, "bbse": 100, "deep": 20}
     )
     res = {
         "band": flag_band(trials["band"]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from server_fixtures import Api
 
 
@@ -63,3 +64,21 @@ def test_drift_tool(api: Api) -> None:
     )
     assert r.status_code == 422
     assert "['c']" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "current, field",
+    [
+        ({"x": [], "c": []}, "current.x"),
+        ({"x": [1.0, 2.0], "c": [None, None]}, "current.c"),
+    ],
+)
+def test_drift_tool_refuses_columns_without_data(
+    api: Api, current: dict[str, list[object]], field: str
+) -> None:
+    ref = {"x": [1.0, 2.0, 3.0], "c": ["a", "b", "a"]}
+    r = api.client.post(
+        "/v1/tools/drift", json={"reference": ref, "current": current}, headers=api.h(api.read)
+    )
+    assert r.status_code == 422, r.text
+    assert field in r.text

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from watchkeeper.window import Window
 
 CHECK_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -107,6 +109,26 @@ CHECK_DEFAULTS: dict[str, dict[str, Any]] = {
         "error": "BernoulliRate",
         "severity": "warning",
     },
+    "outliers": {
+        "enabled": True,
+        "method": "auto",
+        "features": None,
+        "k": 10,
+        "alpha": 0.01,
+        "band_alpha": 0.01,
+        "severity": "warning",
+    },
+    "adversaries": {
+        "enabled": True,
+        "tag": "source",
+        "tests": None,
+        "alpha": 0.01,
+        "correction": "holm",
+        "margin": 0.05,
+        "min_events": 32,
+        "ratio": 3.0,
+        "severity": "critical",
+    },
 }
 """Every check the runner knows, with its options and their defaults."""
 
@@ -195,7 +217,7 @@ class MonitorConfig:
                         f"checks.{name}.{key}: unknown option; known: "
                         f"{', '.join(sorted(CHECK_DEFAULTS[name]))}"
                     )
-            for key in ("alpha",):
+            for key in ("alpha", "band_alpha"):
                 if key in options and not 0 < float(options[key]) < 1:
                     raise ValueError(f"checks.{name}.{key} must be in (0, 1), got {options[key]}")
             sev = options.get("severity")
@@ -305,6 +327,16 @@ def default_rules() -> list[dict[str, Any]]:
         },
         {"name": "environment", "checks": ["environment"], "severity": "warning", "k": 1, "n": 1},
         {"name": "streaming", "checks": ["streaming.*"], "severity": "warning", "k": 1, "n": 1},
+        {"name": "outliers", "checks": ["outliers"], "severity": "warning", **drift},
+        {
+            "name": "adversaries",
+            "checks": ["adversary.*"],
+            "subjects": ["*=*"],
+            "severity": "critical",
+            "k": 1,
+            "n": 1,
+            "group_by": ["project", "model", "rule", "subject"],
+        },
     ]
 
 
@@ -366,6 +398,9 @@ def default_config(
         "training_serving_skew": False,
         "environment": True,
         "streaming": has_scores,
+        "outliers": has_embeddings
+        or any(np.asarray(v).dtype.kind in "biuf" for v in reference.features.values()),
+        "adversaries": True,
     }
     checks: dict[str, dict[str, Any]] = {k: {"enabled": v} for k, v in switch.items()}
     if expected_volume is not None:

@@ -380,6 +380,12 @@ def operating_point(
     :func:`~watchkeeper.estimation.diagnose_shift` on the window's scores; the count's own
     verdict stays in ``details["count_verdict"]`` and the diagnosis in
     ``details["diagnosis"]``. Option ``diagnose_scores: false`` keeps the count's verdict.
+
+    The prevalence the count alone implies is ``details["prevalence"]`` (with ``_low`` and
+    ``_high``); the one estimated from the scores is ``details["score_prevalence"]`` (with
+    ``_low`` and ``_high``), present when the scores were diagnosed. They answer different
+    questions and can disagree widely: when the scores rule a class mix out, the count's
+    figure is only what a mix would have had to be.
     """
     from watchkeeper.estimation import check_flags, diagnose_shift
 
@@ -419,9 +425,11 @@ def operating_point(
         details["diagnosis"] = diagnosis.to_dict()
         if diagnosis.verdict != "as_expected":
             details["verdict"] = diagnosis.verdict
-            details["prevalence"] = diagnosis.prevalence
-            details["prevalence_low"] = diagnosis.prevalence_low
-            details["prevalence_high"] = diagnosis.prevalence_high
+        # Two figures, kept apart: ``prevalence`` is what the count alone implies (from
+        # check_flags), ``score_prevalence`` what the mix of score distributions estimates.
+        details["score_prevalence"] = diagnosis.prevalence
+        details["score_prevalence_low"] = diagnosis.prevalence_low
+        details["score_prevalence_high"] = diagnosis.prevalence_high
     severity = str(_opt(options, "severity", "critical"))
     return [
         finding(

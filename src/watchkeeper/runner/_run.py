@@ -50,6 +50,7 @@ from watchkeeper.checks import (
     training_serving_skew,
 )
 from watchkeeper.checks._finding import Finding
+from watchkeeper.checks.adversaries import adversaries, fit_scorer, outlier_rate
 from watchkeeper.profiles import Profile, binary_labels, profile
 from watchkeeper.window import Window
 
@@ -231,8 +232,13 @@ def run_checks(
     model: str = "model",
     stream_state: Mapping[str, Any] | None = None,
     errors: dict[str, str] | None = None,
+    outlier_results: list[Any] | None = None,
 ) -> tuple[list[Finding], dict[str, Any]]:
-    """Every enabled check on one window; returns findings and the streaming state."""
+    """Every enabled check on one window; returns findings and the streaming state.
+
+    ``outlier_results`` receives the per-event :class:`~watchkeeper.outliers.OutlierResult`
+    of the window when the outlier check ran.
+    """
     cfg = ctx.config
     prep = ctx.prepared
     errors = errors if errors is not None else {}
@@ -316,6 +322,33 @@ def run_checks(
 
         run("streaming", stream)
 
+        def outliers() -> list[Finding]:
+            options = cfg.options("outliers")
+            key = f"outlier_scorer:{sorted(options.items())!r}"
+            if key not in prep._cache:  # fitted once per reference and options
+                prep._cache[key] = fit_scorer(ctx.reference, options)
+            if prep._cache[key] is None:
+                return []
+            found, scored = outlier_rate(prep._cache[key], window, options)
+            if scored is not None and outlier_results is not None:
+                outlier_results.append(scored)
+            return found
+
+        run("outliers", outliers)
+
+        def attacks() -> list[Finding]:
+            op = prep.op
+            found, state = adversaries(
+                window,
+                cfg.options("adversaries"),
+                threshold=None if op is None else op.threshold,
+                state=(stream_state or {}).get("adversaries"),
+            )
+            new_stream_state["adversaries"] = state
+            return found
+
+        run("adversaries", attacks)
+
     def env() -> list[Finding]:
         if store is None:
             return []
@@ -369,6 +402,8 @@ def window_metrics(ctx: ModelContext, window: Window, findings: list[Finding]) -
             by_check[f.check] += 1
         if f.check == "calibration":
             out["ece"] = f.statistic
+        elif f.check == "outliers":
+            out["outlier_rate"] = f.statistic
         elif f.check in ("estimated_performance", "realised_performance"):
             out[f"{f.check}.{f.subject}"] = f.statistic
         elif (f.check, f.subject) in (
@@ -525,6 +560,7 @@ def _run_windows(
             result.skipped = "the lease passed to another process during the run"
             return result
         wend = float(window.end if window.end is not None else now)
+        scored: list[Any] = []
         findings, stream_state = run_checks(
             ctx,
             window,
@@ -534,6 +570,7 @@ def _run_windows(
             model=model,
             stream_state=stream_state,
             errors=result.errors,
+            outlier_results=scored,
         )
         metrics = window_metrics(ctx, window, findings)
         dicts = [f.to_dict() for f in findings]
@@ -559,9 +596,28 @@ def _run_windows(
             for t in ev.transients
         ]
         store.add_findings(project, model, dicts + transients)
+        for outliers in scored:  # per-event scores, for the sample explorer
+            store.add_outlier_scores(
+                project,
+                model,
+                window.ids,
+                window.ts,
+                outliers.scores,
+                outliers.p_values,
+                method=outliers.method,
+                version=ctx.version,
+                window_end=wend,
+            )
         store.add_metric_values(project, model, wend, metrics, {"window": cfg.window["kind"]})
+        public = os.environ.get("WATCHKEEPER_PUBLIC_URL", "").rstrip("/")
         for alert in ev.alerts:
-            store.upsert_alert(project, alert)
+            stored = store.upsert_alert(project, alert)
+            if public:
+                # the console page of the alert, its findings and their samples, for every sink
+                alert["console_url"] = f"{public}/ui/alerts/{stored['id']}"
+                store.upsert_alert(
+                    project, {"key": alert["key"], "console_url": alert["console_url"]}
+                )
         result.windows.append((float(window.start or wend), wend, len(window)))
         result.findings.extend(dicts)
         result.metrics = metrics

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from watchkeeper.server.routers import (
+    console,
     events,
     health,
     labels,
@@ -30,4 +31,5 @@ ROUTERS: list[APIRouter] = [
     tools.router,
     monitors.router,
     plans.router,
+    console.router,
 ]

@@ -142,6 +142,10 @@ def _drift(body: bytes) -> dict[str, Any]:
     missing = sorted(set(args.reference) ^ set(args.current))
     if missing:
         raise HTTPException(422, detail=f"current: columns differ from reference: {missing}")
+    for side, table in (("reference", args.reference), ("current", args.current)):
+        for name, values in table.items():
+            if all(v is None for v in values):  # no rows, or every value null: no data
+                raise HTTPException(422, detail=f"{side}.{name}: no values (empty or all null)")
     reference = {k: _column(v) for k, v in args.reference.items()}
     current = {k: _column(v) for k, v in args.current.items()}
     options: dict[str, Any] = {

@@ -168,6 +168,22 @@ class _Logger:
         self._lock = threading.Condition()
         self._buffer = _Buffer()
         self._widths: dict[tuple[str, str], int] = {}
+        self._digests: dict[str, str] = {}
+
+    def report_model_digest(self, version: str, digest: str) -> None:
+        """Send the artifact digest of the model version actually serving with every batch
+        (``watchkeeper.registry.load_version(...).digest``); the server compares it with the
+        registered one and a mismatch becomes an integrity finding and alert."""
+        if not isinstance(version, str) or not version:
+            raise ValueError(f"version: expected a non-empty string, got {version!r}")
+        if not isinstance(digest, str) or len(digest) != 64:
+            raise ValueError(f"digest: expected 64 hex digits, got {digest!r}")
+        with self._lock:
+            self._digests[version] = digest.lower()
+
+    def _environment(self, env: dict[str, Any]) -> dict[str, Any]:
+        """The serving environment with the reported model digests, if any."""
+        return {**env, "model_digests": dict(self._digests)} if self._digests else env
 
     def _check_width(self, model: str, what: str, width: int) -> None:
         # A model's embeddings (and class probabilities) keep one width; say so at the call
@@ -458,7 +474,7 @@ class Client(_Logger):
     def _header(self) -> dict[str, Any]:
         if self._env is None:
             self._env = serving_environment()
-        out: dict[str, Any] = {"environment": self._env}
+        out: dict[str, Any] = {"environment": self._environment(self._env)}
         if self.system_metrics:
             now = time.monotonic()
             if now - self._system[0] > 5.0:
@@ -778,10 +794,13 @@ class LocalClient(_Logger):
         if self._env is None:
             self._env = serving_environment()
         self._model(model)
+        env = self._environment(self._env)
         for part in _columns.split(cols, max(self.batch_size, 1)):
-            self.store.log_events(
-                self.project, model, _columns.to_window(part), environment=self._env
-            )
+            self.store.log_events(self.project, model, _columns.to_window(part), environment=env)
+        if self._digests:
+            from watchkeeper.registry import check_serving_digests
+
+            check_serving_digests(self.store, self.project, model, self._digests)
 
     def _enqueue_rows(self, model: str, row: dict[str, Any]) -> None:
         store = self.store

@@ -168,6 +168,12 @@ def ingest_events(
         note_rejected(store, state, project, model, n)
         raise HTTPException(422, detail=str(exc)) from None
     accepted, duplicates = int(result.accepted), int(result.duplicates)
+    digests = (batch.environment or {}).get("model_digests")
+    if isinstance(digests, dict) and digests:
+        # the serving process says which artifact it runs; the registry compares
+        from watchkeeper.registry import check_serving_digests
+
+        check_serving_digests(store, project, model, digests)
     version = window.versions[0] if window.versions is not None and n else None
     threshold = flag_threshold(store, settings, state, project, model, version)
     metrics.observe_events(project, model, window, accepted, duplicates, threshold, new=new)

@@ -17,6 +17,7 @@ from watchkeeper.server.routers import (
     monitors,
     plans,
     prometheus,
+    registry,
     tokens,
     tools,
 )
@@ -32,4 +33,5 @@ ROUTERS: list[APIRouter] = [
     monitors.router,
     plans.router,
     console.router,
+    registry.router,
 ]

@@ -43,7 +43,7 @@ def _source() -> str:
 
 
 # The module an extra's distribution is imported as, where the two names differ.
-IMPORT_NAMES = {"nvidia-ml-py": "pynvml", "pillow": "PIL"}
+IMPORT_NAMES = {"nvidia-ml-py": "pynvml", "pillow": "PIL", "mlflow-skinny": "mlflow"}
 
 
 def test_every_extra_is_imported_somewhere() -> None:

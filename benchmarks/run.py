@@ -22,6 +22,7 @@ BENCHMARKS = (
     "ingest",
     "monitors",
     "torch_overhead",
+    "hardening",
     "registry_verify",
 )
 

@@ -86,3 +86,22 @@ def test_demo_notes_keep_the_extra_in_brackets() -> None:
     out = Console(file=io.StringIO(), width=200)
     print_notes(out, ["tensorboard is not installed (pip install 'watchkeeper[tensorboard]')"])
     assert "pip install 'watchkeeper[tensorboard]'" in out.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_docs_cite_the_projects_own_design_document() -> None:
+    """DESIGN.md is not in the repository; docs/design.md is, and its figures are right."""
+    from pathlib import Path
+
+    from watchkeeper.estimation import OperatingPoint, expect_flags
+
+    root = Path(__file__).resolve().parents[1]
+    texts = [root / "README.md", *(root / "docs").rglob("*.md"), *(root / "src").rglob("*.py")]
+    citing = [str(p.relative_to(root)) for p in texts
+              if "DESIGN.md" in p.read_text() or "STYLE.md" in p.read_text()]  # fmt: skip
+    assert citing == []
+    design = (root / "docs" / "design.md").read_text()
+    fixed = expect_flags(OperatingPoint(None, 0.9, 0.02), 0.1, 1000)
+    assert fixed.expected == 108 and f"σ ≈ {fixed.sigma:.1f}" in design
+    random_mix = (1000 * 0.108 * 0.892) ** 0.5
+    assert "108 flags a day" in design.replace("**", "").replace("\n  ", " ")
+    assert f"σ ≈ {random_mix:.1f}" in design

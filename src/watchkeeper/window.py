@@ -1,6 +1,6 @@
 """The columnar shape every check reads: a window of production events, or a reference set.
 
-A :class:`Window` holds plain numpy arrays, one per field of DESIGN.md's event, all of the same
+A :class:`Window` holds plain numpy arrays, one per field of docs/design.md's event, all of the same
 length. Storage returns one, the SDK's in-process path builds one, and every check, estimator and
 profile takes one: no per-row Python object crosses a layer boundary.
 """

@@ -14,44 +14,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from loop_fixtures import DAY, T0, make_store
 
 from watchkeeper.loop import build_dataset
 from watchkeeper.loop._jobs import recover_jobs, run_job
 from watchkeeper.loop._plan import MaintenancePlan, put_plan
 from watchkeeper.loop._triggers import due_triggers, maybe_retrain
-from watchkeeper.window import Window
-
-DAY = 86400.0
-T0 = 1_750_000_000.0
-
-
-def _store(tmp_path: Path, n_days: int = 4, per_day: int = 200) -> Any:
-    from watchkeeper.store import Store
-
-    rng = np.random.default_rng(0)
-    store = Store(str(tmp_path / "wk.db"))
-    store.register_model_version(
-        "p", "m", "v1", operating_point={"threshold": 0.5, "tpr": 0.9, "fpr": 0.05}
-    )
-    ref = Window.from_columns(
-        features={"x": rng.normal(size=300)}, scores=rng.uniform(size=300),
-        labels=rng.integers(0, 2, 300),
-    )  # fmt: skip
-    store.put_reference("p", "m", "v1", ref)
-    for d in range(n_days):
-        ids = [f"d{d}-{i}" for i in range(per_day)]
-        w = Window.from_columns(
-            ids=ids, ts=T0 + d * DAY + np.linspace(0, DAY - 1, per_day),
-            features={"x": rng.normal(size=per_day)}, scores=rng.uniform(size=per_day),
-            tags={"scanner": ["new" if d >= 2 else "old"] * per_day},
-        )  # fmt: skip
-        store.log_events("p", "m", w)
-        store.log_labels("p", "m", ids[: per_day // 2], rng.integers(0, 2, per_day // 2))
-    return store
 
 
 def test_dataset_split_by_time_no_shared_id_manifest(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+    store = make_store(tmp_path)
     now = T0 + 4 * DAY
 
     def faded(train: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
@@ -93,7 +65,7 @@ def _plan(store: Any, trainer: dict[str, Any], **retraining: Any) -> None:
 
 
 def test_job_runs_a_command_and_a_callable(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+    store = make_store(tmp_path)
     script = "import sys, pathlib; pathlib.Path(sys.argv[2], 'model.txt').write_text(sys.argv[1])"
     _plan(store, {"command": [sys.executable, "-c", script, "{train}", "{output}"]})
     job = maybe_retrain(store, "p", "m", now=T0 + 4 * DAY, force=True)
@@ -115,7 +87,7 @@ def test_job_runs_a_command_and_a_callable(tmp_path: Path) -> None:
 
 
 def test_job_failure_timeout_and_cancel(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+    store = make_store(tmp_path)
     _plan(store, {"command": [sys.executable, "-c", "raise SystemExit(3)"]})
     job = maybe_retrain(store, "p", "m", now=T0 + 4 * DAY, force=True)
     assert job is not None
@@ -145,7 +117,7 @@ run_job(store, "p", int(sys.argv[2]), workdir=sys.argv[3], holder="doomed")
 
 
 def test_job_survives_a_kill_9_of_its_runner(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+    store = make_store(tmp_path)
     flag = tmp_path / "first-attempt"
     script = (
         f"if [ -f {flag} ]; then echo trained > {{output}}/model.txt; "
@@ -178,7 +150,7 @@ def test_job_survives_a_kill_9_of_its_runner(tmp_path: Path) -> None:
 
 
 def test_each_trigger_kind(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+    store = make_store(tmp_path)
     now = T0 + 4 * DAY
     base = MaintenancePlan.from_dict({"retraining": {}}).validate().retraining
     assert base is not None

@@ -1,4 +1,4 @@
-"""/v1/tools: the flag band of DESIGN.md's worked example, and drift between two tables."""
+"""/v1/tools: the flag band of docs/design.md's worked example, and drift between two tables."""
 
 from __future__ import annotations
 

@@ -132,6 +132,17 @@ CHECK_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 """Every check the runner knows, with its options and their defaults."""
 
+SIZE_LIMITS: dict[str, tuple[float, float]] = {
+    "max_samples": (2, 50_000),
+    "n_bootstrap": (1, 10_000),
+    "bins": (2, 1_000),
+    "min_labels": (0, 10**9),
+}
+"""Bounds of the options that size a check's memory or loop (a configuration comes from a
+project admin, over HTTP too: none may make a monitor run exhaust the server)."""
+MAX_COUNT_WINDOW = 10_000_000
+"""Most events in one count window."""
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -202,8 +213,13 @@ class MonitorConfig:
         size = self.window.get("size")
         if kind == "time":
             parse_duration(size, "window.size")  # type: ignore[arg-type]
-        elif not isinstance(size, int) or isinstance(size, bool) or size < 2:
-            raise ValueError(f"window.size must be an integer >= 2 for count windows, got {size!r}")
+        elif (
+            not isinstance(size, int) or isinstance(size, bool) or not 2 <= size <= MAX_COUNT_WINDOW
+        ):
+            raise ValueError(
+                f"window.size must be an integer in [2, {MAX_COUNT_WINDOW:,}] for count windows, "
+                f"got {size!r}"
+            )
         for name, options in self.checks.items():
             if name not in CHECK_DEFAULTS:
                 raise ValueError(
@@ -220,6 +236,18 @@ class MonitorConfig:
             for key in ("alpha", "band_alpha"):
                 if key in options and not 0 < float(options[key]) < 1:
                     raise ValueError(f"checks.{name}.{key} must be in (0, 1), got {options[key]}")
+            for key, (low, high) in SIZE_LIMITS.items():
+                if key in options and options[key] is not None:
+                    value = options[key]
+                    if (
+                        isinstance(value, bool)
+                        or not isinstance(value, int | float)
+                        or not low <= value <= high
+                    ):
+                        raise ValueError(
+                            f"checks.{name}.{key} must be a number in [{low}, {high:,}], "
+                            f"got {value!r}"
+                        )
             sev = options.get("severity")
             if sev is not None and sev not in ("info", "warning", "critical"):
                 raise ValueError(f"checks.{name}.severity: unknown severity {sev!r}")

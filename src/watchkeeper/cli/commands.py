@@ -20,6 +20,7 @@ from watchkeeper.cli import (
     drift,
     estimate,
     expect,
+    loop,
     model,
     monitors,
     plan,
@@ -41,5 +42,6 @@ REGISTRARS: tuple[Callable[[typer.Typer], None], ...] = (
     plan.register,
     report.register,
     server.register,
+    loop.register,
     db.register,
 )

@@ -743,7 +743,7 @@ def expect_flags(
 
     Examples
     --------
-    DESIGN.md's worked example: 90% TPR, 2% FPR, 1,000 documents a day, 10% photocopies.
+    docs/design.md's worked example: 90% TPR, 2% FPR, 1,000 documents a day, 10% photocopies.
 
     >>> e = expect_flags(OperatingPoint(None, tpr=0.9, fpr=0.02), prevalence=0.1, volume=1000)
     >>> e.expected, round(e.sigma, 2), (e.low, e.high), e.method

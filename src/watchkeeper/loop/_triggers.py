@@ -44,8 +44,14 @@ def due_triggers(
             if alert.get("rule") in t["alerts"] and float(alert.get("updated_at") or 0) > since:
                 fired.append({"kind": "alert", "rule": alert["rule"],
                               "summary": alert.get("summary")})  # fmt: skip
+    def in_range(f: dict[str, Any]) -> bool:
+        end = f.get("window_end")
+        return end is None or since < float(end) <= now
+
     if t["verdicts"]:
         for f in store.list_findings(project, model, since=since, check="operating_point"):
+            if not in_range(f):
+                continue
             verdict = (f.get("details") or {}).get("verdict")
             if f.get("drift") and verdict in t["verdicts"]:
                 fired.append({"kind": "verdict", "verdict": verdict,
@@ -54,6 +60,8 @@ def due_triggers(
     rp = t["realised_performance"]
     if rp is not None:
         for f in store.list_findings(project, model, since=since, check="realised_performance"):
+            if not in_range(f):
+                continue
             value = (f.get("details") or {}).get("value", f.get("statistic"))
             if f.get("subject") == rp["metric"] and value is not None and value < rp["below"]:
                 fired.append({"kind": "realised_performance", "metric": rp["metric"],

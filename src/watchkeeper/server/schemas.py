@@ -22,6 +22,9 @@ Version = Annotated[str, Field(min_length=1, max_length=128)]
 Finite = Annotated[float, Strict()]
 """A finite number: an integer or a float, never a boolean (``true`` is not ``1.0``) and never
 NaN (the models refuse non-finite floats)."""
+EPOCH_LIMIT = 1e11
+Epoch = Annotated[float, Strict(), Field(ge=-EPOCH_LIMIT, le=EPOCH_LIMIT)]
+"""A time in epoch seconds, within ±1e11 (the year 5138): windows and buckets stay computable."""
 Text = Annotated[str, Strict()]
 """A string as sent: a number is not turned into one (``NaN`` does not become ``"NaN"``)."""
 Scalar = float | Text | None
@@ -40,7 +43,7 @@ class EventIn(_Strict):
     """One prediction, row form."""
 
     id: Id
-    ts: Finite | None = Field(None, description="Seconds since the Unix epoch; default: now.")
+    ts: Epoch | None = Field(None, description="Seconds since the Unix epoch; default: now.")
     features: dict[Name, Scalar] | None = None
     score: Finite | None = None
     probs: list[Finite] | None = None
@@ -56,7 +59,7 @@ class ColumnsIn(_Strict):
     """A batch of predictions, columnar form: every list has one entry per id."""
 
     ids: list[Id]
-    ts: list[Finite | None] | None = None
+    ts: list[Epoch | None] | None = None
     features: dict[Name, list[Scalar]] | None = None
     scores: list[Finite | None] | None = None
     probs: list[list[Finite] | None] | None = None
@@ -130,7 +133,7 @@ class LabelsBatch(_Strict):
 
     ids: list[Id]
     labels: list[Label]
-    ts: list[Finite | None] | None = Field(
+    ts: list[Epoch | None] | None = Field(
         None, description="When each label became known; default: now (for the label-lag metric)."
     )
 

@@ -644,6 +644,15 @@ class EventLogMixin(StoreBase):
             )
             return int(conn.execute(query).scalar_one())
 
+    def first_event_ts(self, project: str, model: str) -> float | None:
+        """Time of the oldest stored event of the model (None without events)."""
+        with self._tx() as conn:
+            mid = self._model_id(conn, project, model)
+            first = conn.execute(
+                sa.select(sa.func.min(T.events.c.ts)).where(T.events.c.model_id == mid)
+            ).scalar()
+        return None if first is None else float(first)
+
     def event_times(self, project: str, model: str, ids: Sequence[str] | np.ndarray) -> np.ndarray:
         """Event time of each id (``float64``), NaN for ids not stored (e.g. label lag)."""
         id_array = check_ids(ids)

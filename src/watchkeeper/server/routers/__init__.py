@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from watchkeeper.server.routers import (
+    console,
     events,
     health,
     labels,
@@ -31,5 +32,6 @@ ROUTERS: list[APIRouter] = [
     tools.router,
     monitors.router,
     plans.router,
+    console.router,
     registry.router,
 ]

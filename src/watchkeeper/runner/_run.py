@@ -791,7 +791,15 @@ def _run_windows(
                         project, {"key": alert["key"], "console_url": alert["console_url"]}
                     )
             result.findings.extend(dicts)
-            result.evaluations.append(_evaluation(window, wend, version, part, findings))
+            result.evaluations.append(
+                {
+                    "start": float(window.start if window.start is not None else wend),
+                    "end": wend,
+                    "version": version,
+                    "events": len(part),
+                    "findings": len(dicts),
+                }
+            )
             result.metrics = metrics
             result.events.extend(ev.events)
             result.transients.extend({**t, "version": version} for t in ev.transients)
@@ -814,18 +822,6 @@ def _run_windows(
     _refresh_alertmanager(store, project, model, cfg, now, result, send, policy, skip_sent=True)
     result.alerts = store.list_alerts(project, model=model, status="firing")
     return result
-
-
-def _evaluation(
-    window: Window, wend: float, version: str | None, part: Window, findings: list[Any]
-) -> dict[str, Any]:
-    return {
-        "start": float(window.start if window.start is not None else wend),
-        "end": wend,
-        "version": version,
-        "events": len(part),
-        "findings": len(findings),
-    }
 
 
 def _refresh_alertmanager(

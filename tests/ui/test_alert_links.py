@@ -50,6 +50,7 @@ def test_alert_carries_its_console_link(
     from watchkeeper.store import Store
 
     monkeypatch.setenv("WATCHKEEPER_PUBLIC_URL", "https://wk.example.org/")
+    monkeypatch.setenv("WATCHKEEPER_SINK_HOSTS", "127.0.0.1")
     url, got = receiver
     rng = np.random.default_rng(0)
     store = Store(str(tmp_path / "wk.db"))
@@ -68,6 +69,11 @@ def test_alert_carries_its_console_link(
                             features={"x": rng.normal(2.0, 1, n)}),
     )  # fmt: skip
     run_monitors(store, "p", "m", now=T0 + HOUR + 1)
+    import time
+
+    deadline = time.monotonic() + 10
+    while not got and time.monotonic() < deadline:  # sinks may deliver in the background
+        time.sleep(0.05)
     alert = store.list_alerts("p", model="m")[0]
     assert alert["console_url"] == f"https://wk.example.org/ui/alerts/{alert['id']}"
     assert alert["console_url"] in json.dumps(got)

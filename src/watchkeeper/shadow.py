@@ -181,7 +181,8 @@ class Shadow:
                     cols.update(out)
                 else:
                     cols["scores"] = np.asarray(out, dtype=np.float64).reshape(-1)
-                cols.setdefault("latency_ms", np.full(len(ids), elapsed / max(len(ids), 1)))
+                # each event gets the call's time, as the torch hook records a forward pass
+                cols.setdefault("latency_ms", np.full(len(ids), elapsed))
                 self.client.log_batch(name, ids=ids, version=self.version, **cols)
                 with self._lock:
                     self._scored += len(ids)

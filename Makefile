@@ -18,7 +18,7 @@ install: $(BIN)/python
 
 install-dev: $(BIN)/python
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e '.[dev,torch,postgres,tensorboard,text]'
+	$(BIN)/pip install -q -e '.[dev,torch,postgres,tensorboard,text,registry,mlflow,dask,spark]'
 
 demo: install
 	$(BIN)/watchkeeper demo

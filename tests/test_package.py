@@ -24,3 +24,65 @@ def test_import_does_not_load_heavy_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def _extras() -> dict[str, list[str]]:
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    data = tomllib.loads((root / "pyproject.toml").read_text())
+    return dict(data["project"]["optional-dependencies"])
+
+
+def _source() -> str:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "src" / "watchkeeper"
+    return "\n".join(p.read_text() for p in root.rglob("*.py"))
+
+
+# The module an extra's distribution is imported as, where the two names differ.
+IMPORT_NAMES = {"nvidia-ml-py": "pynvml", "pillow": "PIL", "mlflow-skinny": "mlflow"}
+
+
+def test_every_extra_is_imported_somewhere() -> None:
+    """An extra nothing imports promises a feature that does not exist."""
+    import re
+
+    source = _source()
+    for extra, requirements in _extras().items():
+        if extra == "dev":
+            continue
+        modules = []
+        for req in requirements:
+            dist = re.split(r"[\[<>=!~ ;]", req, maxsplit=1)[0].lower()
+            modules.append(IMPORT_NAMES.get(dist, dist.replace("-", "_")))
+        # imported, or dispatched on by module name (polars frames are recognised, not imported)
+        used = [m for m in modules if re.search(rf"^\s*(import|from)\s+{m}\b", source, re.M)
+                or f'"{m}"' in source]
+        assert used, f"extra {extra!r} ({requirements}) is not imported anywhere in src"
+
+
+def test_every_install_hint_names_a_real_extra() -> None:
+    import re
+
+    extras = set(_extras())
+    hints = re.findall(r"pip\s+install\s+'?watchkeeper\[([a-z0-9_,-]+)\]", _source())
+    assert hints, "no install hints found: the pattern is stale"
+    for hint in hints:
+        for extra in hint.split(","):
+            assert extra in extras, f"a hint names extra {extra!r}, which pyproject lacks"
+
+
+def test_demo_notes_keep_the_extra_in_brackets() -> None:
+    """Rich reads ``[tensorboard]`` as markup: the demo's hint printed ``watchkeeper``."""
+    import io
+
+    from rich.console import Console
+
+    from watchkeeper.demo.scenario import print_notes
+
+    out = Console(file=io.StringIO(), width=200)
+    print_notes(out, ["tensorboard is not installed (pip install 'watchkeeper[tensorboard]')"])
+    assert "pip install 'watchkeeper[tensorboard]'" in out.file.getvalue()  # type: ignore[attr-defined]

@@ -21,4 +21,5 @@ only=${1:-all}
 [ "$only" = all ] || [ "$only" = nannyml ] && make_env nannyml "nannyml==0.13.1" statsmodels pyarrow
 [ "$only" = all ] || [ "$only" = evidently ] && make_env evidently "evidently==0.7.23" "pandas<3" pyarrow
 [ "$only" = all ] || [ "$only" = alibi ] && make_env alibi "alibi-detect==0.13.0" "pyarrow<21" "torch==2.13.0"
+[ "$only" = all ] || [ "$only" = whylogs ] && make_env whylogs "whylogs==1.6.4" "numpy<2" "pandas<3" "pyarrow<21" "pyspark==3.5.*"
 exit 0

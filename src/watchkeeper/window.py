@@ -149,7 +149,7 @@ class Window:
             .astype(object),
             ts=np.zeros(n) if ts is None else np.asarray(ts, dtype=np.float64),
             features=feats,
-            scores=None if scores is None else np.asarray(scores, dtype=np.float64),
+            scores=None if scores is None else _numbers(scores, "scores"),
             probs=None if probs is None else np.asarray(probs, dtype=np.float64),
             predicted=None if predicted is None else np.asarray(predicted, dtype=object),
             labels=None if labels is None else np.asarray(labels, dtype=object),
@@ -172,3 +172,13 @@ def _feature_column(values: object) -> np.ndarray:
         except (TypeError, ValueError):
             return array
     return array.astype(object)
+
+
+def _numbers(values: object, field: str) -> np.ndarray:
+    """``values`` as float64, refusing booleans: a score of ``True`` is a mistake, not 1.0."""
+    array = np.asarray(values)
+    if array.dtype == np.bool_ or (
+        array.dtype == object and any(isinstance(v, bool | np.bool_) for v in array.ravel())
+    ):
+        raise ValueError(f"{field}: expected numbers, got booleans")
+    return np.asarray(array, dtype=np.float64)

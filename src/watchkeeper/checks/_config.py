@@ -36,10 +36,19 @@ CHECK_DEFAULTS: dict[str, dict[str, Any]] = {
         "severity": "warning",
     },
     "prediction_drift": {"enabled": True, "method": "ks", "alpha": 0.05, "severity": "warning"},
+    "class_mix": {
+        "enabled": True,
+        "alpha": 0.05,
+        "expected_priors": None,
+        "severity": "warning",
+    },
+    "model_drift": {"enabled": True, "method": "cauchy", "alpha": 0.05, "severity": "warning"},
     "operating_point": {
         "enabled": True,
         "alpha": 0.01,
         "expected_prevalence": None,
+        "mix": "random",
+        "dispersion": None,
         "severity": "critical",
     },
     "estimated_performance": {
@@ -367,6 +376,9 @@ def default_config(
         reference.probs is not None and reference.probs.ndim == 2 and reference.probs.shape[1] == 2
     )
     has_labels = reference.labels is not None
+    multiclass = (
+        reference.probs is not None and reference.probs.ndim == 2 and reference.probs.shape[1] >= 3
+    )
     has_embeddings = reference.embeddings is not None
     has_op = operating_point is not None
     switch = {
@@ -375,6 +387,8 @@ def default_config(
         "prediction_drift": has_scores
         or reference.probs is not None
         or reference.predicted is not None,
+        "class_mix": has_labels and (multiclass or reference.predicted is not None),
+        "model_drift": True,
         "operating_point": has_op and has_scores,
         "estimated_performance": has_scores and has_labels and has_op,
         "realised_performance": has_scores and has_op,

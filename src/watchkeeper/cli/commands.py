@@ -12,13 +12,16 @@ from collections.abc import Callable
 import typer
 
 from watchkeeper.cli import (
+    audit,
     check,
+    check_batch,
     db,
     demo,
     detect,
     drift,
     estimate,
     expect,
+    model,
     monitors,
     outliers,
     plan,
@@ -34,8 +37,11 @@ REGISTRARS: tuple[Callable[[typer.Typer], None], ...] = (
     estimate.register,
     detect.register,
     check.register,
+    check_batch.register,
     monitors.register,
     outliers.register,
+    audit.register,
+    model.register,
     plan.register,
     report.register,
     server.register,

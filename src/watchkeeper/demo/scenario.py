@@ -337,7 +337,12 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
 
     # --- 3. the days ---------------------------------------------------------------------------
     from watchkeeper.integrations.torch import monitor_module
+    from watchkeeper.payloads import PayloadStore, default_root, thumbnail
     from watchkeeper.sdk import Client
+
+    # What a person needs to see of each document: a small thumbnail, made on the client and
+    # kept in the payload store beside the database, named on the event by its payload_ref.
+    payloads = PayloadStore(default_root(str(db)))
 
     client = Client(server.url, server.ingest_token, spool_dir=artifacts / "spool",
                     flush_interval=0.2, system_metrics=False)
@@ -368,10 +373,12 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
         with torch.no_grad():
             for i in range(0, n, 250):
                 sl = slice(i, i + 250)
+                refs = [payloads.put(PROJECT, thumbnail(img, size=96)) for img in docs.images[sl]]
                 monitor.annotate(
                     ids=ids[sl], ts=ts[sl],
                     features={k: props[k][sl] for k in FEATURES},
                     tags={"branch": docs.branch[sl], "scanner": docs.scanner[sl]},
+                    payload_refs=refs,
                 )
                 net(to_tensor(docs.images[sl]))
         day_ids[d] = (ids, docs.labels)
@@ -425,6 +432,9 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
     hook.stop()
     if cfg.serve:
         out.print(f"\n[bold]Serving[/] at [cyan]{server.url}[/]; Ctrl-C stops it. Try:")
+        out.print(f"   Console: {server.url}/ui/ (sign in with the read token "
+                  f"{server.read_token}); the firing alert, then 'samples →', shows the faded "
+                  "scans.", soft_wrap=True)
         out.print(f"   curl -H 'Authorization: Bearer {server.read_token}' "
                   f"{server.url}/v1/models/{MODEL}/stats", soft_wrap=True)
         out.print(f"   OpenAPI: {server.url}/docs", soft_wrap=True)
@@ -455,6 +465,15 @@ def _monitor_config(
     config.sinks = [{"type": "webhook", "name": "demo-webhook", "url": webhook}]
     result: dict[str, Any] = config.validate().to_dict()
     return result
+
+
+def print_notes(out: Any, notes: Sequence[str]) -> None:
+    """Print notes as written: escaped, so that ``watchkeeper[tensorboard]`` is not read as rich
+    markup (and printed as ``watchkeeper``)."""
+    from rich.markup import escape
+
+    for note in notes:
+        out.print(f"[yellow]Note:[/] {escape(note)}")
 
 
 def _tensorboard(path: Path, notes: list[str]) -> Any:
@@ -755,8 +774,7 @@ def _summary(out: Any, result: DemoResult, server: Any) -> None:
         )
     out.print()
     out.print(table)
-    for note in result.notes:
-        out.print(f"[yellow]Note:[/] {note}")
+    print_notes(out, result.notes)
     out.print(f"\n[bold]4. Where the findings are.[/] Everything is in the SQLite file "
               f"[cyan]{result.db}[/] (events, labels, reference, findings, metrics, alerts).")
     # Paths and commands are printed unwrapped so they can be copied.

@@ -13,6 +13,7 @@ quantiles and frequencies, plus the calibration curve of scores against labels. 
 
 from __future__ import annotations
 
+from watchkeeper.profiles._compare import bridge_sf, compare_profiles
 from watchkeeper.profiles._profile import (
     EmbeddingSummary,
     Profile,
@@ -39,6 +40,8 @@ __all__ = [
     "Profile",
     "QuantileSketch",
     "binary_labels",
+    "bridge_sf",
+    "compare_profiles",
     "infer_type",
     "missing_mask",
     "profile",

@@ -235,6 +235,28 @@ class Profile:
             "ts_max": None if not math.isfinite(self.ts_max) else self.ts_max,
         }
 
+    def to_bytes(self) -> bytes:
+        """Compact bytes (zlib-compressed JSON of :meth:`to_dict`), e.g. to ship from a worker.
+
+        Examples
+        --------
+        >>> p = profile({"x": [1.0, 2.0, 3.0]})
+        >>> Profile.from_bytes(p.to_bytes()) == p
+        True
+        """
+        import json
+        import zlib
+
+        return zlib.compress(json.dumps(self.to_dict(), separators=(",", ":")).encode(), 1)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Profile:
+        """Inverse of :meth:`to_bytes`."""
+        import json
+        import zlib
+
+        return cls.from_dict(json.loads(zlib.decompress(data)))
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Profile:
         """Inverse of :meth:`to_dict`."""

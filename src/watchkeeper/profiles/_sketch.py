@@ -8,6 +8,7 @@ same operation: a profile of a week is the merge of seven daily profiles.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,9 +66,13 @@ class QuantileSketch:
         def buckets(mags: np.ndarray) -> dict[int, int]:
             if mags.size == 0:
                 return {}
-            idx = np.ceil(np.log(mags) / log_gamma).astype(np.int64)
-            keys, counts = np.unique(idx, return_counts=True)
-            return dict(zip(keys.tolist(), counts.tolist(), strict=True))
+            idx = np.ceil(np.log(mags) * (1.0 / log_gamma)).astype(np.int64)
+            low = int(idx.min())
+            # Bucket indices span at most a few thousand values (log range / log gamma):
+            # counting them is one pass, no sort.
+            counts = np.bincount(idx - low)
+            keys = np.flatnonzero(counts)
+            return dict(zip((keys + low).tolist(), counts[keys].tolist(), strict=True))
 
         return cls(
             accuracy=accuracy,
@@ -325,6 +330,24 @@ class CategoricalSummary:
         uniq, counts = np.unique(keys, return_counts=True)
         out = dict(zip(uniq.tolist(), counts.tolist(), strict=True))
         return cls(counts=out, missing=missing, max_categories=max_categories)._capped()
+
+    @classmethod
+    def of_counts(
+        cls, counts: Mapping[str, int], missing: int = 0, max_categories: int = 1000
+    ) -> CategoricalSummary:
+        """A summary from counts already made (e.g. by Arrow's ``value_counts``).
+
+        Examples
+        --------
+        >>> CategoricalSummary.of_counts({"a": 2, "b": 1}, missing=1).missing_rate
+        0.25
+        """
+        bad = [k for k, c in counts.items() if int(c) < 0]
+        if bad or missing < 0:
+            raise ValueError(f"counts: negative counts for {bad or ['missing']}")
+        return cls(
+            {str(k): int(c) for k, c in counts.items() if int(c) > 0}, int(missing), max_categories
+        )._capped()
 
     def _capped(self) -> CategoricalSummary:
         if len(self.counts) <= self.max_categories:

@@ -27,6 +27,8 @@ True
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from watchkeeper.registry._artifacts import (
     ArtifactStore,
     IntegrityError,
@@ -53,6 +55,19 @@ from watchkeeper.registry._load import (
     verify,
 )
 
+if TYPE_CHECKING:
+    from watchkeeper.registry._mlflow import import_mlflow
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: the MLflow importer is the only part that needs an optional extra.
+    if name == "import_mlflow":
+        from watchkeeper.registry._mlflow import import_mlflow
+
+        return import_mlflow
+    raise AttributeError(f"module 'watchkeeper.registry' has no attribute {name!r}")
+
+
 __all__ = [
     "ArtifactStore",
     "IntegrityError",
@@ -64,6 +79,7 @@ __all__ = [
     "data_fingerprint",
     "git_commit",
     "hash_file",
+    "import_mlflow",
     "lineage_chain",
     "load",
     "load_version",

@@ -33,12 +33,14 @@ from watchkeeper.checks import (
     MonitorConfig,
     PreparedReference,
     calibration_drift,
+    class_mix,
     data_quality,
     default_config,
     embedding_drift,
     environment_skew,
     estimated_performance,
     feature_drift,
+    model_drift,
     operating_point,
     pipeline_health,
     prediction_drift,
@@ -262,6 +264,11 @@ def run_checks(
         run(
             "embedding_drift",
             lambda: embedding_drift(prep, window, cfg.options("embedding_drift")),
+        )
+        run("class_mix", lambda: class_mix(prep, window, cfg.options("class_mix")))
+        run(
+            "model_drift",
+            lambda: model_drift(list(findings), window, cfg.options("model_drift")),
         )
         run(
             "operating_point",
@@ -602,8 +609,15 @@ def _run_windows(
                 window_end=wend,
             )
         store.add_metric_values(project, model, wend, metrics, {"window": cfg.window["kind"]})
+        public = os.environ.get("WATCHKEEPER_PUBLIC_URL", "").rstrip("/")
         for alert in ev.alerts:
-            store.upsert_alert(project, alert)
+            stored = store.upsert_alert(project, alert)
+            if public:
+                # the console page of the alert, its findings and their samples, for every sink
+                alert["console_url"] = f"{public}/ui/alerts/{stored['id']}"
+                store.upsert_alert(
+                    project, {"key": alert["key"], "console_url": alert["console_url"]}
+                )
         result.windows.append((float(window.start or wend), wend, len(window)))
         result.findings.extend(dicts)
         result.metrics = metrics

@@ -9,6 +9,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from watchkeeper.server.routers import (
+    audit,
+    console,
     events,
     health,
     labels,
@@ -32,4 +34,6 @@ ROUTERS: list[APIRouter] = [
     monitors.router,
     plans.router,
     outliers.router,
+    audit.router,
+    console.router,
 ]

@@ -1,0 +1,57 @@
+"""Merge of profiles, property-based: associative, commutative, zero the identity, and the
+merge of parts the profile of the whole (exact for counts, ranges and sketch buckets)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from watchkeeper.profiles import Profile, profile
+
+floats = st.one_of(st.floats(-1e6, 1e6), st.just(float("nan")))
+column = arrays(np.float64, st.integers(0, 40), elements=floats)
+words = st.lists(st.sampled_from(["a", "b", "c", "d", None]), min_size=0, max_size=40)
+
+
+def _profile(xs: np.ndarray, cs: list[str | None]) -> Profile:
+    n = min(len(xs), len(cs))
+    return profile({"x": xs[:n], "c": np.array(cs[:n], dtype=object)})
+
+
+def _key(p: Profile) -> str:
+    """Everything but float sums, which depend on the order of addition, to 9 digits."""
+
+    def round_(x: object) -> object:
+        if isinstance(x, dict):
+            return {k: round_(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [round_(v) for v in x]
+        if isinstance(x, float):
+            return float(f"{x:.9g}")
+        return x
+
+    return json.dumps(round_(p.to_dict()), sort_keys=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(column, words, column, words, column, words)
+def test_merge_associative_and_commutative(x1, c1, x2, c2, x3, c3) -> None:  # type: ignore[no-untyped-def]
+    a, b, c = _profile(x1, c1), _profile(x2, c2), _profile(x3, c3)
+    assert _key(a.merge(b).merge(c)) == _key(a.merge(b.merge(c)))
+    assert _key(a.merge(b)) == _key(b.merge(a))
+    assert _key(a.merge(Profile.zero())) == _key(a) == _key(Profile.zero().merge(a))
+
+
+@settings(max_examples=60, deadline=None)
+@given(column, words, st.integers(0, 40))
+def test_parts_merge_to_whole(xs, cs, cut) -> None:  # type: ignore[no-untyped-def]
+    n = min(len(xs), len(cs))
+    cut = min(cut, n)
+    whole = _profile(xs[:n], cs[:n])
+    parts = _profile(xs[:cut], cs[:cut]).merge(_profile(xs[cut:n], cs[cut:n]))
+    assert _key(parts) == _key(whole)
+    assert Profile.from_bytes(parts.to_bytes()) == parts

@@ -140,8 +140,10 @@ BAD: list[tuple[str, Any, int, str]] = [
 
 
 def test_bad_batches_are_refused_and_change_nothing(setup: Setup) -> None:
+    # The rejection counter has no project label, so only the operator's public view shows it.
     server: ServerProcess = setup.server(
-        WATCHKEEPER_MAX_BATCH_EVENTS="50", WATCHKEEPER_MAX_BODY_BYTES="200000"
+        WATCHKEEPER_MAX_BATCH_EVENTS="50", WATCHKEEPER_MAX_BODY_BYTES="200000",
+        WATCHKEEPER_PUBLIC_METRICS="1",
     )
     server.start()
     headers = {"Authorization": f"Bearer {setup.token}"}

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import typer
 
 from watchkeeper.cli import (
+    audit,
     check,
     check_batch,
     db,
@@ -42,6 +43,9 @@ REGISTRARS: tuple[Callable[[typer.Typer], None], ...] = (
     monitors.register,
     model.register,
     outliers.register,
+    outliers.register,
+    audit.register,
+    model.register,
     plan.register,
     report.register,
     segments.register,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from watchkeeper.server.routers import (
+    audit,
     console,
     events,
     health,
@@ -38,4 +39,7 @@ ROUTERS: list[APIRouter] = [
     registry.router,
     outliers.router,
     profiles.router,
+    outliers.router,
+    audit.router,
+    console.router,
 ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query
+from fastapi import APIRouter, Body, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from watchkeeper.server.deps import (
@@ -17,6 +17,7 @@ from watchkeeper.server.deps import (
     epoch_query,
 )
 from watchkeeper.server.ingest import ModelName
+from watchkeeper.server.routers.audit import record
 
 router = APIRouter(prefix="/v1", tags=["monitors"])
 
@@ -62,6 +63,7 @@ async def get_monitor_config(model: ModelName, project: ReadProject, store: Stor
 @router.put("/models/{model}/monitors")
 async def put_monitor_config(
     model: ModelName,
+    request: Request,
     project: AdminProject,
     store: StoreDep,
     settings: SettingsDep,
@@ -80,6 +82,7 @@ async def put_monitor_config(
         except (ValueError, TypeError) as exc:
             raise HTTPException(422, detail=str(exc)) from exc
         store.put_monitor_config(project, model, cfg.to_dict())
+        record(store, "monitors.set", project, request, target=f"model:{model}")
         return {"source": "stored", "config": cfg.to_dict()}
 
     return _clean(await run_in_threadpool(work))

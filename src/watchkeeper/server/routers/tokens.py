@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from watchkeeper.server.deps import SCOPES, AdminProject, StoreDep
+from watchkeeper.server.routers.audit import record
 
 router = APIRouter(prefix="/v1", tags=["tokens"])
 
@@ -32,11 +33,19 @@ class TokenIn(BaseModel):
 
 
 @router.post("/tokens", status_code=201)
-async def create_token(body: TokenIn, project: AdminProject, store: StoreDep) -> dict[str, object]:
+async def create_token(
+    body: TokenIn, request: Request, project: AdminProject, store: StoreDep
+) -> dict[str, object]:
     """A new token of the caller's project; the plain token is shown only in this reply."""
     expires_at = None if body.expires_in is None else time.time() + body.expires_in
     token = await run_in_threadpool(
         partial(store.create_token, project, set(body.scopes), expires_at=expires_at)
+    )
+    await run_in_threadpool(
+        partial(
+            record, store, "token.create", project, request,
+            target=f"token:{token[:10]}", details={"scopes": sorted(set(body.scopes))},
+        )
     )
     return {
         "project": project,
@@ -70,7 +79,10 @@ async def revoke_token(
         found = store.authenticate(body.token)
         if found is None or found[0] != project:
             return False
-        return bool(store.revoke_token(body.token))
+        done = bool(store.revoke_token(body.token))
+        if done:
+            record(store, "token.revoke", project, request, target=f"token:{body.token[:10]}")
+        return done
 
     if not await run_in_threadpool(work):
         raise HTTPException(404, detail="no active token of this project matches")

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # request would fetch a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test test-minimal lint venv install install-dev bench fuzz
+.PHONY: demo test test-slow test-minimal lint venv install install-dev bench fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,11 @@ lint:
 
 test: install-dev
 	$(MAKE) lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not slow"
+
+# The long simulations (levels and power by thousands of draws, the full demo scenarios).
+test-slow: install-dev
+	$(BIN)/pytest -q -m slow
 
 # The suite without any optional extra: proves the core imports and works without torch & co.
 test-minimal:

@@ -22,6 +22,8 @@ BENCHMARKS = (
     "ingest",
     "monitors",
     "torch_overhead",
+    "hardening",
+    "registry_verify",
 )
 
 

@@ -13,17 +13,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from watchkeeper.checks import monitor
     from watchkeeper.sdk import Client, LocalClient
 
 __version__ = "0.1.0"
 
-__all__ = ["Client", "LocalClient", "__version__"]
+__all__ = ["Client", "LocalClient", "__version__", "monitor"]
 
-_LAZY = {"Client": "watchkeeper.sdk", "LocalClient": "watchkeeper.sdk"}
+_LAZY = {
+    "Client": "watchkeeper.sdk",
+    "LocalClient": "watchkeeper.sdk",
+    "monitor": "watchkeeper.checks",
+}
 
 
 def __getattr__(name: str) -> object:
-    # The SDK's clients are exported here but imported on first use, to keep this import cheap.
+    # The SDK's clients and monitor() are exported here but imported on first use, to keep
+    # this import cheap.
     if name in _LAZY:
         import importlib
 

@@ -41,6 +41,18 @@ _REF = re.compile(r"^sha256:([0-9a-f]{64})$")
 _PROJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
+def default_root(db: str | None = None, url: str | None = None) -> str:
+    """Where payloads live: ``url`` when given, else ``payloads/`` beside a SQLite file ``db``,
+    else ``./.watchkeeper/payloads``."""
+    if url:
+        return str(url)
+    if db and db.startswith("sqlite:///") and len(db) > len("sqlite:///"):
+        db = db[len("sqlite:///") :]
+    if db and "://" not in db:
+        return str(Path(db).expanduser().resolve().parent / "payloads")
+    return str(Path(".watchkeeper") / "payloads")
+
+
 def payload_ref(data: bytes) -> str:
     """The reference of a payload: ``sha256:`` and the hex digest of its bytes."""
     return "sha256:" + hashlib.sha256(data).hexdigest()

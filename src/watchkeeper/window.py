@@ -1,6 +1,6 @@
 """The columnar shape every check reads: a window of production events, or a reference set.
 
-A :class:`Window` holds plain numpy arrays, one per field of DESIGN.md's event, all of the same
+A :class:`Window` holds plain numpy arrays, one per field of docs/design.md's event, all of the same
 length. Storage returns one, the SDK's in-process path builds one, and every check, estimator and
 profile takes one: no per-row Python object crosses a layer boundary.
 """
@@ -149,7 +149,7 @@ class Window:
             .astype(object),
             ts=np.zeros(n) if ts is None else np.asarray(ts, dtype=np.float64),
             features=feats,
-            scores=None if scores is None else np.asarray(scores, dtype=np.float64),
+            scores=None if scores is None else _numbers(scores, "scores"),
             probs=None if probs is None else np.asarray(probs, dtype=np.float64),
             predicted=None if predicted is None else np.asarray(predicted, dtype=object),
             labels=None if labels is None else np.asarray(labels, dtype=object),
@@ -172,3 +172,13 @@ def _feature_column(values: object) -> np.ndarray:
         except (TypeError, ValueError):
             return array
     return array.astype(object)
+
+
+def _numbers(values: object, field: str) -> np.ndarray:
+    """``values`` as float64, refusing booleans: a score of ``True`` is a mistake, not 1.0."""
+    array = np.asarray(values)
+    if array.dtype == np.bool_ or (
+        array.dtype == object and any(isinstance(v, bool | np.bool_) for v in array.ravel())
+    ):
+        raise ValueError(f"{field}: expected numbers, got booleans")
+    return np.asarray(array, dtype=np.float64)

@@ -82,10 +82,31 @@ def test_operating_point_tells_model_change_from_prior_shift_by_the_scores(
     assert f.details["diagnosis"]["verdict"] == "model_change"
     (c,) = operating_point(prep, broken, {"expected_prevalence": 0.1, "diagnose_scores": False})
     assert c.details["verdict"] == "prior_shift" and "diagnosis" not in c.details
-    # A true prior shift keeps its verdict, and the prevalence comes from the scores.
+    # A true prior shift keeps its verdict, and the scores estimate the prevalence.
     (p,) = operating_point(prep, _scored(rng, 1000, 0.2), {"expected_prevalence": 0.1})
     assert p.details["verdict"] == "prior_shift"
-    assert p.details["prevalence_low"] < 0.2 < p.details["prevalence_high"]
+    assert p.details["score_prevalence_low"] < 0.2 < p.details["score_prevalence_high"]
+
+
+def test_count_and_score_prevalence_are_two_fields(rng: np.random.Generator) -> None:
+    """The count's implied prevalence is not overwritten by the score-based estimate."""
+    from watchkeeper.estimation import OperatingPoint, check_flags
+
+    prep = PreparedReference(_scored(rng, 5000, 0.1), OP)
+    w = _scored(rng, 1000, 0.1)
+    s = w.scores.copy()  # type: ignore[union-attr]
+    y = np.asarray(w.labels)
+    moved = (y == 0) & (rng.uniform(size=len(s)) < 0.15)
+    s[moved] = rng.uniform(0.5, 0.6, int(moved.sum()))
+    broken = Window.from_columns(ts=w.ts, scores=s)
+    (f,) = operating_point(prep, broken, {"expected_prevalence": 0.1})
+    op = OperatingPoint(0.5, 0.9, 0.02)
+    count = check_flags(op, 0.1, len(s), int((s >= 0.5).sum()))
+    assert f.details["verdict"] == "model_change"
+    assert f.details["prevalence"] == count.prevalence  # what the count alone implies
+    assert f.details["prevalence_low"] == count.prevalence_low
+    assert f.details["score_prevalence"] == f.details["diagnosis"]["prevalence"]
+    assert f.details["score_prevalence"] != f.details["prevalence"]
 
 
 def test_performance_drop_is_found_with_and_without_labels(rng: np.random.Generator) -> None:

@@ -94,3 +94,52 @@ def test_extra_column_in_current_is_an_error(tmp_path: Path) -> None:
     res = CliRunner().invoke(create_app(), ["drift", str(ref), str(cur)])
     assert res.exit_code == 2
     assert "column(s) missing from reference: country" in res.output
+
+
+def test_a_header_only_file_is_an_error_not_a_verdict(files: tuple[Path, Path],
+                                                      tmp_path: Path) -> None:
+    ref, _ = files
+    empty = tmp_path / "empty.csv"
+    empty.write_text("age,income,country\n")
+    for args in ([str(ref), str(empty)], [str(empty), str(ref)]):
+        result = CliRunner().invoke(create_app(), ["drift", *args])
+        assert result.exit_code == 2, result.output
+        assert "no rows" in result.output
+        assert "no drift" not in result.output
+
+
+def test_an_all_empty_column_is_data_quality_not_drift(files: tuple[Path, Path],
+                                                       tmp_path: Path) -> None:
+    import pandas as pd
+
+    ref, _ = files
+    frame = pd.read_csv(ref)
+    frame["country"] = None  # a broken join: the column arrives empty
+    cur = tmp_path / "cur.csv"
+    frame.to_csv(cur, index=False)
+    result = CliRunner().invoke(create_app(), ["drift", str(ref), str(cur), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    country = report["columns"]["country"]
+    assert country["drift"] is False and country["details"]["no_values"] == "current"
+    assert "data-quality" in country["details"]["skipped"]
+    assert report["drift"] is False and report["n_drifted"] == 0
+    table = CliRunner().invoke(create_app(), ["drift", str(ref), str(cur)])
+    assert "Data quality" in table.output and "country (current)" in table.output
+    # Every column empty: nothing to compare is an error.
+    frame[["age", "income"]] = None
+    frame.to_csv(cur, index=False)
+    result = CliRunner().invoke(create_app(), ["drift", str(ref), str(cur)])
+    assert result.exit_code == 2 and "every value of every column is missing" in result.output
+
+
+def test_the_python_api_raises_on_no_data() -> None:
+    from watchkeeper.stats import detect_drift
+
+    ref = {"x": np.arange(10.0), "c": np.array(list("abababab ab"[:10]), dtype=object)}
+    with pytest.raises(ValueError, match="current: no rows"):
+        detect_drift(ref, {"x": np.empty(0), "c": np.empty(0, dtype=object)})
+    with pytest.raises(ValueError, match="reference: no rows"):
+        detect_drift({"x": np.empty(0)}, {"x": np.arange(3.0)})
+    out = detect_drift(ref, {"x": np.full(5, np.nan), "c": np.array(["a"] * 5, dtype=object)})
+    assert out.columns["x"].details["no_values"] == "current" and not out.columns["x"].drift

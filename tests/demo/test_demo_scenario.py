@@ -112,3 +112,36 @@ def test_cli_refuses_an_existing_db_at_once(tmp_path: Path) -> None:
     result = CliRunner().invoke(create_app(), ["demo", "--db", str(existing), "--days", "1"])
     assert result.exit_code == 2
     assert "exists" in result.output and existing.read_text() == "precious"
+
+
+@pytest.mark.slow
+def test_the_console_shows_the_faded_scans_in_two_clicks(result: object) -> None:
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from watchkeeper.payloads import PayloadStore, default_root
+    from watchkeeper.server import Settings, create_app
+    from watchkeeper.store import Store
+
+    db = str(result.db)  # type: ignore[attr-defined]
+    store = Store(db)
+    token = store.create_token("demo", {"read"})
+    app = create_app(Settings(system_metrics=False, db=db), store=store)
+    with TestClient(app, follow_redirects=False) as client:
+        client.post("/ui/login", data={"token": token})
+        home = client.get("/ui/").text
+        alert = re.search(r'class="alert-link" href="([^"]+)"', home)
+        assert alert is not None, "no firing alert on the overview"
+        page = client.get(alert.group(1)).text
+        link = re.search(r'class="samples-link" href="([^"]+)"', page)
+        assert link is not None
+        samples = client.get(client.get(link.group(1)).headers["location"]).text
+        digests = re.findall(r'src="/ui/payloads/([0-9a-f]{64})"', samples)
+        assert digests
+        got = client.get(f"/ui/payloads/{digests[0]}")
+        assert got.status_code == 200 and got.content[:2] == b"\xff\xd8"
+    rows = store.sample_page("demo", "document-fraud", limit=5).rows
+    ref = rows[0]["tags"]["payload_ref"]
+    assert PayloadStore(default_root(db)).get("demo", ref) is not None
+    store.close()

@@ -5,16 +5,48 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from watchkeeper.estimation import OperatingPoint, bbse, expect_class_counts, expect_flags
+from watchkeeper.estimation import (
+    OperatingPoint,
+    bbse,
+    class_mix_test,
+    diagnose_shift_multiclass,
+    expect_class_counts,
+    expect_flags,
+)
 
 
 def test_binary_confusion_matches_operating_point() -> None:
     conf = np.array([[882, 10], [18, 90]])  # true negatives 900 (FPR 0.02), positives 100 (TPR 0.9)
-    e = expect_class_counts(conf, [0.9, 0.1], 1000)
-    flags = expect_flags(OperatingPoint(None, 0.9, 0.02), 0.1, 1000)
-    assert e.expected[1] == pytest.approx(flags.expected)
-    assert e.sigma[1] == pytest.approx(flags.sigma)
-    assert (e.low[1], e.high[1]) == (flags.low, flags.high)
+    for mix in ("random", "fixed"):
+        e = expect_class_counts(conf, [0.9, 0.1], 1000, mix=mix)
+        flags = expect_flags(OperatingPoint(None, 0.9, 0.02, 100, 900), 0.1, 1000, mix=mix)
+        if mix == "fixed":
+            flags = expect_flags(OperatingPoint(None, 0.9, 0.02), 0.1, 1000, mix=mix)
+        assert e.expected[1] == pytest.approx(flags.expected)
+        assert e.sigma[1] == pytest.approx(flags.sigma)
+        assert (e.low[1], e.high[1]) == (flags.low, flags.high)
+        assert e.mix == mix
+
+
+def test_class_count_band_random_mix_covers() -> None:
+    """The class mix of a window is random and the confusion matrix is an estimate: the band
+    must cover both (the fixed-mix band is a point for a diagonal matrix)."""
+    rng = np.random.default_rng(4)
+    m_true = np.array([[0.9, 0.05, 0.05], [0.06, 0.9, 0.05], [0.04, 0.05, 0.9]])
+    pri = np.array([0.5, 0.3, 0.2])
+    hits = []
+    for _ in range(100):
+        conf = np.stack([rng.multinomial(300, m_true[:, j]) for j in range(3)], axis=1)
+        e = expect_class_counts(conf, pri, 500)
+        labels = rng.multinomial(500, pri, size=200)
+        counts = sum(
+            np.stack([rng.binomial(labels[:, j], m_true[i, j]) for i in range(3)], 1)
+            for j in range(3)
+        )  # approximately: the multinomial split of each true class
+        hits.append(((counts >= e.low) & (counts <= e.high)).mean(0))
+    assert np.all(np.mean(hits, axis=0) >= 0.93)
+    assert expect_class_counts(np.eye(3) * 100, pri, 500).high[0] > 250
+    assert expect_class_counts(np.eye(3) * 100, pri, 500, mix="fixed").high[0] == 250
 
 
 @pytest.mark.slow
@@ -23,7 +55,7 @@ def test_class_count_band_coverage() -> None:
     conf = np.array([[80, 10, 5], [15, 85, 5], [5, 5, 90]])
     m = conf / conf.sum(0)
     pri = np.array([0.5, 0.3, 0.2])
-    e = expect_class_counts(conf, pri, 2000)
+    e = expect_class_counts(conf, pri, 2000, mix="fixed")
     counts = (2000 * pri).astype(int)
     sims = sum(
         np.stack([rng.multinomial(counts[j], m[:, j], size=20_000)[:, i] for i in range(3)], 1)
@@ -132,3 +164,95 @@ def test_multiclass_estimator_under_prior_shift(rng: np.random.Generator) -> Non
         MulticlassPerformanceEstimator().fit(p_ref, np.zeros(9000))
     with pytest.raises(ValueError, match="probs"):
         MulticlassPerformanceEstimator().fit(p_ref, y_ref).estimate(p[:, :2])
+
+
+def _ten_class_world(rng: np.random.Generator, acc: float, n_ref: int) -> tuple:
+    k = 10
+    m = np.full((k, k), (1 - acc) / (k - 1)) + np.eye(k) * (acc - (1 - acc) / (k - 1))
+
+    def draw(pri: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.choice(k, n, p=pri)
+        cum = np.cumsum(m, axis=0)[:, y]
+        return (rng.random(n)[None, :] > cum).sum(0), y
+
+    pred, y = draw(np.full(k, 0.1), n_ref)
+    conf = np.zeros((k, k))
+    np.add.at(conf, (pred, y), 1)
+    return conf, draw
+
+
+@pytest.mark.parametrize("n", [10, 500])
+def test_class_mix_test_level_at_small_and_large_windows(n: int) -> None:
+    """The p-value is simulated, not asymptotic: its level holds at ten events too. The
+    validation mix it compares with is itself an estimate, which the simulation includes."""
+    rng = np.random.default_rng(n)
+    p_values = []
+    for i in range(80):
+        conf, draw = _ten_class_world(rng, 0.9, 2000)
+        r = class_mix_test(conf, draw(np.full(10, 0.1), n)[0], random_state=i, n_simulations=400)
+        assert (r.p_value < r.alpha) == r.drift
+        p_values.append(r.p_value)
+    # 80 draws: 0.05 + 3 standard errors
+    assert np.mean(np.array(p_values) < 0.05) <= 0.125
+    assert np.mean(np.array(p_values) < 0.5) > 0.3  # not conservative to uselessness
+
+
+def test_class_mix_test_catches_a_knockout() -> None:
+    rng = np.random.default_rng(3)
+    ko = np.full(10, 0.1)
+    ko[3] *= 0.5
+    ko /= ko.sum()
+    hits = []
+    for i in range(30):
+        conf, draw = _ten_class_world(rng, 0.98, 20_000)
+        r = class_mix_test(conf, draw(ko, 500)[0], random_state=i, n_simulations=400)
+        hits.append(r.drift and r.details["most_changed"] == 3)
+    assert np.mean(hits) >= 0.6  # 0.8 by the long simulation in benchmarks
+
+
+def test_class_mix_test_bad_input() -> None:
+    conf = np.eye(3) * 50 + 5
+    with pytest.raises(ValueError, match="predicted"):
+        class_mix_test(conf, [0, 1, 7])
+    with pytest.raises(ValueError, match="predicted"):
+        class_mix_test(conf, np.array([], dtype=int))
+    with pytest.raises(ValueError, match="expected_priors"):
+        class_mix_test(conf, [0, 1], expected_priors=[0.5, 0.5])
+    with pytest.raises(ValueError, match="n_simulations"):
+        class_mix_test(conf, [0, 1], n_simulations=10)
+    with pytest.raises(ValueError, match="alpha"):
+        class_mix_test(conf, [0, 1], alpha=1.5)
+
+
+def test_bbse_interval_does_not_collapse_at_ten_events() -> None:
+    """A class absent from a window of ten: the interval must still have width, and 95%
+    intervals must cover the truth about 95% of the time with no shift."""
+    rng = np.random.default_rng(2)
+    m = np.array([[0.8, 0.1, 0.05], [0.15, 0.85, 0.05], [0.05, 0.05, 0.9]])
+    pri = np.array([0.6, 0.3, 0.1])
+    hits = []
+    for i in range(60):
+        conf = np.stack([rng.multinomial(int(1000 * pri[j]), m[:, j]) for j in range(3)], 1)
+        y = rng.choice(3, 10, p=pri)
+        pred = (rng.random(10)[None, :] > np.cumsum(m, axis=0)[:, y]).sum(0)
+        e = bbse(conf, pred, random_state=i, n_bootstrap=200)
+        assert np.all(e.high - e.low > 0.05)
+        hits.append((e.low <= pri) & (pri <= e.high))
+    assert np.all(np.mean(hits, axis=0) >= 0.85)  # 0.94-0.99 in 150 draws per class
+
+
+def test_multiclass_diagnosis_p_value_is_its_verdict() -> None:
+    rng = np.random.default_rng(1)
+
+    def probs(labels: np.ndarray) -> np.ndarray:
+        z = rng.normal(0, 1, (len(labels), 3))
+        z[np.arange(len(labels)), labels] += 2.0
+        return np.exp(z) / np.exp(z).sum(1, keepdims=True)
+
+    y = rng.choice(3, 3000, p=[0.5, 0.3, 0.2])
+    ref = probs(y)
+    for pri in ([0.5, 0.3, 0.2], [0.2, 0.3, 0.5]):
+        d = diagnose_shift_multiclass(ref, y, probs(rng.choice(3, 800, p=pri)), alpha=0.05)
+        fit_p, prior_p = d.details["fit_p_value"], d.details["prior_p_value"]
+        assert d.p_value == min(1.0, 2 * min(fit_p, prior_p))
+        assert (d.p_value < d.alpha) == (d.verdict != "as_expected")

@@ -10,21 +10,101 @@ from watchkeeper.estimation import (
     OperatingPoint,
     check_flags,
     expect_flags,
+    fit_dispersion,
     implied_prevalence,
 )
 from watchkeeper.estimation._operating import _fieller
 
 
 def test_worked_example_to_the_digit() -> None:
-    e = expect_flags(OperatingPoint(None, tpr=0.9, fpr=0.02), prevalence=0.1, volume=1000)
+    e = expect_flags(
+        OperatingPoint(None, tpr=0.9, fpr=0.02), prevalence=0.1, volume=1000, mix="fixed"
+    )
     assert e.expected == pytest.approx(108.0, abs=1e-12)
     assert e.sigma == pytest.approx(np.sqrt(26.64), abs=1e-12)
     assert round(e.sigma, 2) == 5.16
     assert (e.low, e.high) == (98, 118)
+    assert e.mix == "fixed" and e.method == "poisson-binomial"
+
+
+def test_worked_example_random_mix_is_the_default() -> None:
+    e = expect_flags(OperatingPoint(None, tpr=0.9, fpr=0.02), prevalence=0.1, volume=1000)
+    assert e.mix == "random" and e.method == "binomial" and e.dispersion == 0.0
+    assert e.expected == pytest.approx(108.0)
+    assert e.sigma == pytest.approx(np.sqrt(1000 * 0.108 * 0.892), abs=1e-12)
+    assert (e.low, e.high) == (
+        int(stats.binom.ppf(0.025, 1000, 0.108)),
+        int(stats.binom.ppf(0.975, 1000, 0.108)),
+    )
+    alt = e.to_dict()["alternative"]
+    assert alt["mix"] == "fixed" and (alt["low"], alt["high"]) == (98, 118)
+
+
+def test_random_mix_false_alarm_rate_holds_at_the_monitors_alpha() -> None:
+    """Days with Binomial(1000, 0.1) positives: the fixed-mix band alarms on ~15% of them at
+    alpha = 0.01 (the issue's finding), the random-mix band at most 1%."""
+    rng = np.random.default_rng(11)
+    op = OperatingPoint(None, 0.9, 0.02)
+    pos = rng.binomial(1000, 0.1, 200_000)
+    flags = rng.binomial(pos, 0.9) + rng.binomial(1000 - pos, 0.02)
+    e = expect_flags(op, 0.1, 1000, coverage=0.99)
+    rate = np.mean((flags < e.low) | (flags > e.high))
+    assert 0.005 <= rate <= 0.0105
+    fixed = expect_flags(op, 0.1, 1000, coverage=0.99, mix="fixed")
+    assert np.mean((flags < fixed.low) | (flags > fixed.high)) > 0.1
+    # the p-value agrees with the band: p < alpha exactly outside it
+    for k in (e.low - 1, e.low, e.high, e.high + 1):
+        inside = e.low <= k <= e.high
+        assert (check_flags(op, 0.1, 1000, k, alpha=0.01, coverage=0.99).p_value >= 0.01) == inside
+
+
+def test_over_dispersion_learnt_from_history_keeps_the_level() -> None:
+    rng = np.random.default_rng(12)
+    op = OperatingPoint(None, 0.9, 0.02)
+    prev = np.clip(rng.normal(0.1, 0.02, 100_060), 0, 1)  # the mix wanders day to day
+    flags = rng.binomial(1000, prev * 0.9 + (1 - prev) * 0.02)
+    d = fit_dispersion(flags[:60], np.full(60, 1000))
+    assert d.p_value < 1e-6 and d.dispersion > 0
+    assert d.to_dict()["method"] == "beta-binomial ML"
+    e = expect_flags(op, 0.1, 1000, coverage=0.99, dispersion=d)
+    assert e.method == "beta-binomial" and e.dispersion == d.dispersion
+    later = flags[60:]
+    assert np.mean((later < e.low) | (later > e.high)) <= 0.02
+    plain = expect_flags(op, 0.1, 1000, coverage=0.99)
+    assert np.mean((later < plain.low) | (later > plain.high)) > 0.1
+    # binomial days: nothing to learn
+    calm = rng.binomial(1000, 0.108, 200)
+    assert fit_dispersion(calm, np.full(200, 1000)).dispersion < 1e-3
+
+
+@pytest.mark.parametrize(
+    ("flags", "volumes", "match"),
+    [
+        ([1, 2], [10, 10], "at least 3"),
+        ([1, 2, 3], [10, 10], "volumes"),
+        ([1, 2, 30], [10, 10, 10], "cannot exceed"),
+        ([1, -2, 3], [10, 10, 10], "non-negative"),
+        ([1, 2, 3], [10, 0, 10], "positive whole"),
+        ([1, np.nan, 3], [10, 10, 10], "finite"),
+    ],
+)
+def test_fit_dispersion_bad_input(flags: list[float], volumes: list[float], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        fit_dispersion(flags, volumes)
+
+
+def test_mix_and_dispersion_bad_input() -> None:
+    op = OperatingPoint(None, 0.9, 0.02)
+    with pytest.raises(ValueError, match="mix must be one of"):
+        expect_flags(op, 0.1, 1000, mix="sometimes")
+    with pytest.raises(ValueError, match="dispersion"):
+        check_flags(op, 0.1, 1000, 100, dispersion=1.5)
+    with pytest.raises(ValueError, match="dispersion"):
+        expect_flags(op, 0.1, 1000, dispersion="lots")
 
 
 def test_band_matches_exact_convolution() -> None:
-    e = expect_flags(OperatingPoint(None, 0.7, 0.1), prevalence=0.25, volume=400)
+    e = expect_flags(OperatingPoint(None, 0.7, 0.1), prevalence=0.25, volume=400, mix="fixed")
     pmf = np.convolve(
         stats.binom.pmf(np.arange(101), 100, 0.7), stats.binom.pmf(np.arange(301), 300, 0.1)
     )
@@ -34,7 +114,7 @@ def test_band_matches_exact_convolution() -> None:
 
 
 def test_fractional_positives_keep_the_mean() -> None:
-    e = expect_flags(OperatingPoint(None, 0.9, 0.02), prevalence=0.1234, volume=1000)
+    e = expect_flags(OperatingPoint(None, 0.9, 0.02), prevalence=0.1234, volume=1000, mix="fixed")
     assert e.expected == pytest.approx(1000 * (0.1234 * 0.9 + 0.8766 * 0.02))
     assert e.low < e.expected < e.high
 
@@ -46,7 +126,7 @@ def test_fractional_positives_keep_the_mean() -> None:
 )
 def test_band_coverage_by_simulation(tpr: float, fpr: float, prev: float, volume: int) -> None:
     rng = np.random.default_rng(7)
-    e = expect_flags(OperatingPoint(None, tpr, fpr), prev, volume)
+    e = expect_flags(OperatingPoint(None, tpr, fpr), prev, volume, mix="fixed")
     n1 = round(volume * prev)
     flags = rng.binomial(n1, tpr, 100_000) + rng.binomial(volume - n1, fpr, 100_000)
     coverage = np.mean((flags >= e.low) & (flags <= e.high))
@@ -60,7 +140,7 @@ def test_band_with_validation_counts_covers_when_rates_are_estimated() -> None:
     hits = []
     for _ in range(300):
         op = OperatingPoint(None, rng.binomial(m1, tpr) / m1, rng.binomial(m0, fpr) / m0, m1, m0)
-        e = expect_flags(op, prev, volume)
+        e = expect_flags(op, prev, volume, mix="fixed")
         x = rng.binomial(1000, tpr, 100) + rng.binomial(4000, fpr, 100)
         hits.append(np.mean((x >= e.low) & (x <= e.high)))
     assert 0.93 <= np.mean(hits) <= 0.97
@@ -68,7 +148,7 @@ def test_band_with_validation_counts_covers_when_rates_are_estimated() -> None:
     hits = []
     for _ in range(300):
         op = OperatingPoint(None, rng.binomial(m1, tpr) / m1, rng.binomial(m0, fpr) / m0)
-        e = expect_flags(op, prev, volume)
+        e = expect_flags(op, prev, volume, mix="fixed")
         x = rng.binomial(1000, tpr, 100) + rng.binomial(4000, fpr, 100)
         hits.append(np.mean((x >= e.low) & (x <= e.high)))
     assert np.mean(hits) < 0.85
@@ -113,7 +193,8 @@ def test_check_flags_verdicts() -> None:
     op = OperatingPoint(None, 0.9, 0.02)
     assert check_flags(op, 0.1, 1000, 110).verdict == "as_expected"
     seen = check_flags(op, 0.1, 1000, 160)
-    assert seen.verdict == "prior_shift" and seen.p_value < 1e-10
+    assert seen.verdict == "prior_shift" and seen.p_value < 1e-5
+    assert seen.alternative["p_value"] < 1e-10  # the fixed mix: narrower
     assert seen.prevalence_low < 0.159 < seen.prevalence_high
     # fewer flags than the false-positive rate alone produces: no class mix explains it
     assert check_flags(op, 0.1, 1000, 3).verdict == "model_change"

@@ -61,7 +61,11 @@ def test_diagnose_shift_verdicts(rng: np.random.Generator) -> None:
     assert broken.verdict == "model_change"
     d = broken.to_dict()
     assert set(d) >= {"verdict", "prevalence", "prevalence_low", "prevalence_high", "p_value"}
-    assert d["details"]["fit_p_value"] == d["p_value"]
+    # one p-value, whose comparison with alpha is the verdict (Bonferroni of the two tests)
+    details = d["details"]
+    assert d["p_value"] == min(1.0, 2 * min(details["fit_p_value"], details["prior_p_value"]))
+    for diag in (same, more, broken):
+        assert (diag.p_value < diag.alpha) == (diag.verdict != "as_expected")
 
 
 @pytest.mark.slow

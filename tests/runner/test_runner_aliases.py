@@ -60,6 +60,9 @@ def test_rollback_returns_monitoring_to_the_previous_reference(
     store.set_alias("p", "m", "champion", "v2", actor="ana", reason="bad promotion")
     promoted = run_monitors(store, "p", "m", now=T0 + 2 * HOUR + 1, send=False)
     assert len(promoted.windows) == 1 and _x_drift(promoted.findings)
+    assert all(f["details"]["version"] == "v2" for f in promoted.findings)
+    alerts = store.list_alerts("p", model="m")
+    assert alerts and all(a["version"] == "v2" for a in alerts)
     assert store.get_state("p", "runner:m")["version"] == "v2"
 
     store.rollback_alias("p", "m", "champion", actor="oncall", reason="x drifted")
@@ -67,4 +70,53 @@ def test_rollback_returns_monitoring_to_the_previous_reference(
     assert len(back.windows) == 1 and back.windows[0][0] == T0 + 2 * HOUR
     assert not _x_drift(back.findings)
     assert store.get_state("p", "runner:m")["version"] == "v1"
+    store.close()
+
+
+def test_a_window_with_two_versions_gives_two_evaluations(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """Champion v1 and challenger v2 serve side by side; each part is compared with its own
+    version's reference, so neither drifts, where pooling against v1 would show drift."""
+    store = Store(str(tmp_path / "wk.db"))
+    store.create_project("p")
+    for version, mean in (("v1", 0.0), ("v2", 3.0)):
+        store.register_model_version("p", "m", version, window="1h")
+        store.put_reference("p", "m", version, _reference(rng, mean))
+    store.set_alias("p", "m", "champion", "v1", actor="ci")
+    store.set_alias("p", "m", "challenger", "v2", actor="ci")
+    n = 400
+    versions = np.where(np.arange(n) % 4 == 0, "v2", "v1")
+    x = np.where(versions == "v2", rng.normal(3.0, 1.0, n), rng.normal(0.0, 1.0, n))
+    store.log_events(
+        "p",
+        "m",
+        Window.from_columns(
+            ids=[f"e{i}" for i in range(n)],
+            ts=T0 + np.linspace(0, HOUR - 1, n),
+            features={"x": x},
+            scores=rng.uniform(size=n),
+            versions=versions.tolist(),
+        ),
+    )
+    result = run_monitors(store, "p", "m", now=T0 + HOUR + 1, send=False)
+    assert len(result.windows) == 1
+    assert [(e["version"], e["events"]) for e in result.evaluations] == [("v1", 300), ("v2", 100)]
+    for version in ("v1", "v2"):
+        mine = [f for f in result.findings if f["details"].get("version") == version]
+        assert not _x_drift(mine), version
+    stored = store.list_findings("p", "m", check="feature_drift", subject="x")
+    assert sorted(f["details"]["version"] for f in stored) == ["v1", "v2"]
+    assert {m["labels"].get("version") for m in store.list_metric_values("p", "m")} == {None, "v2"}
+
+    # the same traffic judged against v1 alone (the pooled mistake) does drift
+    pooled = Window.from_columns(
+        ts=T0 + np.linspace(0, HOUR - 1, n), features={"x": x}, scores=rng.uniform(size=n)
+    )
+    from watchkeeper.runner import load_context, run_checks
+
+    ctx = load_context(store, "p", "m")
+    assert ctx is not None and ctx.version == "v1"
+    findings, _ = run_checks(ctx, pooled, now=T0 + HOUR)
+    assert _x_drift([f.to_dict() for f in findings])
     store.close()

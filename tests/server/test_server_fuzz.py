@@ -16,9 +16,11 @@ import pytest
 schemathesis = pytest.importorskip("schemathesis")
 hypothesis = pytest.importorskip("hypothesis")
 
-EXAMPLES = int(os.environ.get("WATCHKEEPER_FUZZ_EXAMPLES", "4"))
-"""Cases per (operation, caller); 22 operations x 4 callers x 4 is about 350."""
+EXAMPLES = int(os.environ.get("WATCHKEEPER_FUZZ_EXAMPLES", "3"))
+"""Generated cases per (operation, caller, positive or negative inputs): about 300 in all at 3;
+``make fuzz`` sets 30 and ``WATCHKEEPER_FUZZ_DEEP=1`` for 5,000+ (the run prints the count)."""
 SEED = 20261201
+DEEP = os.environ.get("WATCHKEEPER_FUZZ_DEEP", "") not in ("", "0")
 
 
 def _app_and_tokens(tmp: str) -> tuple[Any, dict[str, dict[str, str]]]:
@@ -42,6 +44,10 @@ def _app_and_tokens(tmp: str) -> tuple[Any, dict[str, dict[str, str]]]:
 _TMP = os.environ.get("WATCHKEEPER_FUZZ_DIR") or __import__("tempfile").mkdtemp(prefix="wkfuzz")
 APP, HEADERS = _app_and_tokens(_TMP)
 SCHEMA = schemathesis.openapi.from_asgi("/openapi.json", APP)
+# Both positive (valid by the schema) and negative (invalid) inputs, each up to EXAMPLES; the
+# deep run adds schemathesis' coverage phase (boundary values of every parameter).
+SCHEMA.config.generation.update(max_examples=EXAMPLES)
+SCHEMA.config.phases.update(phases=["examples", "fuzzing", *(["coverage"] if DEEP else [])])
 CHECKS = [
     schemathesis.checks.not_a_server_error,
     schemathesis.checks.status_code_conformance,
@@ -50,12 +56,16 @@ CHECKS = [
 ]
 
 
+CALLS = {"cases": 0, "4xx": 0}
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _lifespan() -> Iterator[None]:
     from fastapi.testclient import TestClient
 
     with TestClient(APP):
         yield
+    print(f"\nfuzz: {CALLS['cases']} cases, {CALLS['4xx']} answered 4xx, none 5xx")
 
 
 @pytest.mark.fuzz
@@ -72,4 +82,6 @@ def _lifespan() -> Iterator[None]:
 )
 def test_fuzz(case: Any, caller: str) -> None:
     headers = {**(case.headers or {}), **HEADERS[caller]}
-    case.call_and_validate(headers=headers, checks=CHECKS)
+    response = case.call_and_validate(headers=headers, checks=CHECKS)
+    CALLS["cases"] += 1
+    CALLS["4xx"] += 400 <= response.status_code < 500

@@ -184,7 +184,7 @@ def test_a_large_body_without_a_token_is_refused_before_it_is_read(api: Api) -> 
         "/v1/tools/drift", content=body, headers={"Content-Type": "application/json"}
     )
     assert r.status_code == 401
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 1.5  # parsed first, it took 5 s
     # with a token, the tools' cap answers 413 by the Content-Length, unread
     r = api.client.post(
         "/v1/tools/drift",
@@ -221,7 +221,7 @@ def test_healthz_answers_while_heavy_work_runs(api: Api, monkeypatch: pytest.Mon
         waits.append(time.perf_counter() - start)
     worker.join()
     assert done == [200]
-    assert max(waits) < 0.5, waits
+    assert max(waits) < 1.0, waits  # blocked, each would wait out the 2 s
 
 
 def test_heavy_requests_past_the_bound_get_429(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -321,3 +321,76 @@ def test_nul_characters_are_422_naming_the_field(
     assert r.status_code == 422, r.text
     assert r.json()["detail"].startswith(field), r.json()
     assert api.store.count_events(api.project, "m") == 0
+
+
+# ------------------------------------------------------------------ counters count what was stored
+
+
+def _sample(text: str, name: str, project: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + "{") and f'project="{project}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_counters_count_only_what_was_stored(api: Api) -> None:
+    h = api.h(api.ingest)
+    # overlapping batches: 0-199, 100-299, ..., each event sent twice but the first and last
+    for start in range(0, 1000, 100):
+        events = [
+            {"id": f"e{i}", "ts": 1_800_000_000.0 + i, "score": (i % 10) / 10, "latency_ms": 5}
+            for i in range(start, min(start + 200, 1001))
+        ]
+        r = api.client.post("/v1/models/m/events:batch", json={"events": events}, headers=h)
+        assert r.status_code == 200
+    ids = [f"e{i}" for i in range(0, 1000, 2)]  # 500, the fixture's batch limit
+    for _ in range(3):  # the same labels three times
+        body = {"ids": ids, "labels": [1] * len(ids)}
+        assert api.client.post("/v1/models/m/labels:batch", json=body, headers=h).status_code == 200
+    body = {"ids": ids[:10], "labels": [0] * 10}  # ten labels change
+    assert api.client.post("/v1/models/m/labels:batch", json=body, headers=h).status_code == 200
+    text = api.client.get("/metrics", headers=api.h(api.read)).text
+    stored = api.store.count_events(api.project, "m")
+    assert stored == 1001
+    for name in (
+        "watchkeeper_events_accepted_total",
+        "watchkeeper_model_scored_total",
+        "watchkeeper_model_score_count",
+        "watchkeeper_model_latency_seconds_count",
+    ):
+        assert _sample(text, name, api.project) == stored, name
+    assert _sample(text, "watchkeeper_model_flagged_total", api.project) == sum(
+        1 for i in range(1001) if (i % 10) / 10 >= 0.5
+    )
+    assert _sample(text, "watchkeeper_labels_accepted_total", api.project) == len(ids) + 10
+    assert _sample(text, "watchkeeper_label_lag_seconds_count", api.project) == len(ids) + 10
+
+
+def test_event_times_are_bounded(api: Api) -> None:
+    h = api.h(api.ingest)
+    for body, field in [
+        ({"events": [{"id": "a", "ts": 1e300}]}, "events[0].ts"),
+        ({"columns": {"ids": ["a"], "ts": [-1e12]}}, "columns.ts[0]"),
+    ]:
+        r = api.client.post("/v1/models/m/events:batch", json=body, headers=h)
+        assert r.status_code == 422 and r.json()["detail"].startswith(field), r.text
+    r = api.client.post(
+        "/v1/models/m/labels:batch", json={"ids": ["a"], "labels": [1], "ts": [1e200]}, headers=h
+    )
+    assert r.status_code == 422 and r.json()["detail"].startswith("ts[0]"), r.text
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"checks": {"embedding_drift": {"max_samples": 10**7}}}, "max_samples"),
+        ({"checks": {"realised_performance": {"n_bootstrap": 10**9}}}, "n_bootstrap"),
+        ({"checks": {"calibration": {"bins": 10**8}}}, "bins"),
+        ({"window": {"kind": "count", "size": 10**12}}, "window.size"),
+    ],
+)
+def test_monitor_options_that_size_work_are_bounded(
+    api: Api, config: dict[str, Any], field: str
+) -> None:
+    r = api.client.put("/v1/models/m/monitors", json=config, headers=api.h(api.admin))
+    assert r.status_code == 422 and field in r.json()["detail"], r.text

@@ -203,7 +203,7 @@ def test_scheduler_hook_starts_runner(api: Api, monkeypatch: pytest.MonkeyPatch)
     events: list[tuple[str, float]] = []
 
     class Scheduler:
-        def __init__(self, store: object, interval: float) -> None:
+        def __init__(self, store: object, interval: float, sink_policy: object = None) -> None:
             self.interval = interval
 
         def start(self) -> None:

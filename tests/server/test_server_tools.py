@@ -1,8 +1,9 @@
-"""/v1/tools: the flag band of DESIGN.md's worked example, and drift between two tables."""
+"""/v1/tools: the flag band of docs/design.md's worked example, and drift between two tables."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from server_fixtures import Api
 
 
@@ -12,9 +13,25 @@ def test_expect_worked_example(api: Api) -> None:
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["expected"] == 108.0
-    assert (out["low"], out["high"]) == (98, 118)
+    assert out["mix"] == "random" and (out["low"], out["high"]) == (89, 128)
+    assert (out["alternative"]["low"], out["alternative"]["high"]) == (98, 118)
     r = api.client.post("/v1/tools/expect", json={**body, "observed": 160}, headers=api.h(api.read))
     assert r.json()["verdict"] == "prior_shift"
+    r = api.client.post("/v1/tools/expect", json={**body, "mix": "fixed"}, headers=api.h(api.read))
+    assert (r.json()["low"], r.json()["high"]) == (98, 118)
+    history = {"flags": [100, 130, 90, 120, 85, 140], "volumes": [1000] * 6}
+    r = api.client.post(
+        "/v1/tools/expect", json={**body, "history": history}, headers=api.h(api.read)
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["history"]["dispersion"] > 0 and r.json()["method"] == "beta-binomial"
+    bad = {**body, "history": {"flags": [1, 2, 3], "volumes": [10, 10]}}
+    r = api.client.post("/v1/tools/expect", json=bad, headers=api.h(api.read))
+    assert r.status_code == 422 and "history.volumes" in r.json()["detail"]
+    r = api.client.post(
+        "/v1/tools/expect", json={**body, "dispersion": 2.0}, headers=api.h(api.read)
+    )
+    assert r.status_code == 422
 
 
 def test_expect_bad_input_names_the_field(api: Api) -> None:
@@ -47,3 +64,21 @@ def test_drift_tool(api: Api) -> None:
     )
     assert r.status_code == 422
     assert "['c']" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "current, field",
+    [
+        ({"x": [], "c": []}, "current.x"),
+        ({"x": [1.0, 2.0], "c": [None, None]}, "current.c"),
+    ],
+)
+def test_drift_tool_refuses_columns_without_data(
+    api: Api, current: dict[str, list[object]], field: str
+) -> None:
+    ref = {"x": [1.0, 2.0, 3.0], "c": ["a", "b", "a"]}
+    r = api.client.post(
+        "/v1/tools/drift", json={"reference": ref, "current": current}, headers=api.h(api.read)
+    )
+    assert r.status_code == 422, r.text
+    assert field in r.text

@@ -37,7 +37,8 @@ def _http_url(url: Any, field: str) -> str:
 def _text(event: AlertEvent) -> str:
     a = event.alert
     head = "RESOLVED" if event.kind == "resolved" else str(a.get("severity", "warning")).upper()
-    return f"[{head}] {a.get('summary', a.get('rule'))}"
+    link = f" {a['console_url']}" if a.get("console_url") else ""
+    return f"[{head}] {a.get('summary', a.get('rule'))}{link}"
 
 
 class Sink:
@@ -341,8 +342,8 @@ class AlertmanagerSink(Sink):
                 "startsAt": _iso(a.get("started_at") or now),
                 "endsAt": _iso(ends),
             }
-            if self.generator_url:
-                item["generatorURL"] = self.generator_url
+            if a.get("console_url") or self.generator_url:
+                item["generatorURL"] = a.get("console_url") or self.generator_url
             out.append(item)
         return out
 

@@ -15,12 +15,15 @@ from watchkeeper.checks._config import (
     parse_duration,
 )
 from watchkeeper.checks._finding import SEVERITIES, Finding, finding
+from watchkeeper.checks._monitor import MonitorReport, monitor
 from watchkeeper.checks.calibration import calibration_drift
 from watchkeeper.checks.drift import (
     PreparedReference,
+    class_mix,
     embedding_drift,
     estimated_performance,
     feature_drift,
+    model_drift,
     operating_point,
     prediction_drift,
     realised_performance,
@@ -49,6 +52,7 @@ __all__ = [
     "SEVERITIES",
     "Finding",
     "MonitorConfig",
+    "MonitorReport",
     "PreparedReference",
     "calibration_drift",
     "check_categories",
@@ -60,6 +64,7 @@ __all__ = [
     "check_rejections",
     "check_types",
     "check_volume",
+    "class_mix",
     "data_quality",
     "default_config",
     "default_rules",
@@ -68,6 +73,8 @@ __all__ = [
     "estimated_performance",
     "feature_drift",
     "finding",
+    "model_drift",
+    "monitor",
     "operating_point",
     "parse_duration",
     "pipeline_health",

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from watchkeeper.window import Window
 
 CHECK_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -34,10 +36,19 @@ CHECK_DEFAULTS: dict[str, dict[str, Any]] = {
         "severity": "warning",
     },
     "prediction_drift": {"enabled": True, "method": "ks", "alpha": 0.05, "severity": "warning"},
+    "class_mix": {
+        "enabled": True,
+        "alpha": 0.05,
+        "expected_priors": None,
+        "severity": "warning",
+    },
+    "model_drift": {"enabled": True, "method": "cauchy", "alpha": 0.05, "severity": "warning"},
     "operating_point": {
         "enabled": True,
         "alpha": 0.01,
         "expected_prevalence": None,
+        "mix": "random",
+        "dispersion": None,
         "severity": "critical",
     },
     "estimated_performance": {
@@ -98,8 +109,39 @@ CHECK_DEFAULTS: dict[str, dict[str, Any]] = {
         "error": "BernoulliRate",
         "severity": "warning",
     },
+    "outliers": {
+        "enabled": True,
+        "method": "auto",
+        "features": None,
+        "k": 10,
+        "alpha": 0.01,
+        "band_alpha": 0.01,
+        "severity": "warning",
+    },
+    "adversaries": {
+        "enabled": True,
+        "tag": "source",
+        "tests": None,
+        "alpha": 0.01,
+        "correction": "holm",
+        "margin": 0.05,
+        "min_events": 32,
+        "ratio": 3.0,
+        "severity": "critical",
+    },
 }
 """Every check the runner knows, with its options and their defaults."""
+
+SIZE_LIMITS: dict[str, tuple[float, float]] = {
+    "max_samples": (2, 50_000),
+    "n_bootstrap": (1, 10_000),
+    "bins": (2, 1_000),
+    "min_labels": (0, 10**9),
+}
+"""Bounds of the options that size a check's memory or loop (a configuration comes from a
+project admin, over HTTP too: none may make a monitor run exhaust the server)."""
+MAX_COUNT_WINDOW = 10_000_000
+"""Most events in one count window."""
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -171,8 +213,13 @@ class MonitorConfig:
         size = self.window.get("size")
         if kind == "time":
             parse_duration(size, "window.size")  # type: ignore[arg-type]
-        elif not isinstance(size, int) or isinstance(size, bool) or size < 2:
-            raise ValueError(f"window.size must be an integer >= 2 for count windows, got {size!r}")
+        elif (
+            not isinstance(size, int) or isinstance(size, bool) or not 2 <= size <= MAX_COUNT_WINDOW
+        ):
+            raise ValueError(
+                f"window.size must be an integer in [2, {MAX_COUNT_WINDOW:,}] for count windows, "
+                f"got {size!r}"
+            )
         for name, options in self.checks.items():
             if name not in CHECK_DEFAULTS:
                 raise ValueError(
@@ -186,9 +233,21 @@ class MonitorConfig:
                         f"checks.{name}.{key}: unknown option; known: "
                         f"{', '.join(sorted(CHECK_DEFAULTS[name]))}"
                     )
-            for key in ("alpha",):
+            for key in ("alpha", "band_alpha"):
                 if key in options and not 0 < float(options[key]) < 1:
                     raise ValueError(f"checks.{name}.{key} must be in (0, 1), got {options[key]}")
+            for key, (low, high) in SIZE_LIMITS.items():
+                if key in options and options[key] is not None:
+                    value = options[key]
+                    if (
+                        isinstance(value, bool)
+                        or not isinstance(value, int | float)
+                        or not low <= value <= high
+                    ):
+                        raise ValueError(
+                            f"checks.{name}.{key} must be a number in [{low}, {high:,}], "
+                            f"got {value!r}"
+                        )
             sev = options.get("severity")
             if sev is not None and sev not in ("info", "warning", "critical"):
                 raise ValueError(f"checks.{name}.severity: unknown severity {sev!r}")
@@ -296,6 +355,16 @@ def default_rules() -> list[dict[str, Any]]:
         },
         {"name": "environment", "checks": ["environment"], "severity": "warning", "k": 1, "n": 1},
         {"name": "streaming", "checks": ["streaming.*"], "severity": "warning", "k": 1, "n": 1},
+        {"name": "outliers", "checks": ["outliers"], "severity": "warning", **drift},
+        {
+            "name": "adversaries",
+            "checks": ["adversary.*"],
+            "subjects": ["*=*"],
+            "severity": "critical",
+            "k": 1,
+            "n": 1,
+            "group_by": ["project", "model", "rule", "subject"],
+        },
     ]
 
 
@@ -335,6 +404,9 @@ def default_config(
         reference.probs is not None and reference.probs.ndim == 2 and reference.probs.shape[1] == 2
     )
     has_labels = reference.labels is not None
+    multiclass = (
+        reference.probs is not None and reference.probs.ndim == 2 and reference.probs.shape[1] >= 3
+    )
     has_embeddings = reference.embeddings is not None
     has_op = operating_point is not None
     switch = {
@@ -343,6 +415,8 @@ def default_config(
         "prediction_drift": has_scores
         or reference.probs is not None
         or reference.predicted is not None,
+        "class_mix": has_labels and (multiclass or reference.predicted is not None),
+        "model_drift": True,
         "operating_point": has_op and has_scores,
         "estimated_performance": has_scores and has_labels and has_op,
         "realised_performance": has_scores and has_op,
@@ -352,6 +426,9 @@ def default_config(
         "training_serving_skew": False,
         "environment": True,
         "streaming": has_scores,
+        "outliers": has_embeddings
+        or any(np.asarray(v).dtype.kind in "biuf" for v in reference.features.values()),
+        "adversaries": True,
     }
     checks: dict[str, dict[str, Any]] = {k: {"enabled": v} for k, v in switch.items()}
     if expected_volume is not None:

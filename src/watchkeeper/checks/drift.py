@@ -368,8 +368,11 @@ def operating_point(
     """Flags observed against what the operating point promises at the expected prevalence.
 
     Drift when the count is outside the band of :func:`~watchkeeper.estimation.check_flags`
-    (``p_value < alpha``); ``details["verdict"]`` says whether a change of class mix explains it
-    (``prior_shift``, with the estimated ``prevalence``) or not (``model_change``).
+    (``p_value < alpha``) under a random class mix (option ``mix``; ``"fixed"`` for windows
+    whose mix is fixed by design) widened by the over-dispersion ``dispersion`` (learnt from
+    past windows by :func:`~watchkeeper.estimation.fit_dispersion`); ``details["verdict"]``
+    says whether a change of class mix explains it (``prior_shift``, with the estimated
+    ``prevalence``) or not (``model_change``).
 
     A count alone cannot tell the two apart: a model whose scores drift can move the flag rate
     to one that some class mix would also produce. So when the count is out of band and the
@@ -377,6 +380,12 @@ def operating_point(
     :func:`~watchkeeper.estimation.diagnose_shift` on the window's scores; the count's own
     verdict stays in ``details["count_verdict"]`` and the diagnosis in
     ``details["diagnosis"]``. Option ``diagnose_scores: false`` keeps the count's verdict.
+
+    The prevalence the count alone implies is ``details["prevalence"]`` (with ``_low`` and
+    ``_high``); the one estimated from the scores is ``details["score_prevalence"]`` (with
+    ``_low`` and ``_high``), present when the scores were diagnosed. They answer different
+    questions and can disagree widely: when the scores rule a class mix out, the count's
+    figure is only what a mix would have had to be.
     """
     from watchkeeper.estimation import check_flags, diagnose_shift
 
@@ -396,7 +405,15 @@ def operating_point(
         prevalence = float(np.nanmean(y))
     alpha = float(_opt(options, "alpha", 0.01))
     observed = int((ws >= op.threshold).sum())
-    fc = check_flags(op, float(prevalence), ws.size, observed, alpha=alpha)
+    fc = check_flags(
+        op,
+        float(prevalence),
+        ws.size,
+        observed,
+        alpha=alpha,
+        mix=str(_opt(options, "mix", "random")),
+        dispersion=_opt(options, "dispersion", None),
+    )
     details = fc.to_dict()
     details["count_verdict"] = fc.verdict
     out_of_band = fc.verdict != "as_expected"
@@ -408,9 +425,11 @@ def operating_point(
         details["diagnosis"] = diagnosis.to_dict()
         if diagnosis.verdict != "as_expected":
             details["verdict"] = diagnosis.verdict
-            details["prevalence"] = diagnosis.prevalence
-            details["prevalence_low"] = diagnosis.prevalence_low
-            details["prevalence_high"] = diagnosis.prevalence_high
+        # Two figures, kept apart: ``prevalence`` is what the count alone implies (from
+        # check_flags), ``score_prevalence`` what the mix of score distributions estimates.
+        details["score_prevalence"] = diagnosis.prevalence
+        details["score_prevalence_low"] = diagnosis.prevalence_low
+        details["score_prevalence_high"] = diagnosis.prevalence_high
     severity = str(_opt(options, "severity", "critical"))
     return [
         finding(
@@ -520,3 +539,233 @@ def realised_performance(
     return _performance_finding(
         "realised_performance", estimate, prep.reference_performance(), options, window
     )
+
+
+def _class_indices(
+    reference: Window, window: Window
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], bool] | None:
+    """(reference predicted, reference true, window predicted, class names, from probs) as
+    class indices, or ``None`` when the model is not multi-class or the reference lacks
+    labels."""
+    if reference.labels is None:
+        return None
+    rp, wp = reference.probs, window.probs
+    if rp is not None and wp is not None and rp.ndim == 2 and rp.shape[1] >= 3:
+        if wp.shape[1:] != rp.shape[1:]:
+            return None
+        k = rp.shape[1]
+        try:
+            y = np.asarray(reference.labels, dtype=np.float64)
+        except (TypeError, ValueError):
+            return None
+        ok = np.isfinite(y) & np.isfinite(rp).all(axis=1)
+        y = y[ok]
+        if y.size == 0 or (y != np.round(y)).any() or (y < 0).any() or (y >= k).any():
+            return None
+        wk = np.isfinite(wp).all(axis=1)
+        names = [str(i) for i in range(k)]
+        return rp[ok].argmax(axis=1), y.astype(np.int64), wp[wk].argmax(axis=1), names, True
+    if reference.predicted is None or window.predicted is None:
+        return None
+    from watchkeeper.profiles import missing_mask
+
+    keep = ~missing_mask(reference.labels) & ~missing_mask(reference.predicted)
+    labels = reference.labels[keep].astype(str)
+    rpred = reference.predicted[keep].astype(str)
+    wpred = window.predicted[~missing_mask(window.predicted)].astype(str)
+    names = sorted(set(labels.tolist()))
+    if len(names) < 3:  # binary models have the operating point
+        return None
+    index = {c: i for i, c in enumerate(names)}
+    r_ok = np.isin(rpred, names)
+    # a window prediction outside the known classes is a data-quality finding, not a mix
+    w_ok = np.isin(wpred, names)
+    to_idx = np.vectorize(index.__getitem__, otypes=[np.int64])
+    return (
+        to_idx(rpred[r_ok]) if r_ok.any() else np.zeros(0, dtype=np.int64),
+        to_idx(labels[r_ok]) if r_ok.any() else np.zeros(0, dtype=np.int64),
+        to_idx(wpred[w_ok]) if w_ok.any() else np.zeros(0, dtype=np.int64),
+        names,
+        False,
+    )
+
+
+def class_mix(
+    reference: Window | PreparedReference,
+    window: Window,
+    options: Mapping[str, Any] | None = None,
+) -> list[Finding]:
+    """The operating-point story of a multi-class model: predicted-class counts against what
+    the validation confusion matrix promises, and whether the class mix changed.
+
+    The band of each predicted class comes from
+    :func:`~watchkeeper.estimation.expect_class_counts` (random class mix); the verdict from
+    :func:`~watchkeeper.estimation.class_mix_test` (``p_value < alpha``), whose p-value is
+    simulated, so it holds at any window size. When the mix changed and the model has softmax
+    outputs, :func:`~watchkeeper.estimation.diagnose_shift_multiclass` says whether a new
+    class mix explains the outputs (``details["verdict"]``: ``prior_shift``) or not
+    (``model_change``). No binary scores are needed.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> def probs(y):
+    ...     z = rng.normal(0, 1, (len(y), 4)); z[np.arange(len(y)), y] += 3.0
+    ...     return np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    >>> y = rng.choice(4, 2000)
+    >>> ref = Window.from_columns(probs=probs(y), labels=y)
+    >>> same = Window.from_columns(probs=probs(rng.choice(4, 400)))
+    >>> class_mix(ref, same)[0].drift
+    False
+    >>> skewed = Window.from_columns(probs=probs(rng.choice(4, 400, p=[0.55, 0.15, 0.15, 0.15])))
+    >>> f = class_mix(ref, skewed)[0]
+    >>> f.drift, f.details["most_changed"], f.details["verdict"]
+    (True, '0', 'prior_shift')
+    """
+    from watchkeeper.estimation import (
+        class_mix_test,
+        diagnose_shift_multiclass,
+        expect_class_counts,
+    )
+
+    prep = _prepared(reference)
+    got = _class_indices(prep.reference, window)
+    if got is None:
+        return []
+    rpred, ry, wpred, names, from_probs = got
+    k = len(names)
+    if wpred.size == 0 or ry.size == 0:
+        return []
+    conf = np.zeros((k, k))
+    np.add.at(conf, (rpred, ry), 1.0)
+    if (conf.sum(axis=0) == 0).any():
+        return []  # a class without validation events: no confusion column to expect from
+    alpha = float(_opt(options, "alpha", 0.05))
+    priors = _opt(options, "expected_priors", None)
+    result = class_mix_test(
+        conf,
+        wpred,
+        expected_priors=priors,
+        alpha=alpha,
+        n_simulations=max(2000, math.ceil(20 / alpha)),
+    )
+    pi0 = conf.sum(axis=0) / conf.sum() if priors is None else np.asarray(priors, dtype=float)
+    band = expect_class_counts(conf, pi0, wpred.size)
+    d = result.details
+    details: dict[str, Any] = {
+        "classes": names,
+        "observed": d["observed"],
+        "expected": band.expected,
+        "low": band.low,
+        "high": band.high,
+        "priors": d["priors"],
+        "expected_priors": pi0,
+        "most_changed": names[int(d["most_changed"])],
+        "n": d["n"],
+        "verdict": "class_mix_changed" if result.drift else "as_expected",
+    }
+    if "note" in d:
+        details["note"] = d["note"]
+    ref = prep.reference
+    if result.drift and from_probs and ref.probs is not None and window.probs is not None:
+        y = np.asarray(ref.labels, dtype=np.float64)
+        ok = np.isfinite(y) & np.isfinite(ref.probs).all(axis=1)
+        wp = window.probs[np.isfinite(window.probs).all(axis=1)]
+        diagnosis = diagnose_shift_multiclass(
+            ref.probs[ok], y[ok].astype(np.int64), wp, alpha=alpha, expected_priors=pi0
+        )
+        details["diagnosis"] = diagnosis.to_dict()
+        if diagnosis.verdict != "as_expected":
+            details["verdict"] = diagnosis.verdict
+    return [
+        finding(
+            "class_mix",
+            "*",
+            result.method,
+            result.statistic,
+            result.drift,
+            window=window,
+            p_value=result.p_value,
+            alpha=alpha,
+            severity=str(_opt(options, "severity", "warning")),
+            details=details,
+        )
+    ]
+
+
+COMBINED_CHECKS = ("feature_drift", "embedding_drift", "prediction_drift", "class_mix")
+"""The drift tests :func:`model_drift` combines."""
+
+
+def model_drift(
+    findings: list[Finding], window: Window, options: Mapping[str, Any] | None = None
+) -> list[Finding]:
+    """One verdict for "did the model's inputs or outputs change?" from the drift tests that
+    ran on a window, combined by a rule that keeps the level.
+
+    The tests: feature drift (each feature's raw p-value, the features sharing one test's
+    weight), the embedding test, each prediction test (the per-class probability tests share
+    one weight) and the class-mix test. Their raw p-values are combined with
+    :func:`~watchkeeper.stats.combine_p_values` (``method``: ``cauchy`` by default, valid
+    however the tests depend on each other; ``harmonic`` or ``bonferroni``); ``drift`` is
+    ``p_value < alpha``. One clear test suffices (a k-of-n vote of the tests misses what only
+    one of them sees), at about the price of a Bonferroni correction, and the level holds for
+    correlated tests, which a vote's does not. ``details["tests"]`` holds each test's own
+    p-value.
+
+    Examples
+    --------
+    >>> from watchkeeper.checks import finding
+    >>> w = Window.from_columns(scores=[0.1, 0.2])
+    >>> fs = [finding("embedding_drift", "embedding", "mmd", 0.1, False, p_value=0.03, alpha=0.05),
+    ...       finding("prediction_drift", "score", "ks", 0.2, False, p_value=0.04, alpha=0.05)]
+    >>> f = model_drift(fs, w)[0]
+    >>> f.drift, round(f.p_value, 3)
+    (True, 0.034)
+    """
+    from watchkeeper.stats import combine_p_values
+
+    # groups of raw p-values: each feature, each class probability, then one per other test
+    groups: dict[str, dict[str, float]] = {}
+    for f in findings:
+        if f.check not in COMBINED_CHECKS or f.p_value is None or not math.isfinite(f.p_value):
+            continue
+        raw = f.details.get("p_value_raw", f.p_value)
+        if f.check == "feature_drift":
+            if f.subject != "*" and raw is not None:
+                groups.setdefault("feature_drift", {})[f.subject] = float(raw)
+        elif f.check == "prediction_drift" and f.subject.startswith("prob_"):
+            if raw is not None:
+                groups.setdefault("prediction_drift.probs", {})[f.subject] = float(raw)
+        else:
+            groups[f"{f.check}.{f.subject}"] = {f.subject: float(f.p_value)}
+    if not groups:
+        return []
+    method = str(_opt(options, "method", "cauchy"))
+    alpha = float(_opt(options, "alpha", 0.05))
+    # every test weighs the same; a group (the features, the class probabilities) shares its
+    # test's weight among its members, which the Cauchy rule allows whatever their dependence
+    ps: list[float] = []
+    weights: list[float] = []
+    tests: dict[str, float] = {}
+    for name, members in groups.items():
+        for v in members.values():
+            ps.append(v)
+            weights.append(1.0 / (len(groups) * len(members)))
+        tests[name] = combine_p_values(list(members.values()), method)
+    w = np.asarray(weights)
+    p = combine_p_values(ps, method, weights=w / w.sum())
+    return [
+        finding(
+            "model_drift",
+            "*",
+            method,
+            float(len(tests)),
+            p < alpha,
+            window=window,
+            p_value=p,
+            alpha=alpha,
+            severity=str(_opt(options, "severity", "warning")),
+            details={"tests": tests, "strongest": min(tests, key=tests.__getitem__)},
+        )
+    ]

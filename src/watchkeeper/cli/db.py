@@ -34,8 +34,8 @@ DB_OPTION = typer.Option(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``watchkeeper db upgrade|info|prune`` to ``app``."""
-    db_app = typer.Typer(help="The event store: migrations, contents, retention.")
+    """Add ``watchkeeper db upgrade|info|prune|backup|restore`` to ``app``."""
+    db_app = typer.Typer(help="The event store: migrations, contents, retention, backup.")
     app.add_typer(db_app, name="db")
 
     @db_app.command("upgrade")
@@ -80,3 +80,54 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"Error: {exc}", err=True)
             raise typer.Exit(2) from None
         typer.echo(f"deleted {n} events older than {older_than}")
+
+    artifacts_option = typer.Option(
+        None,
+        "--artifacts",
+        help="Artifact store (default: $WATCHKEEPER_ARTIFACTS, else beside the SQLite file).",
+        envvar="WATCHKEEPER_ARTIFACTS",
+    )
+
+    @db_app.command("backup")
+    def backup(
+        path: str = typer.Argument(..., help="A new directory to write the backup into."),
+        artifacts: str | None = artifacts_option,
+        db: str | None = DB_OPTION,
+    ) -> None:
+        """Back up the database and the artifact store into PATH (docs/registry.md, the drill).
+
+        SQLite is copied with its online backup API while writers go on; every database is
+        also exported table by table, so PostgreSQL needs no pg_dump."""
+        from watchkeeper import registry
+
+        try:
+            info = registry.backup(db, path, artifacts=artifacts)
+        except (ValueError, OSError) as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(
+            f"backed up {sum(info['tables'].values())} rows of {len(info['tables'])} tables "
+            f"(revision {info['revision']}) and {info['artifacts']['artifacts']} artifacts "
+            f"into {path}"
+        )
+
+    @db_app.command("restore")
+    def restore(
+        path: str = typer.Argument(..., help="A directory written by `watchkeeper db backup`."),
+        artifacts: str | None = artifacts_option,
+        force: bool = typer.Option(False, "--force", help="Replace a database that has data."),
+        db: str | None = DB_OPTION,
+    ) -> None:
+        """Restore a backup into an empty database (--force replaces one) and its artifacts;
+        every file of the backup is checked against its SHA-256 first."""
+        from watchkeeper import registry
+
+        try:
+            info = registry.restore(db, path, artifacts=artifacts, force=force)
+        except (ValueError, OSError) as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(
+            f"restored {sum(info['tables'].values())} rows and "
+            f"{info['artifacts_restored']['artifacts']} artifacts from {path}"
+        )

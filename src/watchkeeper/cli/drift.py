@@ -77,6 +77,11 @@ def _print_table(report: dict[str, Any], reference: Path, current: Path) -> None
     verdict = "[bold red]DRIFT[/]" if report["drift"] else "[green]no drift[/]"
     console.print(f"{k} of {n} columns drifted ({report['correction']} correction, "
                   f"alpha {report['alpha']:g}); dataset rule: {rule} -> {verdict}")
+    empty = [f"{name} ({col['details']['no_values']})" for name, col in report["columns"].items()
+             if col.get("details", {}).get("no_values")]
+    if empty:
+        console.print(f"[yellow]Data quality:[/] no values at all in {', '.join(empty)}; "
+                      "not compared, and not counted as drift.")
 
 
 def drift(

@@ -1,4 +1,5 @@
-"""``watchkeeper server``, ``watchkeeper token create``, ``watchkeeper model register``."""
+"""``watchkeeper server``, ``watchkeeper token create|revoke`` (``model register`` is in
+:mod:`watchkeeper.cli.model`)."""
 
 from __future__ import annotations
 
@@ -78,63 +79,66 @@ def register(app: typer.Typer) -> None:
         scope: list[str] = typer.Option(
             ["ingest"], "--scope", help="ingest, read or admin; repeat for several."
         ),
+        expires: str | None = typer.Option(
+            None, "--expires", help="Lifetime, e.g. 90d, 12h, 2w (default: until revoked)."
+        ),
         db: str | None = typer.Option(None, "--db", help=DB_HELP, envvar="WATCHKEEPER_DB"),
     ) -> None:
         """Create a token and print it (it is stored hashed: this is the only time it shows)."""
+        import time
+
+        from watchkeeper.checks import parse_duration
+
         bad = [s for s in scope if s not in ("ingest", "read", "admin")]
         if bad:
             raise typer.BadParameter(f"--scope: unknown scope(s) {bad}; use ingest, read, admin")
+        expires_at = None
+        if expires is not None:
+            try:
+                expires_at = time.time() + parse_duration(expires, "--expires")
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc)) from None
         store = _store(db)
         from watchkeeper.sdk.client import _ensure_project
 
         _ensure_project(store, project)
-        token = store.create_token(project, set(scope))
+        token = store.create_token(project, set(scope), expires_at=expires_at)
         typer.echo(token)
+
+    @token_app.command("list")
+    def token_list(
+        project: str = typer.Argument(..., help="Project."),
+        db: str | None = typer.Option(None, "--db", help=DB_HELP, envvar="WATCHKEEPER_DB"),
+    ) -> None:
+        """The project's tokens: prefix, scopes, created, expires, last used, revoked."""
+        import datetime as dt
+
+        def when(t: float | None) -> str:
+            if t is None:
+                return "-"
+            return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M")
+
+        store = _store(db)
+        if not store.has_project(project):
+            raise typer.BadParameter(f"project: no project named {project!r}")
+        typer.echo("prefix      scopes              created           expires           "
+                   "last used         revoked")  # fmt: skip
+        for t in store.list_tokens(project):
+            typer.echo(
+                f"{t['prefix']:<11} {','.join(t['scopes']):<19} {when(t['created_at']):<17} "
+                f"{when(t['expires_at']):<17} {when(t['last_used_at']):<17} "
+                f"{when(t['revoked_at'])}"
+            )
 
     @token_app.command("revoke")
     def token_revoke(
         token: str = typer.Argument(..., help="The token to revoke."),
         db: str | None = typer.Option(None, "--db", help=DB_HELP, envvar="WATCHKEEPER_DB"),
     ) -> None:
-        """Revoke a token (servers stop accepting it within 5 seconds)."""
+        """Revoke a token (other replicas stop accepting it within WATCHKEEPER_TOKEN_CACHE_SECONDS,
+        5 by default)."""
         if not _store(db).revoke_token(token):
             typer.echo("no active token matches", err=True)
             raise typer.Exit(1)
         typer.echo("revoked")
 
-    model_app = typer.Typer(help="Models.", no_args_is_help=True)
-    app.add_typer(model_app, name="model")
-
-    @model_app.command("register")
-    def model_register(
-        project: str = typer.Argument(..., help="Project (created when missing)."),
-        model: str = typer.Argument(..., help="Model name."),
-        version: str | None = typer.Option(None, "--version", help="Also register a version."),
-        threshold: float | None = typer.Option(None, help="Operating point: score threshold."),
-        tpr: float | None = typer.Option(None, help="Operating point: true-positive rate."),
-        fpr: float | None = typer.Option(None, help="Operating point: false-positive rate."),
-        prevalence: float | None = typer.Option(None, help="Expected prevalence."),
-        volume: float | None = typer.Option(None, help="Expected events per window."),
-        db: str | None = typer.Option(None, "--db", help=DB_HELP, envvar="WATCHKEEPER_DB"),
-    ) -> None:
-        """Register a model (and optionally a version with its operating point)."""
-        store = _store(db)
-        from watchkeeper.sdk.client import _ensure_project
-
-        _ensure_project(store, project)
-        store.register_model(project, model)
-        if version is not None:
-            op = {
-                k: v
-                for k, v in {"threshold": threshold, "tpr": tpr, "fpr": fpr}.items()
-                if v is not None
-            }
-            store.register_model_version(
-                project,
-                model,
-                version,
-                operating_point=op or None,
-                expected_prevalence=prevalence,
-                expected_volume=volume,
-            )
-        typer.echo(f"registered {project}/{model}" + (f" version {version}" if version else ""))

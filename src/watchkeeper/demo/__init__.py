@@ -1,4 +1,4 @@
-"""The document-fraud scenario of DESIGN.md, run end to end: ``watchkeeper demo``.
+"""The document-fraud scenario of docs/design.md, run end to end: ``watchkeeper demo``.
 
 - :mod:`watchkeeper.demo.documents`: synthetic genuine documents and photocopies (numpy).
 - :mod:`watchkeeper.demo.model`: the small CNN that flags photocopies (needs PyTorch).

@@ -91,7 +91,7 @@ def generate_documents(
         raise ValueError(f"size: at least 16 pixels, got {size}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     # Exactly this many copies, in random order: a day's mix is a fact about the day, as in
-    # DESIGN.md's example where about 100 of 1,000 documents are photocopies.
+    # docs/design.md's example where about 100 of 1,000 documents are photocopies.
     labels = np.zeros(n, dtype=np.int8)
     labels[: round(photocopy_share * n)] = 1
     labels = rng.permutation(labels)

@@ -1,4 +1,4 @@
-"""The document-fraud scenario of DESIGN.md, through the real path, with a narrative.
+"""The document-fraud scenario of docs/design.md, through the real path, with a narrative.
 
 1. Draw synthetic documents, train the small CNN on the CPU, pick the operating point at 90% TPR
    on validation and record its FPR.
@@ -174,6 +174,7 @@ class DemoResult:
     notes: list[str]
     seconds: float
     server: Any = None
+    loop: dict[str, Any] = field(default_factory=dict)
 
 
 def _console(console: Any) -> Any:
@@ -337,7 +338,12 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
 
     # --- 3. the days ---------------------------------------------------------------------------
     from watchkeeper.integrations.torch import monitor_module
+    from watchkeeper.payloads import PayloadStore, default_root, thumbnail
     from watchkeeper.sdk import Client
+
+    # What a person needs to see of each document: a small thumbnail, made on the client and
+    # kept in the payload store beside the database, named on the event by its payload_ref.
+    payloads = PayloadStore(default_root(str(db)))
 
     client = Client(server.url, server.ingest_token, spool_dir=artifacts / "spool",
                     flush_interval=0.2, system_metrics=False)
@@ -349,7 +355,9 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
         notes.append("watchkeeper.runner is not available: the operating-point verdict, prior "
                      "shift and drift below are computed with watchkeeper.estimation and "
                      "watchkeeper.stats directly on the stored windows, and no alert is sent")
-    base = math.floor(time.time() / DAY) * DAY - cfg.days * DAY  # type: ignore[operator]
+    # two days more in the past: the loop's shadow day and the day after the promotion
+    base = math.floor(time.time() / DAY) * DAY - (cfg.days + 2) * DAY  # type: ignore[operator]
+    day_docs: dict[int, tuple[np.ndarray, Any, np.ndarray]] = {}
     day_ids: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     reports: list[DayReport] = []
     estimator = _estimator(op, val_scores, val.labels)
@@ -368,13 +376,17 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
         with torch.no_grad():
             for i in range(0, n, 250):
                 sl = slice(i, i + 250)
+                refs = [payloads.put(PROJECT, thumbnail(img, size=96)) for img in docs.images[sl]]
                 monitor.annotate(
                     ids=ids[sl], ts=ts[sl],
                     features={k: props[k][sl] for k in FEATURES},
                     tags={"branch": docs.branch[sl], "scanner": docs.scanner[sl]},
+                    payload_refs=refs,
                 )
                 net(to_tensor(docs.images[sl]))
         day_ids[d] = (ids, docs.labels)
+        if plan["scanner"] > 0:
+            day_docs[d] = (ids, docs, ts)
         # Labels of an earlier day arrive today.
         late = d - cfg.label_delay
         if late in day_ids:
@@ -406,6 +418,14 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
         if tb is not None:
             _write_tensorboard(tb, report)
 
+    from watchkeeper.demo.retrain import close_the_loop
+
+    loop = close_the_loop(
+        out=out, store=store, admin=admin, client=client, hook=hook, net=net, monitor=monitor,
+        weights=weights, op=op, cfg=cfg, reference=reference, val=val, val_props=val_props,
+        base=base, day_docs=day_docs, reports=reports, rng=rng, artifacts=artifacts,
+        report_day=_report_day, narrate_day=_narrate_day, estimator_for=_estimator,
+    )
     client.close(timeout=30)
     monitor.remove()
     admin.close()
@@ -419,12 +439,15 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
                   "n_train": trained.n_train},
         alerts=list(hook.received), db=db, url=server.url,
         tensorboard=(db.parent / "demo-tensorboard") if tb is not None else None,
-        notes=notes, seconds=time.perf_counter() - started, server=server,
+        notes=notes, seconds=time.perf_counter() - started, server=server, loop=loop,
     )
     _summary(out, result, server)
     hook.stop()
     if cfg.serve:
         out.print(f"\n[bold]Serving[/] at [cyan]{server.url}[/]; Ctrl-C stops it. Try:")
+        out.print(f"   Console: {server.url}/ui/ (sign in with the read token "
+                  f"{server.read_token}); the firing alert, then 'samples →', shows the faded "
+                  "scans.", soft_wrap=True)
         out.print(f"   curl -H 'Authorization: Bearer {server.read_token}' "
                   f"{server.url}/v1/models/{MODEL}/stats", soft_wrap=True)
         out.print(f"   OpenAPI: {server.url}/docs", soft_wrap=True)
@@ -455,6 +478,15 @@ def _monitor_config(
     config.sinks = [{"type": "webhook", "name": "demo-webhook", "url": webhook}]
     result: dict[str, Any] = config.validate().to_dict()
     return result
+
+
+def print_notes(out: Any, notes: Sequence[str]) -> None:
+    """Print notes as written: escaped, so that ``watchkeeper[tensorboard]`` is not read as rich
+    markup (and printed as ``watchkeeper``)."""
+    from rich.markup import escape
+
+    for note in notes:
+        out.print(f"[yellow]Note:[/] {escape(note)}")
 
 
 def _tensorboard(path: Path, notes: list[str]) -> Any:
@@ -755,8 +787,7 @@ def _summary(out: Any, result: DemoResult, server: Any) -> None:
         )
     out.print()
     out.print(table)
-    for note in result.notes:
-        out.print(f"[yellow]Note:[/] {note}")
+    print_notes(out, result.notes)
     out.print(f"\n[bold]4. Where the findings are.[/] Everything is in the SQLite file "
               f"[cyan]{result.db}[/] (events, labels, reference, findings, metrics, alerts).")
     # Paths and commands are printed unwrapped so they can be copied.

@@ -540,7 +540,7 @@ class BernoulliRate(BinaryDetector):
 
     Examples
     --------
-    The flag rate of DESIGN.md's worked example: about 3.6% of documents flagged, then 16%.
+    The flag rate of docs/design.md's worked example: about 3.6% of documents flagged, then 16%.
 
     >>> import numpy as np
     >>> from watchkeeper.detectors import BernoulliRate

@@ -10,6 +10,7 @@ alone (Lipton, Wang and Smola, 2018), here solved as least squares on the simple
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,13 @@ import numpy as np
 
 from watchkeeper.stats._result import _plain
 
-__all__ = ["ClassCountExpectation", "ClassMixEstimate", "bbse", "expect_class_counts"]
+__all__ = [
+    "ClassCountExpectation",
+    "ClassMixEstimate",
+    "bbse",
+    "class_mix_test",
+    "expect_class_counts",
+]
 
 
 def _confusion(confusion: Any) -> np.ndarray:
@@ -33,13 +40,20 @@ def _confusion(confusion: Any) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class ClassCountExpectation:
-    """Expected count of each predicted class in a window, its sigma and band."""
+    """Expected count of each predicted class in a window, its sigma and band.
+
+    ``mix`` is ``"random"`` (each event's class drawn from the priors: the count of predicted
+    class ``i`` is binomial, beta-binomial with the confusion matrix's uncertainty and any
+    over-dispersion) or ``"fixed"`` (exactly ``volume·priors`` events of each class).
+    """
 
     expected: np.ndarray
     sigma: np.ndarray
     low: np.ndarray
     high: np.ndarray
     coverage: float
+    mix: str = "random"
+    method: str = "beta-binomial"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON."""
@@ -50,26 +64,46 @@ class ClassCountExpectation:
                 "low": self.low,
                 "high": self.high,
                 "coverage": self.coverage,
+                "mix": self.mix,
+                "method": self.method,
             }
         )
         return out
 
 
 def expect_class_counts(
-    confusion: Any, priors: Any, volume: float, *, coverage: float = 0.95
+    confusion: Any,
+    priors: Any,
+    volume: float,
+    *,
+    coverage: float = 0.95,
+    mix: str = "random",
+    dispersion: float | None = None,
 ) -> ClassCountExpectation:
     """Expected counts of each predicted class among ``volume`` events with class mix ``priors``.
 
-    ``confusion[i, j]`` counts validation events predicted ``i`` whose true class is ``j``.
-    The count of predicted class ``i`` is a sum over true classes of
-    ``Bin(volume·priors[j], M[i, j])``; its band comes from the exact convolution.
+    ``confusion[i, j]`` counts validation events predicted ``i`` whose true class is ``j``,
+    giving ``M = confusion / column sums`` and predicted shares ``q = M priors``. Under a
+    random mix (the default) each event is predicted ``i`` with probability ``q[i]``: the
+    count is ``Bin(volume, q[i])``, made beta-binomial by the uncertainty of ``M`` (finite
+    validation columns) and by ``dispersion`` (over-dispersion of windows, see
+    :func:`~watchkeeper.estimation.fit_dispersion`). Under a fixed mix it is a sum over true
+    classes of ``Bin(volume·priors[j], M[i, j])``, from the exact convolution.
 
     Examples
     --------
     >>> conf = [[90, 5], [10, 95]]  # binary: TPR 0.95, FPR 0.10 for class 1
     >>> e = expect_class_counts(conf, [0.8, 0.2], 1000)
     >>> e.expected.tolist(), e.low.tolist(), e.high.tolist()
-    ([730.0, 270.0], [712, 253], [747, 288])
+    ([730.0, 270.0], [674, 217], [783, 326])
+    >>> f = expect_class_counts(conf, [0.8, 0.2], 1000, mix="fixed")
+    >>> f.low.tolist(), f.high.tolist()
+    ([712, 253], [747, 288])
+
+    A perfect classifier still has a band: the class mix of a window is random.
+
+    >>> expect_class_counts(np.eye(2) * 1000, [0.5, 0.5], 100).low.tolist()
+    [40, 40]
     """
     from watchkeeper.estimation._operating import (
         EXACT_SUPPORT,
@@ -77,7 +111,10 @@ def expect_class_counts(
         _cornish_fisher_band,
         _coverage,
         _cumulants,
+        _dispersion,
         _flag_pmf,
+        _mix,
+        _random_pmf,
         _volume,
     )
 
@@ -88,12 +125,37 @@ def expect_class_counts(
         raise ValueError(f"priors: expected {k} non-negative shares summing to 1")
     n = _volume(volume)
     cov = _coverage(coverage)
+    mode = _mix(mix)
+    rho = _dispersion(dispersion)
     m = c / c.sum(axis=0, keepdims=True)
     counts = n * pi
     expected = m @ counts
-    sigma = np.sqrt((m * (1 - m)) @ counts)
     low, high = np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64)
     tail = (1 - cov) / 2
+    if mode == "random":
+        q = m @ pi
+        # variance of q from the finite validation columns: Beta-like p(1-p)/(N+1) per cell
+        var_q = (m * (1 - m) / (c.sum(axis=0) + 1)) @ (pi * pi)
+        base = q * (1 - q)
+        total = np.minimum(rho + np.where(base > 0, var_q / np.maximum(base, 1e-300), 0), 0.999)
+        sigma = np.sqrt(n * base * (1 + (n - 1) * total))
+        for i in range(k):  # per class, not per row: k is small
+            if 28 * sigma[i] + 42 > EXACT_SUPPORT:
+                # past the exact cut-off the cost must not grow with the volume
+                rho_i = float(total[i])
+                cm = _cumulants(n, float(q[i]), 1 / rho_i - 1 if rho_i > 0 else None)
+                sd = math.sqrt(cm[1])
+                low[i], high[i] = _cornish_fisher_band(
+                    cm[0], sd, cm[2] / sd**3, cm[3] / sd**4, cov, n
+                )
+                continue
+            offset, pmf = _random_pmf(n, float(q[i]), float(total[i]))
+            cdf = np.cumsum(pmf)
+            low[i] = offset + int(np.searchsorted(cdf, tail, side="right"))
+            high[i] = offset + min(len(cdf) - 1, int(np.searchsorted(cdf, 1 - tail - 1e-12)))
+        method = "beta-binomial" if (total > 0).any() else "binomial"
+        return ClassCountExpectation(expected, sigma, low, high, cov, mode, method)
+    sigma = np.sqrt((m * (1 - m)) @ counts)
     for i in range(k):  # per class, not per row: k is small
         cumulants = [_cumulants(float(counts[j]), float(m[i, j]), None) for j in range(k)]
         if 28 * sum(np.sqrt(c[1]) for c in cumulants) + 21 * k > EXACT_SUPPORT:
@@ -114,7 +176,7 @@ def expect_class_counts(
         cdf = np.cumsum(pmf / pmf.sum())
         low[i] = offset + int(np.searchsorted(cdf, tail, side="right"))
         high[i] = offset + min(len(cdf) - 1, int(np.searchsorted(cdf, 1 - tail - 1e-12)))
-    return ClassCountExpectation(expected, sigma, low, high, cov)
+    return ClassCountExpectation(expected, sigma, low, high, cov, mode, "poisson-binomial")
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +207,11 @@ def _simplex_lstsq(m: np.ndarray, q: np.ndarray) -> np.ndarray:
     step = 1.0 / np.maximum(np.linalg.norm(m, ord=2, axis=(-2, -1)) ** 2, 1e-12)
     for _ in range(1000):
         grad = np.einsum("...ji,...j->...i", m, np.einsum("...ij,...j->...i", m, pi) - q)
-        pi = _project_simplex(pi - step[..., None] * grad)
+        new = _project_simplex(pi - step[..., None] * grad)
+        done = bool(np.abs(new - pi).max() < 1e-12)
+        pi = new
+        if done:
+            break
     return pi
 
 
@@ -178,7 +244,10 @@ def bbse(
         Predicted class indices (integers) of the window, or its counts per predicted class
         as a float array of length ``k``.
     coverage
-        Interval coverage; the bootstrap redraws the validation columns and the window.
+        Interval coverage. The interval is a percentile interval of posterior draws (Jeffreys
+        prior, half a count per cell) of the validation columns and of the window's predicted
+        shares, pushed through the same estimator: it stays honest for small windows and
+        classes the window lacks (coverage is checked by simulation at n = 10).
 
     Examples
     --------
@@ -208,15 +277,179 @@ def bbse(
     point = _simplex_lstsq(m[None], q[None])[0]
     rng = np.random.default_rng(random_state)
     nb = int(n_bootstrap)
-    cols = c.sum(axis=0).astype(np.int64)
-    boot_m = (
-        np.stack([rng.multinomial(cols[j], m[:, j], size=nb) for j in range(k)], axis=-1).astype(
-            np.float64
-        )
-        / cols
-    )
-    boot_q = rng.multinomial(round(counts.sum()), q, size=nb) / counts.sum()
+    if not 50 <= nb <= 100_000:
+        raise ValueError(f"n_bootstrap must be between 50 and 100000, got {n_bootstrap!r}")
+    # Posterior draws (Jeffreys: half a count per cell) of the validation columns and of the
+    # window's predicted shares. Unlike a resampling bootstrap they do not collapse onto a
+    # point when a class is absent from a small window, and they carry the uncertainty of M.
+    boot_m = np.stack([rng.dirichlet(c[:, j] + 0.5, size=nb) for j in range(k)], axis=-1)
+    boot_q = rng.dirichlet(counts + 0.5, size=nb)
     boot = _simplex_lstsq(boot_m, boot_q)
     tail = (1 - cov) / 2
     low, high = np.quantile(boot, [tail, 1 - tail], axis=0)
     return ClassMixEstimate(point, np.minimum(low, point), np.maximum(high, point), cov)
+
+
+def _mix_statistics(
+    o: np.ndarray, m: np.ndarray, cols: np.ndarray, pi0: np.ndarray, n_ref: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Largest standardised deviation of one predicted class and a Pearson-type total, for rows
+    of predicted-class counts ``o (r, k)`` against rows of confusion estimates ``m (r, k, k)``
+    and expected class mixes ``pi0 (r, k)``.
+
+    The variance of each count adds the window's multinomial sampling to the uncertainty of
+    the expected share ``(M pi0)_i``: from the finite validation columns and, when ``pi0`` is
+    the validation mix itself (``n_ref`` events), from that mix's sampling.
+    """
+    n = o.sum(axis=-1, keepdims=True)
+    q = np.einsum("rij,rj->ri", m, pi0)
+    var_q = np.einsum("rij,rj->ri", m * (1 - m) / cols[:, None, :], pi0 * pi0)
+    if n_ref is not None:
+        var_q = var_q + (np.einsum("rij,rj->ri", m * m, pi0) - q * q) / n_ref
+    var = n * q * (1 - q) + n * n * var_q
+    dev = o - n * q
+    # a class validation never predicted, predicted now: infinitely surprising
+    z2 = np.where(var > 0, dev * dev / np.maximum(var, 1e-300), np.where(dev != 0, np.inf, 0.0))
+    pearson_var = n * q + n * n * var_q
+    x2 = np.where(
+        pearson_var > 0,
+        dev * dev / np.maximum(pearson_var, 1e-300),
+        np.where(dev != 0, np.inf, 0.0),
+    )
+    return np.asarray(z2.max(axis=-1)), np.asarray(x2.sum(axis=-1))
+
+
+def class_mix_test(
+    confusion: Any,
+    predicted: Any,
+    *,
+    expected_priors: Any = None,
+    alpha: float = 0.05,
+    n_simulations: int = 2000,
+    random_state: int = 0,
+) -> Any:
+    """Has the class mix changed? A test on the predicted-class counts of one window.
+
+    Null hypothesis: the window's true class mix is ``expected_priors`` (default: the class
+    mix of the validation set, the column sums of ``confusion``) and the confusion matrix is
+    what validation measured, so the predicted-class shares are ``M pi0``. Two statistics:
+    the largest standardised deviation of one predicted class (power against one class
+    knocked out or boosted) and a Pearson total over all classes (power against diffuse
+    changes), each standardised with the multinomial variance of the window plus the
+    uncertainty of ``M pi0`` from the finite validation columns. Their smaller Monte Carlo
+    p-value is the statistic, and its null distribution comes from the same parametric
+    simulation (validation columns and window redrawn under the null), so the p-value is
+    right at any window size, ten events included, without an asymptotic approximation.
+
+    Parameters
+    ----------
+    confusion
+        Validation confusion matrix, ``confusion[i, j]`` = events predicted ``i``, true ``j``.
+    predicted
+        Predicted class indices of the window, or its ``k`` counts as a float array.
+    expected_priors
+        Class mix production should have.
+    alpha
+        Level: ``drift`` is ``p_value < alpha``.
+    n_simulations
+        Null replicates (at least ``20 / alpha``, at most 100,000).
+    random_state
+        Seed.
+
+    Returns
+    -------
+    DriftResult
+        ``method`` ``"class_mix"``; ``details`` hold the observed and expected counts, the
+        class mix recovered by :func:`bbse`, and the class that deviates most.
+
+    Examples
+    --------
+    Ten classes, 92% accuracy; half of class 3 knocked out of a window of 500:
+
+    >>> rng = np.random.default_rng(0)
+    >>> m = np.full((10, 10), 0.08 / 9) + np.eye(10) * (0.92 - 0.08 / 9)
+    >>> conf = np.stack([rng.multinomial(500, m[:, j]) for j in range(10)], axis=1)
+    >>> pri = np.full(10, 0.1); pri[3] = 0.05; pri /= pri.sum()
+    >>> true = rng.choice(10, 500, p=pri)
+    >>> pred = np.array([rng.choice(10, p=m[:, t]) for t in true])
+    >>> r = class_mix_test(conf, pred)
+    >>> r.drift, r.details["most_changed"]
+    (True, 3)
+    >>> class_mix_test(conf, rng.choice(10, 10)).details["note"]
+    'n < 30: few events; the p-value is exact but power is low'
+    """
+    from watchkeeper.stats._result import DriftResult
+
+    c = _confusion(confusion)
+    k = c.shape[0]
+    pred = np.asarray(predicted)
+    if pred.ndim == 1 and len(pred) == k and pred.dtype.kind == "f":
+        counts = pred.astype(np.float64)
+        if (counts < 0).any() or not np.isfinite(counts).all():
+            raise ValueError("predicted: counts must be finite and non-negative")
+    else:
+        if pred.dtype.kind not in "iub" and not (
+            pred.dtype.kind == "f" and np.all(pred == np.round(pred))
+        ):
+            raise ValueError(f"predicted: expected class indices in [0, {k}) or {k} counts")
+        idx = pred.astype(np.int64)
+        if idx.ndim != 1 or (idx < 0).any() or (idx >= k).any():
+            raise ValueError(f"predicted: expected class indices in [0, {k}) or {k} counts")
+        counts = np.bincount(idx, minlength=k).astype(np.float64)
+    n = round(float(counts.sum()))
+    if n <= 0:
+        raise ValueError("predicted: the window is empty")
+    a = float(alpha)
+    if not 0 < a < 1:
+        raise ValueError(f"alpha must be strictly between 0 and 1, got {alpha!r}")
+    cols = c.sum(axis=0)
+    pi0 = cols / cols.sum() if expected_priors is None else np.asarray(expected_priors, float)
+    if pi0.shape != (k,) or (pi0 < 0).any() or abs(pi0.sum() - 1) > 1e-6:
+        raise ValueError(f"expected_priors: {k} non-negative shares summing to 1 expected")
+    r = int(n_simulations)
+    if r < 20 / a or r > 100_000:
+        raise ValueError(
+            f"n_simulations must be between {math.ceil(20 / a)} and 100000, got {n_simulations!r}"
+        )
+    m = c / cols
+    n_ref = float(cols.sum()) if expected_priors is None else None
+    z_obs, x_obs = _mix_statistics(counts[None], m[None], cols[None], pi0[None], n_ref)
+    rng = np.random.default_rng(random_state)
+    q0 = m @ pi0
+    # the null world: validation redrawn (its class mix too, when that is the expectation)
+    # and the window drawn from the expected predicted shares
+    if n_ref is None:
+        rcols = np.broadcast_to(cols.astype(np.int64), (r, k))
+    else:
+        rcols = rng.multinomial(int(n_ref), pi0, size=r)
+    rc = np.stack([rng.multinomial(rcols[:, j], m[:, j]) for j in range(k)], axis=-1)
+    rcf = np.maximum(rcols, 1).astype(np.float64)
+    rpi = pi0[None].repeat(r, 0) if n_ref is None else rcols / n_ref
+    ro = rng.multinomial(n, q0 / q0.sum(), size=r).astype(np.float64)
+    z_sim, x_sim = _mix_statistics(ro, rc / rcf[:, None, :], rcf, rpi, n_ref)
+
+    def upper_p(sim: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        # P(sim >= obs) for each obs, from the sorted replicates
+        s = np.sort(sim)
+        return np.asarray((1 + r - np.searchsorted(s, obs - 1e-12, side="left")) / (r + 1))
+
+    pz, px = upper_p(z_sim, z_obs)[0], upper_p(x_sim, x_obs)[0]
+    stat = min(pz, px)
+    sim_min = np.minimum(upper_p(z_sim, z_sim), upper_p(x_sim, x_sim))
+    p_value = float((1 + np.sum(sim_min <= stat + 1e-12)) / (r + 1))
+    q_hat = m @ pi0
+    dev = (counts - n * q_hat) / np.sqrt(np.maximum(n * q_hat * (1 - q_hat), 1e-12))
+    details: dict[str, Any] = {
+        "n": n,
+        "observed": counts,
+        "expected": n * q_hat,
+        "expected_priors": pi0,
+        "priors": _simplex_lstsq(m[None], (counts / n)[None])[0],
+        "most_changed": int(np.argmax(np.abs(dev))),
+        "max_deviation_p_value": float(pz),
+        "pearson_p_value": float(px),
+        "n_simulations": r,
+    }
+    if n < 30:
+        details["note"] = "n < 30: few events; the p-value is exact but power is low"
+    return DriftResult("class_mix", float(stat), p_value, p_value < a, alpha=a, details=details)

@@ -1,12 +1,21 @@
 """The operating point: expected flags per window, their band, and the prevalence they imply.
 
 A binary model flags an event when its score reaches a threshold. On validation it caught a
-share ``tpr`` of the positives and wrongly flagged a share ``fpr`` of the negatives. In a window
-of ``volume`` events of which a share ``prevalence`` is positive, the flag count is the sum of two
-binomials, ``Bin(volume·prevalence, tpr) + Bin(volume·(1-prevalence), fpr)``: a Poisson-binomial
-with two distinct success probabilities, whose distribution we compute exactly by convolution.
-When the validation counts behind ``tpr`` and ``fpr`` are known, each binomial becomes a
-beta-binomial (the rates are themselves estimates), which widens the band honestly.
+share ``tpr`` of the positives and wrongly flagged a share ``fpr`` of the negatives. What the
+flag count of a window of ``volume`` events looks like depends on what is random:
+
+* *random mix* (the default): each event is positive with probability ``prevalence``, so it is
+  flagged with probability ``r = prevalence·tpr + (1-prevalence)·fpr`` and the count is
+  ``Bin(volume, r)``. Real days vary more (the mix drifts with weekdays and seasons): a
+  beta-binomial with intra-window correlation ``dispersion`` (learnt from past windows' counts
+  by :func:`fit_dispersion`) widens the band by that much.
+* *fixed mix*: the window holds exactly ``volume·prevalence`` positives, and the count is
+  ``Bin(volume·prevalence, tpr) + Bin(volume·(1-prevalence), fpr)`` (a Poisson-binomial,
+  computed exactly by convolution). Narrower; right only when the mix is fixed by design.
+
+When the validation counts behind ``tpr`` and ``fpr`` are known, the rates are estimates and
+the band widens by their uncertainty (beta-binomial). :func:`expect_flags` returns the band of
+the model in use and the other one beside it.
 
 The inverse question, "which prevalence explains the flags I saw?", is adjusted classify and
 count: ``(rate - fpr) / (tpr - fpr)``. Its interval is a Fieller interval (the estimate is a
@@ -17,7 +26,9 @@ finite validation counts behind ``tpr`` and ``fpr``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -25,14 +36,18 @@ import numpy as np
 from watchkeeper.stats._result import _plain
 
 __all__ = [
+    "Dispersion",
     "FlagCheck",
     "FlagExpectation",
     "OperatingPoint",
     "PrevalenceEstimate",
     "check_flags",
     "expect_flags",
+    "fit_dispersion",
     "implied_prevalence",
 ]
+
+MIXES = ("random", "fixed")
 
 
 def _rate(name: str, value: float) -> float:
@@ -281,6 +296,163 @@ def _flag_pmf(
     return lo, pmf
 
 
+def _dispersion(value: Any) -> float:
+    """The intra-window correlation from a number, a :class:`Dispersion` or ``None``."""
+    if value is None:
+        return 0.0
+    if isinstance(value, Dispersion):
+        return value.dispersion
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"dispersion must be a number in [0, 1), got {value!r}") from None
+    if not (0.0 <= v < 1.0):  # also rejects NaN
+        raise ValueError(f"dispersion must be in [0, 1), got {value!r}")
+    return v
+
+
+def _mix(value: str) -> str:
+    if value not in MIXES:
+        raise ValueError(f"mix must be one of {MIXES}, got {value!r}")
+    return value
+
+
+def _flag_rate(op: OperatingPoint, prevalence: float, validation: bool) -> tuple[float, float]:
+    """The per-event flag rate under a random mix and the variance of that rate coming from
+    the validation counts behind TPR and FPR (zero when they are unknown or not wanted)."""
+    r = prevalence * op.tpr + (1 - prevalence) * op.fpr
+    var = 0.0
+    if validation and op.n_positive is not None and op.n_negative is not None:
+        # Beta(p·m, (1-p)·m) on each rate has variance p(1-p)/(m+1)
+        var = prevalence**2 * op.tpr * (1 - op.tpr) / (op.n_positive + 1) + (
+            (1 - prevalence) ** 2 * op.fpr * (1 - op.fpr) / (op.n_negative + 1)
+        )
+    return r, var
+
+
+def _random_pmf(n: int, r: float, rho: float) -> tuple[int, np.ndarray]:
+    """pmf of ``BetaBinomial(n, r, rho)`` (``Bin(n, r)`` when ``rho == 0``) on its likely
+    support, as (offset, pmf); ``rho`` is the intra-window correlation of the events."""
+    from scipy import stats
+
+    if n == 0 or r < 1e-300 or r >= 1.0:
+        return (n if r >= 1.0 else 0), np.ones(1)
+    sd = math.sqrt(n * r * (1 - r) * (1 + (n - 1) * rho))
+    lo = max(0, math.floor(n * r - 14 * sd - 10))
+    hi = min(n, math.ceil(n * r + 14 * sd + 10))
+    k = np.arange(lo, hi + 1)
+    if rho > 0:
+        s = 1.0 / rho - 1.0
+        pmf = stats.betabinom.pmf(k, n, r * s, (1 - r) * s)
+    else:
+        pmf = stats.binom.pmf(k, n, r)
+    pmf = np.asarray(pmf, dtype=np.float64)
+    return lo, pmf / pmf.sum()
+
+
+@dataclass(frozen=True, slots=True)
+class Dispersion:
+    """Over-dispersion of past windows' flag counts: a beta-binomial fitted by maximum
+    likelihood (:func:`fit_dispersion`).
+
+    ``dispersion`` is the intra-window correlation ``rho``: the count's variance is
+    ``n·r(1-r)·(1 + (n-1)·rho)``, ``rho = 0`` being the binomial. ``p_value`` tests
+    ``rho = 0`` (likelihood ratio against the binomial, a 50:50 mixture of chi-squared 0 and 1
+    on the boundary).
+    """
+
+    rate: float
+    dispersion: float
+    n_windows: int
+    p_value: float
+    method: str = "beta-binomial ML"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON."""
+        out: dict[str, Any] = _plain(
+            {
+                "rate": self.rate,
+                "dispersion": self.dispersion,
+                "n_windows": self.n_windows,
+                "p_value": self.p_value,
+                "method": self.method,
+            }
+        )
+        return out
+
+
+def fit_dispersion(flags: Any, volumes: Any) -> Dispersion:
+    """Learn how much more window counts vary than a binomial from past windows.
+
+    Parameters
+    ----------
+    flags
+        Flag counts of past windows (at least three).
+    volumes
+        Events in each of those windows.
+
+    Returns
+    -------
+    Dispersion
+        The pooled rate and the maximum-likelihood intra-window correlation of a beta-binomial;
+        pass it (or its ``dispersion``) to :func:`expect_flags` and :func:`check_flags`.
+
+    Examples
+    --------
+    Thirty days whose share of positives wanders around 10% (sd 2 points):
+
+    >>> rng = np.random.default_rng(0)
+    >>> prev = np.clip(rng.normal(0.1, 0.02, 30), 0, 1)
+    >>> flags = rng.binomial(1000, prev * 0.9 + (1 - prev) * 0.02)
+    >>> d = fit_dispersion(flags, np.full(30, 1000))
+    >>> bool(d.dispersion > 0.0005), d.p_value < 0.05
+    (True, True)
+    """
+    from scipy import optimize, special, stats
+
+    k = np.asarray(flags, dtype=np.float64)
+    n = np.asarray(volumes, dtype=np.float64)
+    if k.ndim != 1 or n.shape != k.shape:
+        raise ValueError(f"volumes: expected {k.shape} values like flags, got {n.shape}")
+    if len(k) < 3:
+        raise ValueError(f"flags: at least 3 past windows are needed, got {len(k)}")
+    if len(k) > 100_000:
+        raise ValueError(f"flags: at most 100000 past windows, got {len(k)}")
+    if not (np.isfinite(k).all() and np.isfinite(n).all()):
+        raise ValueError("flags and volumes must be finite")
+    if (k < 0).any() or (k != np.round(k)).any():
+        raise ValueError("flags must be non-negative whole numbers")
+    if (n <= 0).any() or (n != np.round(n)).any():
+        raise ValueError("volumes must be positive whole numbers")
+    if (k > n).any():
+        raise ValueError("flags cannot exceed volumes")
+    r = float(k.sum() / n.sum())
+    if r <= 0.0 or r >= 1.0:
+        return Dispersion(r, 0.0, len(k), 1.0)
+    binom_ll = float(stats.binom.logpmf(k, n, r).sum())
+
+    def neg_ll(x: np.ndarray) -> float:
+        mu, rho = special.expit(x[0]), special.expit(x[1])
+        s = 1 / rho - 1
+        return -float(stats.betabinom.logpmf(k, n, mu * s, (1 - mu) * s).sum())
+
+    # start from the method of moments: Var(k/n) ~ r(1-r)(1/n + rho)
+    resid = (k / n - r) ** 2 / (r * (1 - r)) - 1 / n
+    rho0 = float(np.clip(resid.mean(), 1e-6, 0.5))
+    x0 = np.array([special.logit(r), special.logit(rho0)])
+    res = optimize.minimize(neg_ll, x0, method="Nelder-Mead", options={"xatol": 1e-6})
+    ll = -float(res.fun)
+    if not res.success and ll < binom_ll:  # pragma: no cover - the optimiser gave up
+        return Dispersion(r, 0.0, len(k), 1.0)
+    if ll <= binom_ll:
+        return Dispersion(r, 0.0, len(k), 1.0)
+    stat = 2 * (ll - binom_ll)
+    p_value = 0.5 * float(stats.chi2.sf(stat, 1))
+    return Dispersion(
+        float(special.expit(res.x[0])), float(special.expit(res.x[1])), len(k), p_value
+    )
+
+
 EXACT_SUPPORT = 200_000
 """Most points of the flag-count pmf computed exactly; past it (a standard deviation of some
 7,000 flags) the band comes from a Cornish-Fisher expansion, whose cost does not grow with the
@@ -288,7 +460,7 @@ volume and whose quantiles then differ from the exact ones by about 0.1% of a st
 (a test checks it against the exact convolution)."""
 
 
-def _cumulants(n: float, p: float, m: int | None) -> tuple[float, float, float, float]:
+def _cumulants(n: float, p: float, m: float | None) -> tuple[float, float, float, float]:
     """Mean, variance, third and fourth cumulants of ``Bin(n, p)``, or of the beta-binomial
     with ``Beta(p·m, (1-p)·m)`` on the rate when ``m`` is given."""
     if n <= 0 or p <= 0.0 or p >= 1.0:
@@ -346,22 +518,45 @@ class _FlagCount:
     """The flag-count distribution: the exact pmf on its likely support, or, past
     :data:`EXACT_SUPPORT` points, a Cornish-Fisher expansion on its first four cumulants."""
 
-    def __init__(self, op: OperatingPoint, prevalence: float, volume: int, validation: bool):
+    def __init__(
+        self,
+        op: OperatingPoint,
+        prevalence: float,
+        volume: int,
+        validation: bool,
+        mix: str = "fixed",
+        rho: float = 0.0,
+    ):
         n1 = volume * prevalence
-        c1 = _cumulants(n1, op.tpr, op.n_positive if validation else None)
-        c0 = _cumulants(volume - n1, op.fpr, op.n_negative if validation else None)
         self.volume = volume
-        self.mean = c1[0] + c0[0]
-        var = c1[1] + c0[1]
+        self.rho = 0.0
+        if mix == "random":
+            # one beta-binomial: the rate r, widened by the validation counts and rho
+            r, var_rate = _flag_rate(op, prevalence, validation)
+            base = r * (1 - r)
+            self.rho = min(rho + (var_rate / base if base > 0 else 0.0), 0.999)
+            c = _cumulants(volume, r, 1 / self.rho - 1 if self.rho > 0 else None)
+            cumulants = [c[1], c[2], c[3]]
+            support = 28 * math.sqrt(c[1]) + 42
+        else:
+            c1 = _cumulants(n1, op.tpr, op.n_positive if validation else None)
+            c0 = _cumulants(volume - n1, op.fpr, op.n_negative if validation else None)
+            cumulants = [c1[i] + c0[i] for i in (1, 2, 3)]
+            support = 28 * (math.sqrt(c1[1]) + math.sqrt(c0[1])) + 42
+        # the mean from the two classes in both models, so that both say 108 for 108
+        self.mean = n1 * op.tpr + (volume - n1) * op.fpr
+        var = cumulants[0]
         self.sd = math.sqrt(var)
-        support = 28 * (math.sqrt(c1[1]) + math.sqrt(c0[1])) + 42
         self.exact = support <= EXACT_SUPPORT
         # only read past the cut-off, where the variance is large
-        self.skew = (c1[2] + c0[2]) / self.sd**3 if var > 1.0 else 0.0
-        self.kurt = (c1[3] + c0[3]) / var**2 if var > 1.0 else 0.0
+        self.skew = cumulants[1] / self.sd**3 if var > 1.0 else 0.0
+        self.kurt = cumulants[2] / var**2 if var > 1.0 else 0.0
         self.offset, self.pmf = 0, np.ones(1)
         if self.exact:
-            self.offset, self.pmf = _flag_pmf(op, prevalence, volume, validation)
+            if mix == "random":
+                self.offset, self.pmf = _random_pmf(volume, r, self.rho)
+            else:
+                self.offset, self.pmf = _flag_pmf(op, prevalence, volume, validation)
             self.cdf = np.cumsum(self.pmf)
 
     def _z(self, k: float) -> float:
@@ -412,10 +607,15 @@ class _FlagCount:
 class FlagExpectation:
     """Expected flags in a window and the band they should fall in.
 
-    ``low`` and ``high`` are the equal-tailed quantiles of the exact flag-count distribution:
-    ``P(low <= flags <= high) >= coverage``. Past :data:`EXACT_SUPPORT` likely values (a
-    standard deviation of about 7,000 flags) they come from a Cornish-Fisher expansion instead,
-    and ``method`` ends in ``", Cornish-Fisher"``: the cost no longer grows with the volume.
+    ``low`` and ``high`` are the equal-tailed quantiles of the flag-count distribution of the
+    model in use: ``P(low <= flags <= high) >= coverage``. ``mix`` says which class mix it
+    assumes (``"random"``: each event positive with probability ``prevalence``; ``"fixed"``:
+    exactly ``volume·prevalence`` positives), ``method`` which distribution that gives
+    (``"binomial"``, ``"beta-binomial"``, ``"poisson-binomial"``), and ``dispersion`` the
+    over-dispersion it includes. ``alternative`` holds the band of the other mix, for
+    comparison. Past :data:`EXACT_SUPPORT` likely values (a standard deviation of about 7,000
+    flags) the band comes from a Cornish-Fisher expansion instead, and ``method`` ends in
+    ``", Cornish-Fisher"``: the cost no longer grows with the volume.
     """
 
     expected: float
@@ -426,27 +626,65 @@ class FlagExpectation:
     volume: int
     prevalence: float
     method: str
+    mix: str = "random"
+    dispersion: float = 0.0
+    alternative: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alternative", MappingProxyType(dict(self.alternative)))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON."""
-        return {
-            "expected": self.expected,
-            "sigma": self.sigma,
-            "low": self.low,
-            "high": self.high,
-            "coverage": self.coverage,
-            "volume": self.volume,
-            "prevalence": self.prevalence,
-            "method": self.method,
-        }
+        out: dict[str, Any] = _plain(
+            {
+                "expected": self.expected,
+                "sigma": self.sigma,
+                "low": self.low,
+                "high": self.high,
+                "coverage": self.coverage,
+                "volume": self.volume,
+                "prevalence": self.prevalence,
+                "method": self.method,
+                "mix": self.mix,
+                "dispersion": self.dispersion,
+                "alternative": dict(self.alternative),
+            }
+        )
+        return out
+
+
+def _distribution(
+    op: OperatingPoint,
+    prevalence: float,
+    volume: int,
+    validation: bool,
+    mix: str,
+    rho: float,
+) -> tuple[_FlagCount, str]:
+    """The flag-count distribution under one mix model, and the name of its method."""
+    use = validation and op.n_positive is not None and op.n_negative is not None
+    dist = _FlagCount(op, prevalence, volume, use, mix, rho)
+    if mix == "random":
+        method = "beta-binomial" if dist.rho > 0 else "binomial"
+    else:
+        method = "beta-binomial" if use else "poisson-binomial"
+    return dist, method + ("" if dist.exact else ", Cornish-Fisher")
 
 
 def _expectation(
-    op: OperatingPoint, prevalence: float, volume: int, coverage: float, validation: bool
-) -> tuple[FlagExpectation, _FlagCount]:
-    use = validation and op.n_positive is not None and op.n_negative is not None
-    dist = _FlagCount(op, prevalence, volume, use)
+    op: OperatingPoint,
+    prevalence: float,
+    volume: int,
+    coverage: float,
+    validation: bool,
+    mix: str = "random",
+    rho: float = 0.0,
+) -> tuple[FlagExpectation, _FlagCount, _FlagCount]:
+    dist, method = _distribution(op, prevalence, volume, validation, mix, rho)
     low, high = dist.band(coverage)
+    other = "fixed" if mix == "random" else "random"
+    o_dist, o_method = _distribution(op, prevalence, volume, validation, other, rho)
+    o_low, o_high = o_dist.band(coverage)
     result = FlagExpectation(
         expected=float(dist.mean),
         sigma=dist.sd,
@@ -455,10 +693,19 @@ def _expectation(
         coverage=coverage,
         volume=volume,
         prevalence=prevalence,
-        method=("beta-binomial" if use else "poisson-binomial")
-        + ("" if dist.exact else ", Cornish-Fisher"),
+        method=method,
+        mix=mix,
+        dispersion=rho if mix == "random" else 0.0,
+        alternative={
+            "mix": other,
+            "sigma": o_dist.sd,
+            "low": o_low,
+            "high": o_high,
+            "method": o_method,
+            "dispersion": rho if other == "random" else 0.0,
+        },
     )
-    return result, dist
+    return result, dist, o_dist
 
 
 def expect_flags(
@@ -468,6 +715,8 @@ def expect_flags(
     *,
     coverage: float = 0.95,
     validation_uncertainty: bool = True,
+    mix: str = "random",
+    dispersion: float | Dispersion | None = None,
 ) -> FlagExpectation:
     """Expected flag count in a window, with its standard deviation and tolerance band.
 
@@ -484,20 +733,32 @@ def expect_flags(
     validation_uncertainty
         When ``op`` carries validation counts, include the uncertainty of TPR and FPR (a
         beta-binomial band); ``False`` takes the rates as exact.
+    mix
+        ``"random"`` (each event is positive with probability ``prevalence``; the default,
+        and what production looks like) or ``"fixed"`` (exactly ``volume·prevalence``
+        positives per window). The result carries the other band in ``alternative``.
+    dispersion
+        Over-dispersion of windows beyond the random mix, as learnt by
+        :func:`fit_dispersion` (or its ``dispersion``); used by the random mix.
 
     Examples
     --------
-    DESIGN.md's worked example: 90% TPR, 2% FPR, 1,000 documents a day, 10% photocopies.
+    docs/design.md's worked example: 90% TPR, 2% FPR, 1,000 documents a day, 10% photocopies.
 
     >>> e = expect_flags(OperatingPoint(None, tpr=0.9, fpr=0.02), prevalence=0.1, volume=1000)
-    >>> e.expected, round(e.sigma, 2), (e.low, e.high)
-    (108.0, 5.16, (98, 118))
+    >>> e.expected, round(e.sigma, 2), (e.low, e.high), e.method
+    (108.0, 9.81, (89, 128), 'binomial')
+    >>> fixed = e.alternative  # exactly 100 photocopies a day
+    >>> round(fixed["sigma"], 2), (fixed["low"], fixed["high"])
+    (5.16, (98, 118))
     """
     op = op.validated()
     p = _rate("prevalence", prevalence)
     n = _volume(volume)
     cov = _coverage(coverage)
-    return _expectation(op, p, n, cov, validation_uncertainty)[0]
+    return _expectation(
+        op, p, n, cov, validation_uncertainty, _mix(mix), _dispersion(dispersion)
+    )[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -539,15 +800,19 @@ def _fieller(
     n_pos: np.ndarray | None,
     n_neg: np.ndarray | None,
     z: float,
+    rho: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Vectorised adjusted classify-and-count with a Wilson-type Fieller interval.
 
     The set of prevalences ``p`` not rejected is ``(r - F - p(T - F))^2 <= z^2 V(p)``, with
     ``V(p) = r_p(1 - r_p)/n + p^2 var(T) + (1 - p)^2 var(F)`` and ``r_p = F + p(T - F)``: the
     production variance is taken at the hypothesised rate (as Wilson's interval does), the
-    validation variances from the counts. Both sides are quadratic in ``p``.
+    validation variances from the counts. Both sides are quadratic in ``p``. With
+    over-dispersion ``rho`` the production variance is that of ``volume / (1 + (volume-1)·rho)``
+    independent events.
     """
     r = flags / volume
+    n_eff = volume / (1 + (volume - 1) * rho)
     b = tpr - fpr
     a = r - fpr
     raw = a / b
@@ -561,9 +826,9 @@ def _fieller(
         vt = ts * (1 - ts) / n_pos
         vf = fs * (1 - fs) / n_neg
     z2 = z * z
-    qa = b * b * (1 + z2 / volume) - z2 * (vt + vf)
-    qb = -2 * a * b - z2 * (b * (1 - 2 * fpr) / volume - 2 * vf)
-    qc = a * a - z2 * (fpr * (1 - fpr) / volume + vf)
+    qa = b * b * (1 + z2 / n_eff) - z2 * (vt + vf)
+    qb = -2 * a * b - z2 * (b * (1 - 2 * fpr) / n_eff - 2 * vf)
+    qc = a * a - z2 * (fpr * (1 - fpr) / n_eff + vf)
     disc = qb * qb - 4 * qa * qc
     ok = (qa > 0) & (disc >= 0)
     root = np.sqrt(np.where(ok, disc, 0.0))
@@ -574,12 +839,18 @@ def _fieller(
 
 
 def implied_prevalence(
-    op: OperatingPoint, observed: float, volume: float, *, coverage: float = 0.95
+    op: OperatingPoint,
+    observed: float,
+    volume: float,
+    *,
+    coverage: float = 0.95,
+    dispersion: float | Dispersion | None = None,
 ) -> PrevalenceEstimate:
     """Prevalence that explains ``observed`` flags among ``volume`` events, with an interval.
 
-    The interval accounts for production sampling and, when ``op`` has validation counts,
-    for the uncertainty of TPR and FPR.
+    The interval accounts for production sampling (widened by ``dispersion``, see
+    :func:`fit_dispersion`) and, when ``op`` has validation counts, for the uncertainty of TPR
+    and FPR.
 
     Examples
     --------
@@ -599,6 +870,7 @@ def implied_prevalence(
     if k > n:
         raise ValueError(f"observed ({k}) cannot exceed volume ({n})")
     cov = _coverage(coverage)
+    rho = _dispersion(dispersion)
     z = float(stats.norm.ppf(0.5 + cov / 2))
     npos = None if op.n_positive is None else np.array([float(op.n_positive)])
     nneg = None if op.n_negative is None else np.array([float(op.n_negative)])
@@ -610,6 +882,7 @@ def implied_prevalence(
         npos,
         nneg,
         z,
+        rho,
     )
     return PrevalenceEstimate(
         prevalence=float(np.clip(raw[0], 0, 1)),
@@ -646,6 +919,13 @@ class FlagCheck:
     expected_prevalence: float
     alpha: float
     coverage: float
+    mix: str = "random"
+    method: str = "binomial"
+    dispersion: float = 0.0
+    alternative: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alternative", MappingProxyType(dict(self.alternative)))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON with the keys of ``watchkeeper expect --format json``."""
@@ -664,6 +944,10 @@ class FlagCheck:
                 "expected_prevalence": self.expected_prevalence,
                 "alpha": self.alpha,
                 "coverage": self.coverage,
+                "mix": self.mix,
+                "method": self.method,
+                "dispersion": self.dispersion,
+                "alternative": dict(self.alternative),
             }
         )
         return out
@@ -678,17 +962,23 @@ def check_flags(
     alpha: float = 0.05,
     coverage: float = 0.95,
     validation_uncertainty: bool = True,
+    mix: str = "random",
+    dispersion: float | Dispersion | None = None,
 ) -> FlagCheck:
     """Judge an observed flag count: expected band, exact p-value, verdict, implied prevalence.
 
     The p-value is two-sided, ``min(1, 2·min(P(X <= observed), P(X >= observed)))`` under the
-    exact flag-count distribution at the expected prevalence.
+    flag-count distribution of :func:`expect_flags` (same ``mix`` and ``dispersion``) at the
+    expected prevalence. ``alternative`` carries the p-value under the other mix too.
 
     Examples
     --------
     >>> c = check_flags(OperatingPoint(None, 0.9, 0.02), 0.1, 1000, observed=160)
     >>> c.verdict, c.p_value < 1e-6, round(c.prevalence, 3)
     ('prior_shift', True, 0.159)
+    >>> c = check_flags(OperatingPoint(None, 0.9, 0.02), 0.1, 1000, observed=125)
+    >>> c.verdict, round(c.p_value, 3), round(c.alternative["p_value"], 4)
+    ('as_expected', 0.097, 0.002)
     """
     op = op.validated()
     p = _rate("prevalence", prevalence)
@@ -701,9 +991,13 @@ def check_flags(
     assert k is not None
     if k > n:
         raise ValueError(f"observed ({k}) cannot exceed volume ({n})")
-    exp, dist = _expectation(op, p, n, cov, validation_uncertainty)
+    mx, rho = _mix(mix), _dispersion(dispersion)
+    exp, dist, o_dist = _expectation(op, p, n, cov, validation_uncertainty, mx, rho)
     p_value = min(1.0, 2.0 * min(dist.at_most(k), dist.at_least(k)))
-    prev = implied_prevalence(op, k, n, coverage=cov) if n > 0 else None
+    other = dict(exp.alternative)
+    other["p_value"] = min(1.0, 2.0 * min(o_dist.at_most(k), o_dist.at_least(k)))
+    prev_rho = rho if mx == "random" else 0.0
+    prev = implied_prevalence(op, k, n, coverage=cov, dispersion=prev_rho) if n > 0 else None
     if p_value >= a:
         verdict = "as_expected"
     elif prev is not None and prev.feasible:
@@ -724,4 +1018,9 @@ def check_flags(
         expected_prevalence=p,
         alpha=a,
         coverage=cov,
+        mix=mx,
+        method=exp.method,
+        dispersion=exp.dispersion,
+        alternative=other,
     )
+

@@ -331,9 +331,10 @@ class ShiftDiagnosis:
     """Whether production scores look like validation, like a new class mix, or like neither.
 
     ``verdict`` is ``"as_expected"``, ``"prior_shift"`` or ``"model_change"``. ``p_value`` is
-    the p-value of the test that decided it: the goodness of fit of the best mixture for
-    ``"model_change"``, otherwise the test of the prevalence against the expected one (both are
-    in ``details``). ``prevalence`` and its interval are the mixture estimate.
+    the Bonferroni combination ``min(1, 2·min(fit, prior))`` of the two tests' p-values (both
+    are in ``details``), so that ``p_value < alpha`` is exactly "something changed", as for
+    every drift result; the verdict then says which. ``prevalence`` and its interval are the
+    mixture estimate.
     """
 
     verdict: str
@@ -381,7 +382,8 @@ def diagnose_shift(
     """Tell a prior shift from a model change using production scores alone.
 
     Two tests, each at level ``alpha / 2`` so that together they raise a false alarm at most
-    ``alpha`` of the time when nothing changed:
+    ``alpha`` of the time when nothing changed (``p_value`` is their Bonferroni combination,
+    so ``p_value < alpha`` is exactly a verdict other than ``"as_expected"``):
 
     1. *Fit*: does some mix of the reference class-conditional score distributions explain the
        production scores? An Anderson-Darling-type distance between the cumulative production
@@ -481,13 +483,13 @@ def diagnose_shift(
     w_obs, pi_md, fit_p = fit.test(cs, n_bootstrap=nb, rng=rng)
     kf = fit.n_bins
 
-    half = float(alpha) / 2
-    if fit_p < half:
-        verdict, p_value = "model_change", fit_p
-    elif prior_p < half:
-        verdict, p_value = "prior_shift", prior_p
+    # One p-value for the two tests (Bonferroni): p_value < alpha is the verdict, as for
+    # every DriftResult, and it happens exactly when one of them is below alpha / 2.
+    p_value = min(1.0, 2 * min(fit_p, prior_p))
+    if p_value >= float(alpha):
+        verdict = "as_expected"
     else:
-        verdict, p_value = "as_expected", prior_p
+        verdict = "model_change" if fit_p < float(alpha) / 2 else "prior_shift"
 
     cal = Calibrator(calibration, random_state=random_state).fit(rs, y)
     em = float(em_prior(cal.predict(cs), float(cal.predict(rs).mean())))
@@ -588,8 +590,10 @@ def diagnose_shift_multiclass(
     cell histogram is a mix of the reference per-class cell histograms; the mix is fitted by
     maximum likelihood (EM), its fit judged by the G statistic, and both tests (fit at
     ``alpha / 2``, then the class mix against the expected one at ``alpha / 2``, by the total
-    variation distance) take their null distributions from a parametric bootstrap that
-    redraws the reference histograms too.
+    variation distance and the largest standardised change of one class, whichever is more
+    surprising) take their null distributions from a parametric bootstrap that redraws the
+    reference histograms too. ``p_value`` is ``min(1, 2·min(fit, prior))``, so
+    ``p_value < alpha`` is the verdict "changed".
 
     Examples
     --------
@@ -675,21 +679,38 @@ def diagnose_shift_multiclass(
     boot_pi, boot_g = replicate(pi_hat)
     fit_p = float((1 + np.sum(boot_g >= g_obs - 1e-9)) / (nb + 1))
     null_pi, _ = replicate(pi0)
+    # Two statistics of the class mix against the expected one: the total variation distance
+    # (diffuse changes) and the largest standardised change of one class (one class knocked
+    # out or boosted); the smaller of their p-values, calibrated on the same null replicates.
+    sd = np.maximum(null_pi.std(axis=0), 1e-12)
+    tv_null = 0.5 * np.abs(null_pi - pi0).sum(axis=1)
+    z_null = (np.abs(null_pi - pi0) / sd).max(axis=1)
     tv = 0.5 * np.abs(pi_hat - pi0).sum()
-    prior_p = float((1 + np.sum(0.5 * np.abs(null_pi - pi0).sum(axis=1) >= tv - 1e-12)) / (nb + 1))
+    z_obs = float((np.abs(pi_hat - pi0) / sd).max())
+
+    def upper(sim: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        srt = np.sort(sim)
+        return np.asarray((1 + nb - np.searchsorted(srt, obs - 1e-12, side="left")) / (nb + 1))
+
+    p_tv, p_z = float(upper(tv_null, np.array([tv]))[0]), float(upper(z_null, np.array([z_obs]))[0])
+    null_min = np.minimum(upper(tv_null, tv_null), upper(z_null, z_null))
+    prior_p = float((1 + np.sum(null_min <= min(p_tv, p_z) + 1e-12)) / (nb + 1))
     tail = (1 - float(coverage)) / 2
     lo, hi = np.quantile(boot_pi, [tail, 1 - tail], axis=0)
-    half = float(alpha) / 2
-    if fit_p < half:
-        verdict, p_value = "model_change", fit_p
-    elif prior_p < half:
-        verdict, p_value = "prior_shift", prior_p
+    # One p-value for the two tests (Bonferroni): p_value < alpha is the verdict, as for
+    # every DriftResult, and it happens exactly when one of them is below alpha / 2.
+    p_value = min(1.0, 2 * min(fit_p, prior_p))
+    if p_value >= float(alpha):
+        verdict = "as_expected"
     else:
-        verdict, p_value = "as_expected", prior_p
+        verdict = "model_change" if fit_p < float(alpha) / 2 else "prior_shift"
     details = {
         "fit_statistic": g_obs,
         "fit_p_value": fit_p,
         "prior_p_value": prior_p,
+        "tv_p_value": p_tv,
+        "max_class_p_value": p_z,
+        "most_changed": int(np.argmax(np.abs(pi_hat - pi0) / sd)),
         "reference_priors": ref_prior,
         "cells": cells,
         "n_reference": len(rp),

@@ -232,6 +232,7 @@ def monitor_module(
     features: Callable[[Any], Mapping[str, Any]] | None = None,
     log_training: bool = False,
     id_prefix: str | None = None,
+    digest: str | None = None,
 ) -> ModuleMonitor:
     """Log every forward pass of ``module`` through ``client``, a batch at a time.
 
@@ -264,6 +265,11 @@ def monitor_module(
     id_prefix
         Prefix of generated request ids (a random one by default); pass real request ids
         per batch with :meth:`ModuleMonitor.annotate`.
+    digest
+        Artifact digest of the weights serving (``watchkeeper.registry.load_version(...)
+        .digest``), reported with every batch for ``version`` when the client can
+        (``report_model_digest``); a mismatch with the registered digest is an integrity
+        finding.
 
     Returns
     -------
@@ -290,6 +296,12 @@ def monitor_module(
             some = ", ".join(repr(n) for n in list(names)[1:8])
             raise ValueError(f"layer: {layer!r} is not a submodule; some names: {some}")
         target = names[layer]
+    if digest is not None:
+        if version is None:
+            raise ValueError("digest: give the version the digest belongs to (version=...)")
+        reporter = getattr(client, "report_model_digest", None)
+        if reporter is not None:
+            reporter(version, digest)
     monitor = ModuleMonitor(
         module=module,
         client=client,

@@ -250,10 +250,13 @@ class GateReport:
         for name, s in self.sets.items():
             f = s["tests"]["fpr_at_tpr"]
             a = s["tests"]["auc"]
+            m = s["tests"]["accuracy"]
             lines.append(
-                f"  {name} ({s['n']} events): FPR at TPR {f['details']['target_tpr']:.2f} "
-                f"{f['champion']:.3f} -> {f['challenger']:.3f} (improvement "
-                f"{f['improvement']:+.3f} [{f['ci'][0]:+.3f}, {f['ci'][1]:+.3f}]); "
+                f"  {name} ({s['n']} events): accuracy at the operating points "
+                f"{m['champion']:.3f} -> {m['challenger']:.3f} (McNemar p {m['p_value']:.2g}); "
+                f"FPR at TPR {f['details']['target_tpr']:.2f} "
+                f"{f['champion']:.3f} -> {f['challenger']:.3f} "
+                f"[{-f['ci'][1]:+.3f}, {-f['ci'][0]:+.3f}]; "
                 f"AUC {a['champion']:.3f} -> {a['challenger']:.3f} (DeLong p {a['p_value']:.2g})"
             )
         for o in self.outcomes:

@@ -27,6 +27,8 @@ True
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from watchkeeper.registry._artifacts import (
     ArtifactStore,
     IntegrityError,
@@ -45,6 +47,7 @@ from watchkeeper.registry._load import (
     LoadedArtifact,
     artifact_root,
     check_serving_digest,
+    check_serving_digests,
     load,
     load_version,
     record_integrity_failure,
@@ -52,6 +55,24 @@ from watchkeeper.registry._load import (
     resolve_version,
     verify,
 )
+
+if TYPE_CHECKING:
+    from watchkeeper.registry._mlflow import import_mlflow
+    from watchkeeper.registry._torch import load_state_dict
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: the MLflow importer and the torch loader need optional extras.
+    if name == "import_mlflow":
+        from watchkeeper.registry._mlflow import import_mlflow
+
+        return import_mlflow
+    if name == "load_state_dict":
+        from watchkeeper.registry._torch import load_state_dict
+
+        return load_state_dict
+    raise AttributeError(f"module 'watchkeeper.registry' has no attribute {name!r}")
+
 
 __all__ = [
     "ArtifactStore",
@@ -61,11 +82,14 @@ __all__ = [
     "artifact_root",
     "backup",
     "check_serving_digest",
+    "check_serving_digests",
     "data_fingerprint",
     "git_commit",
     "hash_file",
+    "import_mlflow",
     "lineage_chain",
     "load",
+    "load_state_dict",
     "load_version",
     "manifest_digest",
     "record_integrity_failure",

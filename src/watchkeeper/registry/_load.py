@@ -420,7 +420,7 @@ def check_serving_digest(store: Any, project: str, model: str, version: str, dig
     version has no registered digest)."""
     try:
         registered = store.get_model_version(project, model, version).get("sha256")
-    except KeyError:
+    except (KeyError, ValueError):
         registered = None
     if registered is None or registered == digest:
         return True
@@ -429,3 +429,19 @@ def check_serving_digest(store: Any, project: str, model: str, version: str, dig
         problems=[f"serving reports digest {digest[:16]}..., registered {registered[:16]}..."],
     )  # fmt: skip
     return False
+
+
+def check_serving_digests(
+    store: Any, project: str, model: str, digests: Mapping[str, Any]
+) -> list[str]:
+    """:func:`check_serving_digest` for each ``version -> digest`` a batch header reports
+    (at most 16, malformed entries ignored); returns the versions that do not match."""
+    bad: list[str] = []
+    for version, digest in list(digests.items())[:16]:
+        if not isinstance(version, str) or not version or len(version) > 128:
+            continue
+        if not isinstance(digest, str) or len(digest) != 64:
+            continue
+        if not check_serving_digest(store, project, model, version, digest.lower()):
+            bad.append(version)
+    return bad

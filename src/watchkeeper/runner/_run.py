@@ -9,6 +9,7 @@ continues where it left off and two runs never evaluate one window twice.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -33,12 +34,14 @@ from watchkeeper.checks import (
     MonitorConfig,
     PreparedReference,
     calibration_drift,
+    class_mix,
     data_quality,
     default_config,
     embedding_drift,
     environment_skew,
     estimated_performance,
     feature_drift,
+    model_drift,
     operating_point,
     pipeline_health,
     prediction_drift,
@@ -48,13 +51,18 @@ from watchkeeper.checks import (
     training_serving_skew,
 )
 from watchkeeper.checks._finding import Finding
+from watchkeeper.checks.adversaries import adversaries, fit_scorer, outlier_rate
 from watchkeeper.profiles import Profile, binary_labels, profile
 from watchkeeper.window import Window
 
 log = logging.getLogger("watchkeeper.runner")
 
 MAX_WINDOWS = 48
-"""Most windows one run evaluates; a longer backlog keeps only its newest windows."""
+"""Most windows one run evaluates by default (``run_monitors(max_windows=...)``); a longer
+backlog, the first run's backfill included, keeps only its newest windows."""
+
+MAX_CACHED_VERSIONS = 4
+"""Fitted references of this many model versions are kept in a run cache."""
 
 LEASE_SECONDS = 900.0
 """How long a run's hold on a model lasts without renewal (it renews before each window)."""
@@ -87,6 +95,10 @@ class RunResult:
     adhoc
         True when no window had closed and the trailing window was evaluated instead
         (findings returned, nothing stored or alerted).
+    evaluations
+        One ``{"start", "end", "version", "events", "findings"}`` per version present in each
+        window: a window that mixes versions is split, each part evaluated against its own
+        version's reference, never pooled.
     """
 
     project: str
@@ -101,6 +113,7 @@ class RunResult:
     errors: dict[str, str] = field(default_factory=dict)
     skipped: str | None = None
     adhoc: bool = False
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON."""
@@ -117,6 +130,7 @@ class RunResult:
             "errors": self.errors,
             "skipped": self.skipped,
             "adhoc": self.adhoc,
+            "evaluations": self.evaluations,
         }
 
 
@@ -146,20 +160,38 @@ def _latest_version(store: Any, project: str, model: str) -> dict[str, Any]:
     return dict(versions[-1]) if versions else {}
 
 
+SERVING = object()
+"""``load_context(version=SERVING)``: the version the registry says is serving."""
+
+
+def _version_record(store: Any, project: str, model: str, version: str) -> dict[str, Any]:
+    try:
+        return dict(store.get_model_version(project, model, version))
+    except (KeyError, AttributeError):
+        return {"version": version}
+
+
 def load_context(
     store: Any,
     project: str,
     model: str,
     *,
     cache: MutableMapping[Any, Any] | None = None,
+    version: Any = SERVING,
 ) -> ModelContext | None:
-    """The serving version's reference, profile and configuration (None without a reference):
-    the ``champion`` alias's version when set, else the newest.
+    """A version's reference, profile and configuration (None without a reference).
+
+    ``version`` defaults to the serving one: the ``champion`` alias's version when set, else
+    the newest registered. A version without its own reference falls back to the model's
+    reference registered without a version.
 
     The configuration is the stored one (``put_monitor_config``) or, without one,
     :func:`~watchkeeper.checks.default_config` from the reference and operating point.
     """
-    record = _latest_version(store, project, model)
+    if version is SERVING:
+        record = _latest_version(store, project, model)
+    else:
+        record = _version_record(store, project, model, str(version))
     version = record.get("version")
     try:
         reference = store.get_reference(project, model, version)
@@ -170,6 +202,18 @@ def load_context(
             reference = store.get_reference(project, model, None)
         except KeyError:
             return None
+    return _context(store, project, model, record, reference, cache)
+
+
+def _context(
+    store: Any,
+    project: str,
+    model: str,
+    record: dict[str, Any],
+    reference: Window,
+    cache: MutableMapping[Any, Any] | None,
+) -> ModelContext:
+    version = record.get("version")
     op = record.get("operating_point")
     stored = store.get_monitor_config(project, model)
     if stored is not None:
@@ -195,7 +239,10 @@ def load_context(
         )
         prepared = PreparedReference(reference, op, config.positive_label)
         if cache is not None:
-            cache.clear()  # one model version at a time per cache: references are large
+            # A few versions at a time per cache (each window is checked per version); the
+            # oldest entry goes first, since references are large.
+            while len(cache) >= MAX_CACHED_VERSIONS:
+                cache.pop(next(iter(cache)))
             cache[key] = (prepared, prof)
     return ModelContext(version, reference, prof, prepared, config, record)
 
@@ -229,8 +276,13 @@ def run_checks(
     model: str = "model",
     stream_state: Mapping[str, Any] | None = None,
     errors: dict[str, str] | None = None,
+    outlier_results: list[Any] | None = None,
 ) -> tuple[list[Finding], dict[str, Any]]:
-    """Every enabled check on one window; returns findings and the streaming state."""
+    """Every enabled check on one window; returns findings and the streaming state.
+
+    ``outlier_results`` receives the per-event :class:`~watchkeeper.outliers.OutlierResult`
+    of the window when the outlier check ran.
+    """
     cfg = ctx.config
     prep = ctx.prepared
     errors = errors if errors is not None else {}
@@ -256,6 +308,11 @@ def run_checks(
         run(
             "embedding_drift",
             lambda: embedding_drift(prep, window, cfg.options("embedding_drift")),
+        )
+        run("class_mix", lambda: class_mix(prep, window, cfg.options("class_mix")))
+        run(
+            "model_drift",
+            lambda: model_drift(list(findings), window, cfg.options("model_drift")),
         )
         run(
             "operating_point",
@@ -308,6 +365,33 @@ def run_checks(
             return found
 
         run("streaming", stream)
+
+        def outliers() -> list[Finding]:
+            options = cfg.options("outliers")
+            key = f"outlier_scorer:{sorted(options.items())!r}"
+            if key not in prep._cache:  # fitted once per reference and options
+                prep._cache[key] = fit_scorer(ctx.reference, options)
+            if prep._cache[key] is None:
+                return []
+            found, scored = outlier_rate(prep._cache[key], window, options)
+            if scored is not None and outlier_results is not None:
+                outlier_results.append(scored)
+            return found
+
+        run("outliers", outliers)
+
+        def attacks() -> list[Finding]:
+            op = prep.op
+            found, state = adversaries(
+                window,
+                cfg.options("adversaries"),
+                threshold=None if op is None else op.threshold,
+                state=(stream_state or {}).get("adversaries"),
+            )
+            new_stream_state["adversaries"] = state
+            return found
+
+        run("adversaries", attacks)
 
     def env() -> list[Finding]:
         if store is None:
@@ -362,6 +446,8 @@ def window_metrics(ctx: ModelContext, window: Window, findings: list[Finding]) -
             by_check[f.check] += 1
         if f.check == "calibration":
             out["ece"] = f.statistic
+        elif f.check == "outliers":
+            out["outlier_rate"] = f.statistic
         elif f.check in ("estimated_performance", "realised_performance"):
             out[f"{f.check}.{f.subject}"] = f.statistic
         elif (f.check, f.subject) in (
@@ -382,21 +468,52 @@ def window_metrics(ctx: ModelContext, window: Window, findings: list[Finding]) -
 
 
 def _time_windows(
-    cfg: MonitorConfig, last_end: float | None, now: float
+    cfg: MonitorConfig,
+    last_end: float | None,
+    now: float,
+    first_ts: float | None = None,
+    max_windows: int = MAX_WINDOWS,
 ) -> list[tuple[float, float]]:
+    """Closed windows to evaluate: after ``last_end``; on a first run (``last_end`` None) every
+    window since the one holding the first event. At most the newest ``max_windows``, computed
+    without building the whole range (``now`` far in the future costs nothing)."""
     size = cfg.window_seconds()
     assert size is not None
     closed = math.floor(now / size) * size
     if last_end is None:
-        return [(closed - size, closed)]
-    # Only the newest MAX_WINDOWS are kept, so only those are computed: a far-off ``now``
-    # costs no more than a near one.
-    start = float(last_end)
-    count = math.floor((closed - start) / size + 1e-9)
-    while count > 0 and start + count * size > closed:
-        count -= 1
-    first = max(0, count - MAX_WINDOWS)
-    return [(start + i * size, start + (i + 1) * size) for i in range(first, count)]
+        if first_ts is None or not math.isfinite(first_ts):
+            return [(closed - size, closed)]
+        begin = math.floor(first_ts / size) * size
+    else:
+        begin = float(last_end)
+    count = int(max(0.0, math.floor((closed - begin) / size + 1e-9)))
+    count = min(count, max(1, int(max_windows)))
+    return [(closed - (count - i) * size, closed - (count - i - 1) * size) for i in range(count)]
+
+
+def _by_version(window: Window) -> list[tuple[str | None, Window]]:
+    """The window cut into one part per model version (events without one form their own
+    part, ``None``), in order of version name; never pooled."""
+    if window.versions is None or len(window) == 0:
+        return [(None, window)]
+    import pandas as pd
+
+    codes, uniques = pd.factorize(pd.Series(window.versions, dtype=object), use_na_sentinel=True)
+    codes = np.asarray(codes)
+    names: list[str | None] = [str(u) for u in uniques]
+    parts: list[tuple[str | None, Window]] = []
+    if (codes < 0).any():
+        parts.append((None, window.take(np.flatnonzero(codes < 0))))
+    if len(names) == 1 and not (codes < 0).any():
+        return [(names[0], window)]
+    for code in np.argsort(np.array([str(n) for n in names], dtype=object), kind="stable"):
+        part = window.take(np.flatnonzero(codes == code))
+        parts.append((names[int(code)], part))
+    return parts
+
+
+def _with_bounds(part: Window, start: float | None, end: float | None) -> Window:
+    return Window(**{**part.__dict__, "start": start, "end": end})
 
 
 def run_monitors(
@@ -410,8 +527,18 @@ def run_monitors(
     send: bool = True,
     trailing: bool = False,
     sink_policy: SinkPolicy | None = None,
+    max_windows: int = MAX_WINDOWS,
 ) -> RunResult:
     """Evaluate every window of ``model`` that closed since the last run.
+
+    Each window is evaluated **per model version**: the events of each version present are
+    checked against that version's own reference, operating point and detector state, and the
+    findings, metric values and alerts carry the version; versions are never pooled. Events
+    logged without a version are checked against the serving version (the ``champion`` alias,
+    else the newest registered).
+
+    The first run backfills: it evaluates every closed window since the one holding the first
+    event, up to the newest ``max_windows``.
 
     Parameters
     ----------
@@ -427,7 +554,7 @@ def run_monitors(
         what ``watchkeeper check`` shows.
     cache
         A dict the caller keeps between runs (the scheduler does) to reuse what was fitted on
-        the reference.
+        the references.
     send
         Deliver notifications to the configured sinks.
     trailing
@@ -436,19 +563,24 @@ def run_monitors(
     sink_policy
         The operator's hosts and secret names for sinks (``None``: read from
         ``WATCHKEEPER_SINK_HOSTS`` and ``WATCHKEEPER_SINK_SECRET_ENV``).
+    max_windows
+        Most windows one run evaluates (a backlog or the first run's backfill keeps the newest).
 
     Returns
     -------
     RunResult
     """
     now = time.time() if now is None else float(now)
+    if not isinstance(max_windows, int) or isinstance(max_windows, bool) or max_windows < 1:
+        raise ValueError(f"max_windows: expected a positive integer, got {max_windows!r}")
     result = RunResult(project, model)
     ctx = load_context(store, project, model, cache=cache)
     if ctx is None:
         result.skipped = "no reference registered for this model"
         return result
+    contexts = _Contexts(store, project, model, ctx, cache)
     if trailing:
-        return _adhoc(store, project, model, ctx, now, result)
+        return _adhoc(store, project, model, contexts, now, result)
     state_key = f"runner:{model}"
     # Server replicas sharing a database, or a cron job beside a server, must not evaluate
     # one window twice: each run holds the model's lease, renewed window by window.
@@ -458,126 +590,296 @@ def run_monitors(
         return result
     try:
         return _run_windows(
-            store, project, model, ctx, now, adhoc, send, holder, result, sink_policy
-        )
+            store, project, model, contexts, now, adhoc, send, holder, result, sink_policy,
+            max_windows,
+        )  # fmt: skip
     finally:
         store.release_lease(project, state_key, holder)
+
+
+class _Contexts:
+    """The serving version's context, and each other version's, loaded once per run."""
+
+    def __init__(
+        self,
+        store: Any,
+        project: str,
+        model: str,
+        serving: ModelContext,
+        cache: MutableMapping[Any, Any] | None,
+    ) -> None:
+        self.store, self.project, self.model = store, project, model
+        self.serving = serving
+        self.cache = cache
+        self._loaded: dict[str | None, ModelContext | None] = {None: serving}
+        if serving.version is not None:
+            self._loaded[serving.version] = serving
+
+    def get(self, version: str | None) -> ModelContext | None:
+        """The context of ``version`` (``None``: events without a version, checked against the
+        serving version); ``None`` when the version has no reference at all."""
+        if version not in self._loaded:
+            self._loaded[version] = load_context(
+                self.store, self.project, self.model, cache=self.cache, version=version
+            )
+        return self._loaded[version]
+
+
+def _upgrade_state(rstate: dict[str, Any]) -> dict[str, Any]:
+    """State written before windows were split per version: one version's memory at the top."""
+    if "versions" in rstate:
+        return rstate
+    legacy = {k: rstate.pop(k) for k in ("alerts", "streaming", "last_ts") if k in rstate}
+    key = "" if rstate.get("version") is None else str(rstate["version"])
+    rstate["versions"] = {key: legacy} if legacy else {}
+    return rstate
+
+
+def _version_key(version: str | None) -> str:
+    return "" if version is None else version
+
+
+def _tag_alert(alert: dict[str, Any], version: str | None) -> None:
+    """An alert is about one version: the version joins its key, labels and summary."""
+    if alert.get("version", False) == version:
+        return
+    alert["version"] = version
+    label = "(none)" if version is None else version
+    alert["key"] = f"{alert['key']}|version={label}"
+    alert["fingerprint"] = hashlib.sha256(alert["key"].encode()).hexdigest()[:16]
+    alert["labels"] = {**(alert.get("labels") or {}), "version": label}
+    alert["summary"] = f"{alert.get('summary', '')} [version {label}]"
 
 
 def _run_windows(
     store: Any,
     project: str,
     model: str,
-    ctx: ModelContext,
+    contexts: _Contexts,
     now: float,
     adhoc: bool,
     send: bool,
     holder: str,
     result: RunResult,
     policy: SinkPolicy | None,
+    max_windows: int,
 ) -> RunResult:
     """The body of :func:`run_monitors`, run while holding the model's lease."""
+    ctx = contexts.serving
     cfg = ctx.config
     state_key = f"runner:{model}"
-    rstate = dict(store.get_state(project, state_key) or {})
-    if str(rstate.get("version")) != str(ctx.version):
-        # A new version starts afresh: its own windows, detectors and alert memory.
-        rstate = {"version": ctx.version}
-    windows: list[Window] = []
+    rstate = _upgrade_state(dict(store.get_state(project, state_key) or {}))
+    rstate["version"] = ctx.version  # the serving version, for the record
+    vstates: dict[str, Any] = dict(rstate.get("versions") or {})
+    # (window, its parts by version); the parts of a count window are cut per version
+    windows: list[tuple[Window, list[tuple[str | None, Window]]]] = []
     if cfg.window["kind"] == "time":
-        for start, end in _time_windows(cfg, rstate.get("last_end"), now):
-            windows.append(store.read_window(project, model, start=start, end=end))
+        first = store.first_event_ts(project, model) if rstate.get("last_end") is None else None
+        for start, end in _time_windows(cfg, rstate.get("last_end"), now, first, max_windows):
+            full = store.read_window(project, model, start=start, end=end)
+            windows.append((full, _by_version(full)))
     else:
         size = int(cfg.window["size"])
-        after = rstate.get("last_ts")
+        known = [v.get("last_ts") for v in vstates.values()]
+        after = min(known) if known and None not in known else None
         begin = None if after is None else float(np.nextafter(float(after), math.inf))
         pending = store.read_window(project, model, start=begin, end=now)
-        # Count windows are cut in time order; a backlog keeps its newest MAX_WINDOWS.
-        full = len(pending) // size
-        first = max(0, full - MAX_WINDOWS)
-        for i in range(first, full):
-            part = pending.take(np.arange(i * size, (i + 1) * size))
-            windows.append(
-                Window(**{**part.__dict__, "start": float(part.ts[0]), "end": float(part.ts[-1])})
-            )
+        for version, part in _by_version(pending):
+            own = vstates.get(_version_key(version), {}).get("last_ts")
+            if own is not None:
+                part = part.take(np.flatnonzero(part.ts > float(own)))
+            # Count windows are cut in time order; a backlog keeps its newest windows.
+            full_count = len(part) // size
+            for i in range(max(0, full_count - max_windows), full_count):
+                piece = part.take(np.arange(i * size, (i + 1) * size))
+                piece = _with_bounds(piece, float(piece.ts[0]), float(piece.ts[-1]))
+                windows.append((piece, [(version, piece)]))
+        windows.sort(key=lambda w: float(w[0].end or 0.0))
     if not windows:
         if adhoc:
-            return _adhoc(store, project, model, ctx, now, result)
+            return _adhoc(store, project, model, contexts, now, result)
         result.skipped = "no window has closed since the last run"
         _refresh_alertmanager(store, project, model, cfg, now, result, send, policy)
         return result
 
     engine = AlertEngine(cfg.rules)
-    # Alert memory and detector states live in the runner's one record per model, so a run
-    # saves them together with the position it reached.
-    alert_state = rstate.get("alerts")
-    stream_state = rstate.get("streaming")
-    for i, window in enumerate(windows):
+    for i, (window, parts) in enumerate(windows):
         if i and not store.acquire_lease(project, state_key, holder, ttl=LEASE_SECONDS):
             # This run stalled past the lease and another took over: stop before storing.
             result.skipped = "the lease passed to another process during the run"
             return result
         wend = float(window.end if window.end is not None else now)
-        findings, stream_state = run_checks(
-            ctx,
-            window,
-            now=min(now, wend) if cfg.window["kind"] == "time" else now,
-            store=store,
-            project=project,
-            model=model,
-            stream_state=stream_state,
-            errors=result.errors,
-        )
-        metrics = window_metrics(ctx, window, findings)
-        dicts = [f.to_dict() for f in findings]
-        ev = engine.evaluate(
-            dicts, now=wend, model=model, project=project, metrics=metrics, state=alert_state
-        )
-        alert_state = ev.state
-        transients = [
-            {
-                "check": "alert.transient",
-                "subject": f"{t['rule']}:{t['subject']}",
-                "method": "persistence",
-                "statistic": float(t["breaches"]),
-                "p_value": None,
-                "alpha": None,
-                "threshold": float(t["k"]),
-                "drift": True,
-                "severity": "info",
-                "window_start": window.start,
-                "window_end": window.end,
-                "details": t,
-            }
-            for t in ev.transients
-        ]
-        store.add_findings(project, model, dicts + transients)
-        store.add_metric_values(project, model, wend, metrics, {"window": cfg.window["kind"]})
-        for alert in ev.alerts:
-            store.upsert_alert(project, alert)
+        for version, part in parts:
+            vctx = contexts.get(version)
+            label = "(none)" if version is None else version
+            if vctx is None:
+                result.errors[f"version {label}"] = (
+                    f"no reference for version {label}: its {len(part)} events are not checked"
+                )
+                continue
+            key = _version_key(version)
+            vstate = dict(vstates.get(key) or {})
+            scored: list[Any] = []
+            findings, stream_state = run_checks(
+                vctx,
+                part,
+                now=min(now, wend) if cfg.window["kind"] == "time" else now,
+                store=store,
+                project=project,
+                model=model,
+                stream_state=vstate.get("streaming"),
+                errors=result.errors,
+                outlier_results=scored,
+            )
+            metrics = window_metrics(vctx, part, findings)
+            dicts = [f.to_dict() for f in findings]
+            for d in dicts:
+                d["details"] = {**(d.get("details") or {}), "version": version}
+            ev = engine.evaluate(
+                dicts, now=wend, model=model, project=project, metrics=metrics,
+                state=vstate.get("alerts"),
+            )  # fmt: skip
+            for alert in ev.alerts:
+                _tag_alert(alert, version)
+            transients = [
+                {
+                    "check": "alert.transient",
+                    "subject": f"{t['rule']}:{t['subject']}",
+                    "method": "persistence",
+                    "statistic": float(t["breaches"]),
+                    "p_value": None,
+                    "alpha": None,
+                    "threshold": float(t["k"]),
+                    "drift": True,
+                    "severity": "info",
+                    "window_start": window.start,
+                    "window_end": window.end,
+                    "details": {**t, "version": version},
+                }
+                for t in ev.transients
+            ]
+            store.add_findings(project, model, dicts + transients)
+            for outliers in scored:  # per-event scores, for the sample explorer
+                store.add_outlier_scores(
+                    project,
+                    model,
+                    part.ids,
+                    part.ts,
+                    outliers.scores,
+                    outliers.p_values,
+                    method=outliers.method,
+                    version=version,
+                    window_end=wend,
+                )
+            store.add_metric_values(
+                project, model, wend, metrics, {"window": cfg.window["kind"], "version": label}
+            )
+            public = os.environ.get("WATCHKEEPER_PUBLIC_URL", "").rstrip("/")
+            for alert in ev.alerts:
+                stored = store.upsert_alert(project, alert)
+                if public:
+                    # the console page of the alert, its findings and their samples, for every sink
+                    alert["console_url"] = f"{public}/ui/alerts/{stored['id']}"
+                    store.upsert_alert(
+                        project, {"key": alert["key"], "console_url": alert["console_url"]}
+                    )
+            result.findings.extend(dicts)
+            result.metrics = metrics
+            result.events.extend(ev.events)
+            result.transients.extend({**t, "version": version} for t in ev.transients)
+            vstate["alerts"] = ev.state
+            vstate["streaming"] = stream_state
+            if cfg.window["kind"] != "time" and len(part):
+                vstate["last_ts"] = float(part.ts[-1])
+            vstates[key] = vstate
         result.windows.append((float(window.start or wend), wend, len(window)))
-        result.findings.extend(dicts)
-        result.metrics = metrics
-        result.events.extend(ev.events)
-        result.transients.extend(ev.transients)
         if cfg.window["kind"] == "time":
             rstate["last_end"] = wend
-        elif len(window):
-            rstate["last_ts"] = float(window.ts[-1])
         # Where the run stands is saved with each window, so a run cut short (a crash, a lost
         # lease) resumes after the last stored window instead of storing it again.
-        rstate["alerts"] = alert_state
-        rstate["streaming"] = stream_state
+        rstate["versions"] = vstates
         rstate["last_run"] = now
         store.put_state(project, state_key, rstate)
     if send and result.events:
         sinks = [sink_from_dict(s, policy) for s in cfg.sinks]
         result.sinks = deliver(sinks, result.events, now=now)
-    _refresh_alertmanager(
-        store, project, model, cfg, now, result, send, policy, skip_sent=True
-    )
+    _refresh_alertmanager(store, project, model, cfg, now, result, send, policy, skip_sent=True)
     result.alerts = store.list_alerts(project, model=model, status="firing")
     return result
+
+
+def split_by_version(
+    window: Window, serving: str | None
+) -> tuple[Window, list[tuple[str, Window]]]:
+    """The events of the serving version (and those that carry no version) and, for every
+    other version present, its own events; in version order.
+
+    >>> w = Window.from_columns(ts=[1.0, 2.0, 3.0], scores=[0.1, 0.2, 0.3],
+    ...                         versions=["v2", None, "v1"])
+    >>> main, rest = split_by_version(w, "v2")
+    >>> main.ts.tolist(), [(v, p.ts.tolist()) for v, p in rest]
+    ([1.0, 2.0], [('v1', [3.0])])
+    """
+    if window.versions is None or not len(window):
+        return window, []
+    vals = np.asarray(window.versions, dtype=object)
+    unversioned = (vals == None) | (vals == "")  # noqa: E711 (elementwise on an object array)
+    mine = unversioned | np.equal(vals, serving) if serving is not None else unversioned
+    if mine.all():
+        return window, []
+    rest = vals[~mine].astype(str)
+    others = [(str(v), window.take(np.flatnonzero(np.equal(vals, v)))) for v in np.unique(rest)]
+    return window.take(np.flatnonzero(mine)), others
+
+
+def _tag_version(dicts: list[dict[str, Any]], version: str | None) -> list[dict[str, Any]]:
+    """Findings carry the version whose events (and reference) they are about."""
+    if version is None:
+        return dicts
+    for d in dicts:
+        d["details"] = {**(d.get("details") or {}), "version": version}
+    return dicts
+
+
+def _evaluation(
+    window: Window, wend: float, version: str | None, part: Window, findings: list[Any]
+) -> dict[str, Any]:
+    return {
+        "start": float(window.start if window.start is not None else wend),
+        "end": wend,
+        "version": version,
+        "events": len(part),
+        "findings": len(findings),
+    }
+
+
+def _evaluate_other_version(
+    store: Any,
+    project: str,
+    model: str,
+    ctx: ModelContext,
+    version: str,
+    part: Window,
+    at: float,
+    result: RunResult,
+) -> list[dict[str, Any]]:
+    """Evaluate one non-serving version's events against that version's own reference (the
+    serving version's when it has none, said in each finding); store and return the findings.
+    They do not feed the serving version's alert memory or streaming detectors."""
+    own = load_context(store, project, model, version=version)
+    vctx = own if own is not None else ctx
+    findings, _ = run_checks(
+        vctx, part, now=at, store=store, project=project, model=model, errors=result.errors
+    )
+    dicts = _tag_version([f.to_dict() for f in findings], version)
+    if own is None:
+        for d in dicts:
+            d["details"]["reference_of"] = ctx.version
+    store.add_findings(project, model, dicts)
+    metrics = window_metrics(vctx, part, findings)
+    labels = {"window": ctx.config.window["kind"], "version": version}
+    store.add_metric_values(project, model, at, metrics, labels)
+    return dicts
 
 
 def _refresh_alertmanager(
@@ -611,8 +913,9 @@ def _refresh_alertmanager(
 
 
 def _adhoc(
-    store: Any, project: str, model: str, ctx: ModelContext, now: float, result: RunResult
+    store: Any, project: str, model: str, contexts: _Contexts, now: float, result: RunResult
 ) -> RunResult:
+    ctx = contexts.serving
     cfg = ctx.config
     if cfg.window["kind"] == "time":
         size = cfg.window_seconds()
@@ -620,20 +923,29 @@ def _adhoc(
         window = store.read_window(project, model, start=now - size, end=now)
     else:
         window = store.read_window(project, model, last_n=int(cfg.window["size"]))
-    rstate = dict(store.get_state(project, f"runner:{model}") or {})
-    findings, _ = run_checks(
-        ctx,
-        window,
-        now=now,
-        store=store,
-        project=project,
-        model=model,
-        stream_state=rstate.get("streaming") if rstate.get("version") == ctx.version else None,
-        errors=result.errors,
-    )
+    rstate = _upgrade_state(dict(store.get_state(project, f"runner:{model}") or {}))
+    vstates = rstate.get("versions") or {}
     result.adhoc = True
     result.windows.append((float(window.start or now), float(window.end or now), len(window)))
-    result.findings = [f.to_dict() for f in findings]
-    result.metrics = window_metrics(ctx, window, findings)
+    result.findings = []
+    for version, part in _by_version(window):
+        vctx = contexts.get(version)
+        if vctx is None:
+            continue
+        findings, _ = run_checks(
+            vctx,
+            part,
+            now=now,
+            store=store,
+            project=project,
+            model=model,
+            stream_state=(vstates.get(_version_key(version)) or {}).get("streaming"),
+            errors=result.errors,
+        )
+        for f in findings:
+            d = f.to_dict()
+            d["details"] = {**(d.get("details") or {}), "version": version}
+            result.findings.append(d)
+        result.metrics = window_metrics(vctx, part, findings)
     result.alerts = store.list_alerts(project, model=model, status="firing")
     return result

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from watchkeeper.alerts import SinkPolicy
-from watchkeeper.runner._run import RunResult, run_monitors
+from watchkeeper.runner._run import MAX_WINDOWS, RunResult, run_monitors
 
 log = logging.getLogger("watchkeeper.runner")
 
@@ -32,6 +32,9 @@ class Scheduler:
         Models whose fitted references are kept in memory.
     sink_policy
         The operator's hosts and secret names for sinks (``None``: read from the environment).
+    max_windows
+        Most windows one model's run evaluates (a backlog, or a first run's backfill, keeps
+        the newest).
 
     Examples
     --------
@@ -47,9 +50,11 @@ class Scheduler:
         interval: float = 60.0,
         max_cached: int = 8,
         sink_policy: SinkPolicy | None = None,
+        max_windows: int = MAX_WINDOWS,
     ) -> None:
         self.store = store
         self.sink_policy = sink_policy
+        self.max_windows = max_windows
         self.interval = interval
         self.max_cached = max_cached
         self._caches: OrderedDict[tuple[str, str], dict[Any, Any]] = OrderedDict()
@@ -75,7 +80,8 @@ class Scheduler:
         for key in list(self._models()):
             try:
                 result = run_monitors(
-                    self.store, *key, now=now, cache=self._cache(key), sink_policy=self.sink_policy
+                    self.store, *key, now=now, cache=self._cache(key), sink_policy=self.sink_policy,
+                    max_windows=self.max_windows,
                 )
             except Exception:
                 log.exception("monitors of %s/%s failed", *key)

@@ -34,6 +34,12 @@ def _objects(values: Any, n: int, field: str) -> np.ndarray:
 
 
 def _floats(values: Any, n: int, field: str) -> np.ndarray:
+    if field in FLOATS:
+        raw = np.asarray(values)
+        if raw.dtype == np.bool_ or (
+            raw.dtype == object and any(isinstance(v, bool | np.bool_) for v in raw.ravel())
+        ):
+            raise ValueError(f"{field}: expected numbers, got booleans")
     try:
         out = np.asarray(values, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):

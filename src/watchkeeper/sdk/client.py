@@ -51,6 +51,8 @@ def _row(
     """One event checked and normalised at the call (cheap), so errors surface where made."""
     if id is None or id == "":
         raise ValueError("id: every event needs a non-empty id")
+    if isinstance(score, bool | np.bool_):
+        raise ValueError(f"score: expected a number, got {score!r}")
     if score is not None:
         try:
             score = float(score)
@@ -166,6 +168,22 @@ class _Logger:
         self._lock = threading.Condition()
         self._buffer = _Buffer()
         self._widths: dict[tuple[str, str], int] = {}
+        self._digests: dict[str, str] = {}
+
+    def report_model_digest(self, version: str, digest: str) -> None:
+        """Send the artifact digest of the model version actually serving with every batch
+        (``watchkeeper.registry.load_version(...).digest``); the server compares it with the
+        registered one and a mismatch becomes an integrity finding and alert."""
+        if not isinstance(version, str) or not version:
+            raise ValueError(f"version: expected a non-empty string, got {version!r}")
+        if not isinstance(digest, str) or len(digest) != 64:
+            raise ValueError(f"digest: expected 64 hex digits, got {digest!r}")
+        with self._lock:
+            self._digests[version] = digest.lower()
+
+    def _environment(self, env: dict[str, Any]) -> dict[str, Any]:
+        """The serving environment with the reported model digests, if any."""
+        return {**env, "model_digests": dict(self._digests)} if self._digests else env
 
     def _check_width(self, model: str, what: str, width: int) -> None:
         # A model's embeddings (and class probabilities) keep one width; say so at the call
@@ -279,6 +297,9 @@ class _Logger:
             raise ValueError(f"labels: {len(label_list)} values, but {len(id_list)} ids")
         if any(i == "" for i in id_list):
             raise ValueError("ids: every label needs a non-empty id")
+        for i, v in enumerate(label_list):
+            if v is None or (isinstance(v, float) and not math.isfinite(v)):
+                raise ValueError(f"labels[{i}]: a label is required, got {v!r}")
         if id_list:
             self._enqueue_labels(_check_model(model), id_list, label_list)
 
@@ -453,7 +474,7 @@ class Client(_Logger):
     def _header(self) -> dict[str, Any]:
         if self._env is None:
             self._env = serving_environment()
-        out: dict[str, Any] = {"environment": self._env}
+        out: dict[str, Any] = {"environment": self._environment(self._env)}
         if self.system_metrics:
             now = time.monotonic()
             if now - self._system[0] > 5.0:
@@ -620,6 +641,33 @@ class Client(_Logger):
             held = self._buffer.events
         return held + (self._spool.pending_events() if self._spool is not None else 0)
 
+    def put_payload(self, data: bytes, media_type: str = "image/jpeg") -> str:
+        """Upload what a person needs to see of an event (a thumbnail made with
+        :func:`watchkeeper.payloads.thumbnail`, or a text snippet as ``text/plain``; at most
+        256 KB) and return the reference to log as the event's ``payload_ref``.
+
+        Synchronous, unlike ``log``: a payload is sent once, before the events that name it.
+        Raises ValueError for a payload the server refuses, ``httpx.HTTPError`` when it cannot
+        be reached.
+        """
+        import httpx
+
+        from watchkeeper.payloads import MAX_PAYLOAD_BYTES, MEDIA_TYPES
+
+        if not isinstance(data, bytes | bytearray) or not data or len(data) > MAX_PAYLOAD_BYTES:
+            raise ValueError(f"data: expected 1 to {MAX_PAYLOAD_BYTES} bytes")
+        if media_type not in MEDIA_TYPES:
+            raise ValueError(f"media_type: expected one of {MEDIA_TYPES}, got {media_type!r}")
+        reply = httpx.put(
+            f"{self.url.rstrip('/')}/v1/payloads",
+            content=bytes(data),
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": media_type},
+            timeout=self.timeout,
+        )
+        if reply.status_code >= 400:
+            raise ValueError(f"payload refused ({reply.status_code}): {reply.text[:300]}")
+        return str(reply.json()["payload_ref"])
+
     def flush(self, timeout: float | None = None) -> bool:
         """Send everything logged so far; True once the server acknowledged all of it.
 
@@ -746,10 +794,13 @@ class LocalClient(_Logger):
         if self._env is None:
             self._env = serving_environment()
         self._model(model)
+        env = self._environment(self._env)
         for part in _columns.split(cols, max(self.batch_size, 1)):
-            self.store.log_events(
-                self.project, model, _columns.to_window(part), environment=self._env
-            )
+            self.store.log_events(self.project, model, _columns.to_window(part), environment=env)
+        if self._digests:
+            from watchkeeper.registry import check_serving_digests
+
+            check_serving_digests(self.store, self.project, model, self._digests)
 
     def _enqueue_rows(self, model: str, row: dict[str, Any]) -> None:
         store = self.store
@@ -772,6 +823,17 @@ class LocalClient(_Logger):
         label_array = np.empty(len(labels), dtype=object)
         label_array[:] = labels
         self.store.log_labels(self.project, model, id_array, label_array)
+
+    def put_payload(
+        self, data: bytes, media_type: str = "image/jpeg", *, root: str | None = None
+    ) -> str:
+        """Keep a payload (a thumbnail or a snippet) in the payload store beside the database
+        (or at ``root``, a directory or fsspec URL) and return its ``payload_ref``."""
+        from watchkeeper.payloads import PayloadStore, default_root
+
+        db = self.db if isinstance(self.db, str | os.PathLike) else getattr(self.db, "url", None)
+        where = default_root(None if db is None else str(db), root)
+        return PayloadStore(where).put(self.project, data, media_type)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Write every buffered event; always True (the writes are synchronous)."""

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, HTTPException, Query, Request, status
 
 from watchkeeper.server.metrics import ServerMetrics
+from watchkeeper.server.schemas import EPOCH_LIMIT
 from watchkeeper.server.settings import Settings
 
 SCOPES = ("ingest", "read", "admin")
@@ -30,8 +31,6 @@ AUTH_CACHE_SECONDS = 5.0
 asking the store again (the revocation delay across replicas)."""
 
 
-EPOCH_LIMIT = 1e11
-"""Largest magnitude of a time in a query (epoch seconds; 1e11 is the year 5138)."""
 
 
 def epoch_query(description: str) -> Any:

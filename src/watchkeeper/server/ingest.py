@@ -154,7 +154,13 @@ def ingest_events(
     now = time.time()
     try:
         window = batch_to_window(batch, now)
-        result = store.log_events(project, model, window, environment=batch.environment)
+        report = getattr(store, "log_events_report", None)
+        if report is not None:
+            result = report(project, model, window, environment=batch.environment)
+            new = np.asarray(result.new, dtype=bool)
+        else:  # a store that cannot tell: all events count when any was new
+            result = store.log_events(project, model, window, environment=batch.environment)
+            new = np.full(len(window), int(result.accepted) > 0)
     except (BatchError, ValueError) as exc:
         # BatchError: shapes the schema cannot express; ValueError: what the store refuses
         # (e.g. an embedding width other than the model's). Nothing was written either way.
@@ -162,9 +168,15 @@ def ingest_events(
         note_rejected(store, state, project, model, n)
         raise HTTPException(422, detail=str(exc)) from None
     accepted, duplicates = int(result.accepted), int(result.duplicates)
+    digests = (batch.environment or {}).get("model_digests")
+    if isinstance(digests, dict) and digests:
+        # the serving process says which artifact it runs; the registry compares
+        from watchkeeper.registry import check_serving_digests
+
+        check_serving_digests(store, project, model, digests)
     version = window.versions[0] if window.versions is not None and n else None
     threshold = flag_threshold(store, settings, state, project, model, version)
-    metrics.observe_events(project, model, window, accepted, duplicates, threshold)
+    metrics.observe_events(project, model, window, accepted, duplicates, threshold, new=new)
     if batch.system:
         metrics.observe_serving_system(project, model, batch.system)
         _store_system(store, state, project, model, batch.system, now)
@@ -208,18 +220,38 @@ def ingest_labels(
     ids[:] = batch.ids
     labels = np.empty(n, dtype=object)
     labels[:] = batch.labels
+    changed: np.ndarray | None = None
     try:
-        accepted = int(store.log_labels(project, model, ids, labels))
+        report = getattr(store, "log_labels_report", None)
+        if report is not None:
+            result = report(project, model, ids, labels)
+            accepted, stored_ids = int(result.stored), result.ids
+            changed = np.asarray(result.changed, dtype=bool)
+        else:
+            accepted, stored_ids = int(store.log_labels(project, model, ids, labels)), None
     except ValueError as exc:
         metrics.reject("validation", n)
         raise HTTPException(422, detail=str(exc)) from None
     lags = None
     event_times = getattr(store, "event_times", None)
     if event_times is not None and n:
-        # Label lag = when the label arrived minus when its event happened.
+        # Label lag = when the label arrived minus when its event happened, for the labels
+        # this batch added or changed (a label sent again is not observed twice).
         now = time.time()
         arrived = np.full(n, now) if batch.ts is None else np.asarray(batch.ts, dtype=np.float64)
         arrived[np.isnan(arrived)] = now
-        lags = arrived - np.asarray(event_times(project, model, ids), dtype=np.float64)
-    metrics.observe_labels(project, model, accepted, lags)
+        keep = np.ones(n, dtype=bool)
+        if changed is not None and stored_ids is not None:
+            fresh = {i for i, c in zip(stored_ids, changed.tolist(), strict=True) if c}
+            # the last occurrence of an id is the one stored
+            _, last = np.unique(ids[::-1].astype(str), return_index=True)
+            last = n - 1 - last
+            keep = np.zeros(n, dtype=bool)
+            keep[last] = np.isin(ids[last].astype(str), np.asarray(sorted(fresh), dtype=str))
+        if keep.any():
+            lags = arrived[keep] - np.asarray(
+                event_times(project, model, ids[keep]), dtype=np.float64
+            )
+    counted = accepted if changed is None else int(changed.sum())
+    metrics.observe_labels(project, model, counted, lags)
     return LabelsOut(accepted=accepted)

@@ -194,7 +194,10 @@ class ServerMetrics:
         for reason in REJECT_REASONS:
             self.rejected.labels(reason)
         self.labels_accepted = Counter(
-            "watchkeeper_labels_accepted_total", "Labels stored, by model.", pm, registry=registry
+            "watchkeeper_labels_accepted_total",
+            "Labels stored that were new or changed (a re-sent label is not counted), by model.",
+            pm,
+            registry=registry,
         )
         self.ingest_seconds = Histogram(
             "watchkeeper_ingest_duration_seconds",
@@ -263,16 +266,21 @@ class ServerMetrics:
         accepted: int,
         duplicates: int,
         threshold: float,
+        *,
+        new: np.ndarray | None = None,
     ) -> None:
-        """Count one committed batch and add its scores, flags and latencies."""
+        """Count one committed batch and add the scores, flags and latencies of the events it
+        stored: ``new`` marks them (one boolean per event; None: all when ``accepted``)."""
         key = self.label(project, model)
         self.accepted.labels(*key).inc(accepted)
         if duplicates:
             self.duplicates.labels(*key).inc(duplicates)
         if accepted == 0:
             return  # a batch re-sent whole (an SDK replay) must not count its events twice
+        stored = np.ones(len(window), dtype=bool) if new is None else np.asarray(new, dtype=bool)
         if window.scores is not None:
-            scores = window.scores[np.isfinite(window.scores)]
+            scores = window.scores[stored]
+            scores = scores[np.isfinite(scores)]
             self.scores.observe_many(key, scores)
             n, k = int(scores.size), int(np.count_nonzero(scores >= threshold))
             if n:
@@ -280,7 +288,7 @@ class ServerMetrics:
                 self.flagged.labels(*key).inc(k)
                 self.flag_rate.labels(*key).set(self._recent_rate(key, n, k))
         if window.latency_ms is not None:
-            self.latency.observe_many(key, window.latency_ms / 1000.0)
+            self.latency.observe_many(key, window.latency_ms[stored] / 1000.0)
 
     def _recent_rate(self, key: tuple[str, str], n: int, k: int) -> float:
         with self._lock:
@@ -294,7 +302,8 @@ class ServerMetrics:
     def observe_labels(
         self, project: str, model: str, accepted: int, lags: np.ndarray | None
     ) -> None:
-        """Count stored labels and their lag behind their events (seconds)."""
+        """Count labels that were new or changed, and their lag behind their events
+        (seconds)."""
         key = self.label(project, model)
         self.labels_accepted.labels(*key).inc(accepted)
         if lags is not None:

@@ -12,16 +12,25 @@ import binascii
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
 from watchkeeper.window import Window
 
 Id = Annotated[str, Field(min_length=1, max_length=256)]
 Name = Annotated[str, Field(min_length=1, max_length=128)]
 Version = Annotated[str, Field(min_length=1, max_length=128)]
-Finite = float
-Scalar = float | str | None
+Finite = Annotated[float, Strict()]
+"""A finite number: an integer or a float, never a boolean (``true`` is not ``1.0``) and never
+NaN (the models refuse non-finite floats)."""
+EPOCH_LIMIT = 1e11
+Epoch = Annotated[float, Strict(), Field(ge=-EPOCH_LIMIT, le=EPOCH_LIMIT)]
+"""A time in epoch seconds, within ±1e11 (the year 5138): windows and buckets stay computable."""
+Text = Annotated[str, Strict()]
+"""A string as sent: a number is not turned into one (``NaN`` does not become ``"NaN"``)."""
+Scalar = float | Text | None
 """A feature value: a finite number, a category, or null for missing."""
+Label = Text | Annotated[int, Strict()] | Finite | bool
+"""A ground-truth label: a class name, an integer, a finite number or a boolean; never NaN."""
 
 
 class _Strict(BaseModel):
@@ -34,13 +43,13 @@ class EventIn(_Strict):
     """One prediction, row form."""
 
     id: Id
-    ts: float | None = Field(None, description="Seconds since the Unix epoch; default: now.")
+    ts: Epoch | None = Field(None, description="Seconds since the Unix epoch; default: now.")
     features: dict[Name, Scalar] | None = None
     score: Finite | None = None
     probs: list[Finite] | None = None
     predicted: str | None = None
     embedding: list[Finite] | None = None
-    latency_ms: Annotated[float, Field(ge=0)] | None = None
+    latency_ms: Annotated[Finite, Field(ge=0)] | None = None
     tags: dict[Name, str | None] | None = None
     version: Version | None = None
     payload_ref: str | None = None
@@ -50,7 +59,7 @@ class ColumnsIn(_Strict):
     """A batch of predictions, columnar form: every list has one entry per id."""
 
     ids: list[Id]
-    ts: list[float | None] | None = None
+    ts: list[Epoch | None] | None = None
     features: dict[Name, list[Scalar]] | None = None
     scores: list[Finite | None] | None = None
     probs: list[list[Finite] | None] | None = None
@@ -64,7 +73,7 @@ class ColumnsIn(_Strict):
         None,
         description="Numeric features as base64 of n little-endian float64 (NaN for missing).",
     )
-    latency_ms: list[Annotated[float, Field(ge=0)] | None] | None = None
+    latency_ms: list[Annotated[Finite, Field(ge=0)] | None] | None = None
     tags: dict[Name, list[str | None]] | None = None
     version: Version | None = Field(None, description="Model version of every event of the batch.")
     versions: list[Version | None] | None = None
@@ -123,8 +132,8 @@ class LabelsBatch(_Strict):
     """``POST /v1/models/{model}/labels:batch``: ground truth joined to events by id."""
 
     ids: list[Id]
-    labels: list[str | int | float | bool]
-    ts: list[float | None] | None = Field(
+    labels: list[Label]
+    ts: list[Epoch | None] | None = Field(
         None, description="When each label became known; default: now (for the label-lag metric)."
     )
 
@@ -135,6 +144,17 @@ class LabelsBatch(_Strict):
         if self.ts is not None and len(self.ts) != len(self.ids):
             raise ValueError(f"ts: {len(self.ts)} values, but {len(self.ids)} ids")
         return self
+
+
+class OperatingPointIn(BaseModel):
+    """A version's operating point: every number finite, never a boolean; rates in [0, 1]."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+    threshold: Finite | None = Field(None, description="Score at or above which events flag.")
+    tpr: Annotated[Finite, Field(ge=0, le=1)] | None = None
+    fpr: Annotated[Finite, Field(ge=0, le=1)] | None = None
+    n_positive: Annotated[int, Strict(), Field(ge=0)] | None = None
+    n_negative: Annotated[int, Strict(), Field(ge=0)] | None = None
 
 
 class IngestOut(BaseModel):

@@ -96,6 +96,9 @@ class Settings:
     public_url
         The console's address as people reach it, e.g. ``https://wk.example.org``, for links in
         alerts (``WATCHKEEPER_PUBLIC_URL``).
+    artifacts
+        The model registry's artifact store: a directory or an fsspec URL
+        (``WATCHKEEPER_ARTIFACTS``); ``None``: ``artifacts/`` beside the SQLite file.
     startup_hooks
         Extra callables run at start-up with the store (see :data:`StartupHook`); code only, no
         environment variable.
@@ -129,6 +132,7 @@ class Settings:
     ui_secret: str | None = None
     payload_url: str | None = None
     public_url: str | None = None
+    artifacts: str | None = None
     startup_hooks: Sequence[StartupHook] = field(default_factory=tuple)
 
     @classmethod

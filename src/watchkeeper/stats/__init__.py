@@ -13,7 +13,7 @@ from watchkeeper.stats._categorical import chi2, fisher, g_test, linf
 from watchkeeper.stats._classifier import ClassifierDrift, ProjectionDrift, bbsd
 from watchkeeper.stats._columns import ColumnDrift, DatasetDrift, detect_drift
 from watchkeeper.stats._mmd import LinearMMDDrift, MMDDrift, RFFMMDDrift, RFFSummary
-from watchkeeper.stats._multiple import adjust_p_values
+from watchkeeper.stats._multiple import adjust_p_values, combine_p_values
 from watchkeeper.stats._numeric import (
     anderson_darling,
     cramer_von_mises,
@@ -41,6 +41,7 @@ __all__ = [
     "anderson_darling",
     "bbsd",
     "chi2",
+    "combine_p_values",
     "cramer_von_mises",
     "detect_drift",
     "energy",

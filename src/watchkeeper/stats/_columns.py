@@ -33,6 +33,7 @@ from watchkeeper.stats._categorical import (
     merge_counts,
 )
 from watchkeeper.stats._clean import (
+    MISSING,
     check_alpha,
     check_threshold,
     is_categorical,
@@ -223,6 +224,16 @@ class ColumnDrift:
         return float({**DEFAULT_THRESHOLDS, **(self.thresholds or {})}[method])
 
     # ------------------------------------------------------------------ fit / test
+    @staticmethod
+    def _rows(cols: dict[str, Any], side: str) -> None:
+        """No rows is no data: an error, never a verdict."""
+        sizes = {int(getattr(c, "size", None) or len(c)) for c in cols.values()}
+        if sizes == {0}:
+            raise ValueError(
+                f"{side}: no rows (a file with only a header, or an empty table): there is "
+                "nothing to compare"
+            )
+
     def fit(self, reference: Any) -> ColumnDrift:
         """Store the reference: each numeric column sorted once, for every later test."""
         from watchkeeper.frames import to_columns
@@ -236,6 +247,7 @@ class ColumnDrift:
             cols = {c: cols[c] for c in self.columns}
         if not cols:
             raise ValueError("reference has no columns")
+        self._rows(cols, "reference")
         if self.methods:
             unknown = [c for c in self.methods if c not in cols]
             if unknown:
@@ -272,6 +284,7 @@ class ColumnDrift:
             extra = [c for c in cols if c not in self.reference_]
             if extra:
                 raise ValueError(f"column(s) missing from reference: {', '.join(extra)}")
+        self._rows({n: cols[n] for n in self.reference_}, "current")
         names = list(self.reference_)
         jobs = self.n_jobs or min(4, os.cpu_count() or 1)
         if jobs > 1 and len(names) > 1:
@@ -279,6 +292,13 @@ class ColumnDrift:
                 raw = list(pool.map(lambda n: self._column(n, cols[n]), names))
         else:
             raw = [self._column(n, cols[n]) for n in names]
+        empty = [n for n, r in zip(names, raw, strict=True) if r.details.get("no_values")]
+        if len(empty) == len(names):
+            sides = sorted({str(raw[names.index(n)].details["no_values"]) for n in empty})
+            raise ValueError(
+                f"{' and '.join(sides)}: every value of every column is missing "
+                f"({', '.join(empty)}): there is nothing to compare"
+            )
         return self._verdict(dict(zip(names, raw, strict=True)))
 
     # ------------------------------------------------------------------ one column
@@ -304,6 +324,9 @@ class ColumnDrift:
                 ys = np.sort(y)
                 info: dict[str, Any] = {**ref.info, **info_cur, "kind": "numeric"}
                 xs = ref.values if ref.is_sorted else np.sort(ref.values)
+                if xs.size == 0 or ys.size == 0:
+                    return _no_values(method or "ks", "reference" if xs.size == 0 else "current",
+                                      info)
                 if method is None:
                     method = self._default_method("numeric", xs.size, ys.size, 0, 0.0)
                 return self._numeric(method, xs, ys, info, alpha)
@@ -348,6 +371,10 @@ class ColumnDrift:
         labels, cref, ccur = merge_counts(ref_counts, category_counts(col, "current"))
         details = category_details(labels, cref, ccur)
         details["kind"] = "categorical"
+        present = np.asarray([label != MISSING for label in labels], dtype=bool)
+        for side, counts in (("reference", cref), ("current", ccur)):
+            if not counts[present].sum():
+                return _no_values(method or "chi2", side, {"kind": ref.kind})
         if ref.kind == "numeric":
             details["type_mismatch"] = True
         if method is None:
@@ -406,6 +433,12 @@ class ColumnDrift:
                 "drift_share": self.drift_share if self.dataset_rule == "share" else None,
             },
         )
+
+
+def _no_values(method: str, side: str, details: dict[str, Any]) -> DriftResult:
+    """A column with no value on one side: a data-quality problem to report, not drift."""
+    reason = f"no values in {side} (all missing): a data-quality problem, not drift"
+    return skipped(method, reason, None, None, {**details, "no_values": side})
 
 
 def detect_drift(reference: Any, current: Any, **options: Any) -> DatasetDrift:

@@ -18,7 +18,7 @@ from watchkeeper.store import _schema as T
 from watchkeeper.store._events import check_name
 from watchkeeper.store._helpers import timestamp
 
-HEAD = "0007"
+HEAD = "0008"
 """Alembic revision this code expects; opening a store upgrades an older schema to it."""
 
 DEFAULT_PATH = Path(".watchkeeper") / "watchkeeper.db"

@@ -170,7 +170,9 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
             raise ValueError
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         ts, event_id = json.loads(raw)
-        return float(ts), str(check_ids([event_id])[0])
+        if not isinstance(event_id, str) or not 0 < len(event_id) <= 256:
+            raise ValueError
+        return float(ts), event_id
     except (ValueError, TypeError, json.JSONDecodeError):
         raise ValueError("cursor: not a cursor of this explorer") from None
 
@@ -196,6 +198,21 @@ def _raw_rows(conn: sa.Connection, query: Any) -> list[Any]:
         return list(cursor.fetchall())
     finally:
         cursor.close()
+
+
+def _by_chunks(query: SampleQuery) -> bool:
+    """Whether a query filters on what the chunks hold and not on labels (kept in the index):
+    then scanning chunks whole beats scanning index rows."""
+    on_chunks = (
+        query.score_min is not None
+        or query.score_max is not None
+        or query.flagged is not None
+        or query.predicted is not None
+        or bool(query.tags)
+        or bool(query.features)
+    )
+    on_labels = query.label is not None or query.labelled is not None or query.correct is not None
+    return on_chunks and not on_labels
 
 
 def _positive(labels: np.ndarray) -> np.ndarray:
@@ -351,6 +368,8 @@ class ConsoleMixin(StoreBase):
             raise ValueError(f"max_scan: expected an integer in 1..{MAX_SCAN}, got {max_scan!r}")
         after = None if cursor is None else decode_cursor(cursor)
         thresholds = self.flag_thresholds(project, model, default_threshold)
+        if _by_chunks(query):
+            return self._chunk_page(project, model, query, after, limit, max_scan, thresholds)
         ev = T.events
         newest = query.order == "newest"
         found: list[dict[str, Any]] = []
@@ -417,6 +436,139 @@ class ConsoleMixin(StoreBase):
                     break
         return SamplePage(found, next_cursor, scanned, thresholds)
 
+    def _chunk_page(
+        self,
+        project: str,
+        model: str,
+        query: SampleQuery,
+        after: tuple[float, str] | None,
+        limit: int,
+        max_scan: int,
+        thresholds: Mapping[str, float],
+    ) -> SamplePage:
+        """A page for filters on what chunks hold (score, flags, tags, features, class): the
+        chunks are filtered whole, newest (or oldest) first, and only the matches are looked up
+        in the index (by primary key), so a rare value costs one decode per chunk, not one
+        index row per event.
+
+        Chunks may overlap in time. They are visited by their latest (earliest) time; after a
+        chunk, every event later (earlier) than the next chunk's bound has been seen, so the
+        matches past that bound are final in order.
+        """
+        ec = T.event_chunks
+        newest = query.order == "newest"
+        found: list[dict[str, Any]] = []
+        scanned = 0
+        pending: list[tuple[float, str, int, int]] = []  # candidates not yet final in order
+        next_cursor: str | None = None
+        with self._tx(consistent=True) as conn:
+            mid = self._model_id(conn, project, model)
+            select = sa.select(ec.c.id, ec.c.max_ts, ec.c.min_ts).where(ec.c.model_id == mid)
+            if query.start is not None:
+                select = select.where(ec.c.max_ts >= query.start)
+            if query.end is not None:
+                select = select.where(ec.c.min_ts < query.end)
+            if after is not None:
+                bound_col = ec.c.min_ts if newest else ec.c.max_ts
+                select = select.where(bound_col <= after[0] if newest else bound_col >= after[0])
+            select = select.order_by(
+                *((ec.c.max_ts.desc(), ec.c.id.desc()) if newest else (ec.c.min_ts, ec.c.id))
+            )
+            chunk_list = _raw_rows(conn, select.limit(100_000))
+            for k, (cid, _, _) in enumerate(chunk_list):
+                chunk = self._fetch_chunks(conn, {cid}, embeddings=False)[cid]
+                if chunk.schema_id not in self._specs:
+                    self._load_specs(conn, mid)
+                part = _Decoded(chunk, self._specs[chunk.schema_id])
+                n = chunk.n_rows
+                ts = np.frombuffer(chunk.ts, dtype=np.float64)
+                ids = np.empty(n, dtype=object)
+                ids[:] = json.loads(chunk.ids)
+                raw_versions = json.loads(chunk.versions)
+                versions = np.empty(n, dtype=object)
+                versions[:] = raw_versions if isinstance(raw_versions, list) else [raw_versions] * n
+                keep = np.ones(n, dtype=bool)
+                if query.start is not None:
+                    keep &= ts >= query.start
+                if query.end is not None:
+                    keep &= ts < query.end
+                if query.version is not None:
+                    keep &= versions == query.version
+                if after is not None:
+                    ts0, id0 = after
+                    if newest:
+                        keep &= (ts < ts0) | ((ts == ts0) & (ids < id0))
+                    else:
+                        keep &= (ts > ts0) | ((ts == ts0) & (ids > id0))
+                rows = np.flatnonzero(keep)
+                scanned += n
+                if len(rows):
+                    hits, _ = self._match_columns(
+                        ts[rows], ids[rows], versions[rows], np.full(len(rows), cid), rows,
+                        None, {cid: part}, query, thresholds, len(rows),
+                    )  # fmt: skip
+                    where = {i: j for j, i in enumerate(ids[rows].tolist())}
+                    pending += [(h["ts"], h["id"], cid, int(rows[where[h["id"]]])) for h in hits]
+                last = k == len(chunk_list) - 1
+                bound = None if last else float(chunk_list[k + 1][1 if newest else 2])
+                pending.sort(key=lambda c: (c[0], c[1]), reverse=newest)
+                ready = [
+                    c for c in pending
+                    if bound is None or (c[0] > bound if newest else c[0] < bound)
+                ]  # fmt: skip
+                pending = pending[len(ready) :]
+                found += self._verified(conn, mid, ready[: 4 * limit], thresholds)
+                if len(found) >= limit:
+                    found = found[:limit]
+                    next_cursor = encode_cursor(found[-1]["ts"], found[-1]["id"])
+                    break
+                moved = bound is not None and (
+                    after is None or (bound < after[0] if newest else bound > after[0])
+                )
+                if scanned >= max_scan and moved:
+                    # (a page always moves the bound past its cursor, so paging ends)
+                    assert bound is not None
+                    # everything past the bound is decided: continue from it next time
+                    next_cursor = encode_cursor(bound, "\uffff" if newest else "\x00")
+                    break
+        return SamplePage(found, next_cursor, scanned, thresholds)
+
+    def _verified(
+        self,
+        conn: sa.Connection,
+        mid: int,
+        candidates: Sequence[tuple[float, str, int, int]],
+        thresholds: Mapping[str, float],
+    ) -> list[dict[str, Any]]:
+        """The candidates the index holds at that place (a re-sent id's second copy, or an
+        event removed by retention, is not shown), with their labels, as output rows."""
+        if not candidates:
+            return []
+        ev = T.events
+        wanted = [c[1] for c in candidates]
+        stored = {
+            str(r[0]): r
+            for r in _raw_rows(
+                conn,
+                sa.select(ev.c.event_id, ev.c.ts, ev.c.version, ev.c.chunk_id, ev.c.chunk_row,
+                          ev.c.label)
+                .where(ev.c.model_id == mid)
+                .where(ev.c.event_id.in_(wanted)),
+            )
+        }  # fmt: skip
+        index = [
+            (s[1], s[0], s[2], s[3], s[4], s[5])
+            for c in candidates
+            if (s := stored.get(c[1])) is not None and (s[3], s[4]) == (c[2], c[3])
+        ]
+        if not index:
+            return []
+        chunk_ids = np.array([r[3] for r in index], dtype=np.int64)
+        chunks = self._fetch_chunks(conn, set(chunk_ids.tolist()), embeddings=False)
+        decoded = {c: _Decoded(chunk, self._specs[chunk.schema_id]) for c, chunk in chunks.items()}
+        rows, _ = self._match(index, chunk_ids, decoded, SampleQuery(), thresholds, len(index))
+        return rows
+
     @staticmethod
     def _match(
         index: Sequence[Any],
@@ -426,18 +578,40 @@ class ConsoleMixin(StoreBase):
         thresholds: Mapping[str, float],
         limit: int,
     ) -> tuple[list[dict[str, Any]], int]:
-        """The matching rows of a batch (at most ``limit``) and how many index rows that used."""
-        n = len(index)
+        """The matching rows of a batch of index rows ``(ts, id, version, chunk, row, label)``
+        (at most ``limit``) and how many index rows that used."""
         columns = list(zip(*index, strict=True))
-        rows = np.array(columns[4], dtype=np.int64)
-        versions = np.empty(n, dtype=object)
+        ids = np.empty(len(index), dtype=object)
+        ids[:] = columns[1]
+        versions = np.empty(len(index), dtype=object)
         versions[:] = columns[2]
-        label_text = columns[5]
+        return ConsoleMixin._match_columns(
+            np.asarray(columns[0], dtype=np.float64), ids, versions, chunk_ids,
+            np.array(columns[4], dtype=np.int64), columns[5], decoded, query, thresholds, limit,
+        )  # fmt: skip
+
+    @staticmethod
+    def _match_columns(
+        ts: np.ndarray,
+        ids: np.ndarray,
+        versions: np.ndarray,
+        chunk_ids: np.ndarray,
+        rows: np.ndarray,
+        label_text: Sequence[str | None] | None,
+        decoded: Mapping[int, _Decoded],
+        query: SampleQuery,
+        thresholds: Mapping[str, float],
+        limit: int,
+    ) -> tuple[list[dict[str, Any]], int]:
+        n = len(ts)
         labels = np.full(n, None, dtype=object)
-        has_label = np.array([t is not None for t in label_text], dtype=bool)
-        if has_label.any():
-            where = np.flatnonzero(has_label)
-            labels[where] = json.loads("[" + ",".join(label_text[i] for i in where) + "]")
+        if label_text is None:
+            has_label = np.zeros(n, dtype=bool)
+        else:
+            has_label = np.array([t is not None for t in label_text], dtype=bool)
+            where = np.flatnonzero(has_label).tolist()
+            if where:
+                labels[where] = json.loads("[" + ",".join(str(label_text[i]) for i in where) + "]")
         nums, objs = _gather(chunk_ids, rows, decoded)
         scores = nums.get("score", np.full(n, np.nan))
         default = 0.5
@@ -484,8 +658,8 @@ class ConsoleMixin(StoreBase):
             score = float(scores[i])
             out.append(
                 {
-                    "id": str(index[i][1]),
-                    "ts": float(index[i][0]),
+                    "id": str(ids[i]),
+                    "ts": float(ts[i]),
                     "version": versions[i],
                     "score": None if math.isnan(score) else score,
                     "flagged": None if math.isnan(score) else bool(flagged[i]),

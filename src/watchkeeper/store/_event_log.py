@@ -26,10 +26,28 @@ from watchkeeper.store._events import (
     encode_labels,
 )
 from watchkeeper.store._helpers import fetch_rows, finite, opt_dict, timestamp
-from watchkeeper.store._types import IngestResult
+from watchkeeper.store._types import IngestReport, IngestResult, LabelsReport
 from watchkeeper.window import Window
 
 _IN_CHUNK = 500  # ids per IN (...) list
+
+
+def _new_mask(ids: Any, new_ids: set[str], accepted: int) -> np.ndarray:
+    """One boolean per event of a batch: stored by this call (the first occurrence of a new
+    id); vectorised, with the common all-new and none-new cases free."""
+    values = np.asarray(ids, dtype=object).astype(str) if ids is not None else np.empty(0, str)
+    n = len(values)
+    mask = np.zeros(n, dtype=bool)
+    if accepted == 0 or n == 0:
+        return mask
+    _, first = np.unique(values, return_index=True)
+    if accepted == n:
+        mask[:] = True
+        return mask
+    mask[first] = np.isin(values[first], np.asarray(sorted(new_ids), dtype=str))
+    return mask
+
+
 CHUNK_ROWS = 10_000
 """Most events in one stored chunk; a bigger batch is stored as several chunks."""
 _LABEL_LOCK = 7_271_002  # advisory lock class: events (shared) vs labels (exclusive) per model
@@ -119,6 +137,28 @@ class EventLogMixin(StoreBase):
         batch (wrong types, NaN time, infinite score, partial embedding row, ...) raises
         ValueError naming the field and index, and nothing is written. ``environment`` (the
         serving environment the SDK reports) is recorded with first and last time seen.
+        :meth:`log_events_report` also says which events were new.
+        """
+        return self.log_events_report(project, model, events, environment=environment).result()
+
+    def log_events_report(
+        self,
+        project: str,
+        model: str,
+        events: Window,
+        *,
+        environment: dict[str, Any] | None = None,
+    ) -> IngestReport:
+        """:meth:`log_events`, telling which events of the batch this call stored.
+
+        Examples
+        --------
+        >>> from watchkeeper.store import Store
+        >>> store = Store("sqlite://"); store.create_project("p"); store.register_model("p", "m")
+        >>> _ = store.log_events("p", "m", Window.from_columns(ids=["a", "b"], ts=[1.0, 2.0]))
+        >>> batch = Window.from_columns(ids=["b", "c", "c"], ts=[2.0, 3.0, 3.0])
+        >>> store.log_events_report("p", "m", batch).new.tolist()
+        [False, True, False]
         """
         received = timestamp()
         batch = encode_events(events)  # validates the whole batch: indices in errors are its own
@@ -131,6 +171,7 @@ class EventLogMixin(StoreBase):
                 for i in range(0, len(events), CHUNK_ROWS)
             ]
         env_text = opt_dict(environment, "environment")
+        new_ids: set[str] = set()
         with self._tx(write=True) as conn:
             mid = self._model_id(conn, project, model)
             self._label_lock(conn, mid, shared=True)
@@ -138,10 +179,13 @@ class EventLogMixin(StoreBase):
             sid = self._schema_id(conn, mid, batch.spec_hash, batch.spec)
             accepted = 0
             for part in parts:
-                new = self._insert_events(conn, part, mid, sid, received) if len(part) else 0
+                new, ids = (
+                    self._insert_events(conn, part, mid, sid, received) if len(part) else (0, [])
+                )
                 if new:
                     self._copy_early_labels(conn, mid, part.ids)
                 accepted += new
+                new_ids.update(ids)
             duplicates = batch.n_in - accepted
             self._count(
                 conn,
@@ -156,13 +200,14 @@ class EventLogMixin(StoreBase):
         self._committed_model(project, model, mid)
         self._spec_ids[(mid, batch.spec_hash)] = sid
         self._specs[sid] = batch.spec
-        return IngestResult(accepted=accepted, duplicates=duplicates)
+        return IngestReport(accepted, duplicates, _new_mask(events.ids, new_ids, accepted))
 
     def _insert_events(
         self, conn: sa.Connection, batch: EncodedBatch, model_id: int, schema_id: int, now: float
-    ) -> int:
+    ) -> tuple[int, list[str]]:
         """Write the batch's chunk, then its index rows skipping ids already stored; returns
-        how many events were new. A chunk none of whose events were new is removed again."""
+        how many events were new and their ids (all of the batch's when every one was new). A
+        chunk none of whose events were new is removed again."""
         ec = T.event_chunks
         chunk_id = conn.execute(
             sa.insert(ec)
@@ -201,7 +246,8 @@ class EventLogMixin(StoreBase):
                     "rows": list(range(len(batch))),
                 },
             )
-            accepted = len(cursor.fetchall())
+            new_ids = [str(r[0]) for r in cursor.fetchall()]
+            accepted = len(new_ids)
             cursor.close()
         else:
             # the driver's executemany; SQLite runs one writer at a time, so the change
@@ -218,9 +264,19 @@ class EventLogMixin(StoreBase):
                 ],
             )
             accepted = dbapi.total_changes - before
+            new_ids = batch.ids
+            if 0 < accepted < len(batch):
+                # the rows of this chunk are exactly the events this call stored
+                ev = T.events
+                new_ids = list(
+                    conn.execute(
+                        sa.select(ev.c.event_id).where(ev.c.chunk_id == chunk_id)
+                    ).scalars()
+                )
         if accepted == 0:
             conn.execute(sa.delete(ec).where(ec.c.id == chunk_id))
-        return accepted
+            return 0, []
+        return accepted, new_ids
 
     def _count(
         self,
@@ -301,15 +357,45 @@ class EventLogMixin(StoreBase):
 
         A later label for the same id replaces the earlier one. Returns the number of labels
         stored (distinct ids). ``ids`` and ``labels`` must have the same length; a label may not
-        be None or NaN.
+        be None or NaN. :meth:`log_labels_report` also says which labels were new or changed.
+        """
+        return self.log_labels_report(project, model, ids, labels).stored
+
+    def log_labels_report(
+        self,
+        project: str,
+        model: str,
+        ids: Sequence[str] | np.ndarray,
+        labels: Sequence[Any] | np.ndarray,
+    ) -> LabelsReport:
+        """:meth:`log_labels`, telling which ids got a new or different label (a label sent
+        again unchanged is stored again but is not a change).
+
+        Examples
+        --------
+        >>> from watchkeeper.store import Store
+        >>> store = Store("sqlite://"); store.create_project("p"); store.register_model("p", "m")
+        >>> store.log_labels_report("p", "m", ["a", "b"], [1, 0]).changed.tolist()
+        [True, True]
+        >>> store.log_labels_report("p", "m", ["a", "b", "c"], [1, 1, 0]).changed.tolist()
+        [False, True, True]
         """
         id_list, texts = encode_labels(ids, labels)
         now = timestamp()
+        lb = T.labels
+        before: dict[str, str] = {}
         with self._tx(write=True) as conn:
             mid = self._model_id(conn, project, model)
             self._label_lock(conn, mid, shared=False)
             if id_list:
-                stmt = self._insert(T.labels)
+                for i in range(0, len(id_list), _IN_CHUNK):
+                    rows = conn.execute(
+                        sa.select(lb.c.event_id, lb.c.label)
+                        .where(lb.c.model_id == mid)
+                        .where(lb.c.event_id.in_(id_list[i : i + _IN_CHUNK]))
+                    ).all()
+                    before.update((str(r[0]), str(r[1])) for r in rows)
+                stmt = self._insert(lb)
                 stmt = stmt.on_conflict_do_update(
                     index_elements=["model_id", "event_id"],
                     set_={"label": stmt.excluded.label, "received_at": stmt.excluded.received_at},
@@ -323,7 +409,12 @@ class EventLogMixin(StoreBase):
                 )
                 self._set_event_labels(conn, mid, id_list, texts)
         self._committed_model(project, model, mid)
-        return len(id_list)
+        changed = np.fromiter(
+            (before.get(i) != t for i, t in zip(id_list, texts, strict=True)),
+            dtype=bool,
+            count=len(id_list),
+        )
+        return LabelsReport(id_list, len(id_list), changed)
 
     @staticmethod
     def _label_lock(conn: sa.Connection, model_id: int, *, shared: bool) -> None:
@@ -552,6 +643,15 @@ class EventLogMixin(StoreBase):
                 sa.select(sa.func.count()).select_from(T.events), mid, lo, hi, version
             )
             return int(conn.execute(query).scalar_one())
+
+    def first_event_ts(self, project: str, model: str) -> float | None:
+        """Time of the oldest stored event of the model (None without events)."""
+        with self._tx() as conn:
+            mid = self._model_id(conn, project, model)
+            first = conn.execute(
+                sa.select(sa.func.min(T.events.c.ts)).where(T.events.c.model_id == mid)
+            ).scalar()
+        return None if first is None else float(first)
 
     def event_times(self, project: str, model: str, ids: Sequence[str] | np.ndarray) -> np.ndarray:
         """Event time of each id (``float64``), NaN for ids not stored (e.g. label lag)."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 
 from watchkeeper.store import _schema as T
@@ -91,7 +93,7 @@ class ModelsMixin(StoreBase):
             "sha256": None if sha256 is None else sha256.lower(),
             "data_fingerprint": data_fingerprint,
             "environment": opt_dict(environment, "environment"),
-            "operating_point": opt_dict(operating_point, "operating_point"),
+            "operating_point": opt_dict(_operating_point(operating_point), "operating_point"),
             "expected_prevalence": prevalence,
             "expected_volume": volume,
             "window": window,
@@ -225,3 +227,32 @@ class ModelsMixin(StoreBase):
             return None
         out: dict[str, Any] | None = loads(row[0])
         return out
+
+
+def _operating_point(op: Any) -> Any:
+    """Refuse what would otherwise be stored silently changed: NaN (stored as null), booleans
+    (stored as 0/1), rates outside [0, 1], negative or fractional counts."""
+    if not isinstance(op, Mapping):
+        return op  # opt_dict names the wrong type
+    out = dict(op)
+    for key in ("threshold", "tpr", "fpr"):
+        value = out.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
+            raise ValueError(f"operating_point.{key}: expected a number, got {value!r}")
+        if not math.isfinite(float(value)):
+            raise ValueError(f"operating_point.{key}: expected a finite number, got {value!r}")
+        out[key] = float(value)
+        if key != "threshold" and not 0.0 <= out[key] <= 1.0:
+            raise ValueError(f"operating_point.{key}: expected a rate in [0, 1], got {value!r}")
+    for key in ("n_positive", "n_negative"):
+        value = out.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+            raise ValueError(f"operating_point.{key}: expected a count, got {value!r}")
+        if value < 0:
+            raise ValueError(f"operating_point.{key}: expected a count >= 0, got {value!r}")
+        out[key] = int(value)
+    return out

@@ -28,6 +28,8 @@ api_tokens = sa.Table(
     sa.Column("scopes", sa.Text, nullable=False),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("revoked_at", sa.Double, nullable=True),
+    sa.Column("expires_at", sa.Double, nullable=True),
+    sa.Column("last_used_at", sa.Double, nullable=True),
 )
 
 models = sa.Table(
@@ -266,3 +268,55 @@ states = sa.Table(
     sa.Column("state", sa.Text, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
 )
+
+outlier_scores = sa.Table(
+    "outlier_scores",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_id", sa.Integer, nullable=False),
+    sa.Column("event_id", sa.String(256), nullable=False),
+    sa.Column("version", sa.String(128), nullable=True),
+    sa.Column("ts", sa.Double, nullable=False),
+    sa.Column("method", sa.String(32), nullable=False),
+    sa.Column("score", sa.Double, nullable=True),
+    sa.Column("p_value", sa.Double, nullable=True),
+    sa.Column("window_end", sa.Double, nullable=True),
+    sa.Index("ix_outlier_scores_model_p", "model_id", "p_value"),
+    sa.Index("ix_outlier_scores_model_ts", "model_id", "ts"),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project", sa.String(128), nullable=True),
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Column("actor", sa.String(256), nullable=True),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(512), nullable=True),
+    sa.Column("details", sa.Text, nullable=True),
+    sa.Index("ix_audit_log_project_at", "project", "at"),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id"), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("spec", sa.Text, nullable=True),
+    sa.Column("trigger", sa.Text, nullable=True),
+    sa.Column("outputs", sa.Text, nullable=True),
+    sa.Column("log", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("holder", sa.String(256), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("started_at", sa.Double, nullable=True),
+    sa.Column("finished_at", sa.Double, nullable=True),
+    sa.Column("heartbeat_at", sa.Double, nullable=True),
+    sa.Index("ix_jobs_model_id", "model_id", "id"),
+    sa.Index("ix_jobs_state", "state"),
+)
+"""Training jobs (migration 0008): state, logs and outputs of each run of a trainer."""

@@ -12,6 +12,8 @@ The class is assembled from one part per aggregate, each in its own module:
 ``_monitoring``       monitor configuration, runner state and leases
 ``_aliases``          aliases, their history and rollback; a version's artifact and lineage
 ``_console``          the console's pages of samples, curated sets, session tokens
+``_outliers``         per-event outlier scores; the audit log of admin actions
+``_jobs``             training jobs: state, trigger, logs, outputs, heartbeats
 ====================  ==============================================================
 """
 
@@ -23,8 +25,10 @@ from watchkeeper.store._base import DEFAULT_PATH, HEAD, MIGRATIONS, resolve_url
 from watchkeeper.store._console import ConsoleMixin
 from watchkeeper.store._event_log import CHUNK_ROWS, EventLogMixin
 from watchkeeper.store._findings import FindingsMixin
+from watchkeeper.store._jobs import JobsMixin
 from watchkeeper.store._models import ModelsMixin
 from watchkeeper.store._monitoring import MonitoringMixin
+from watchkeeper.store._outliers import OutliersMixin
 from watchkeeper.store._projects import ProjectsMixin
 
 __all__ = ["CHUNK_ROWS", "DEFAULT_PATH", "HEAD", "MIGRATIONS", "Store", "resolve_url"]
@@ -39,6 +43,8 @@ class Store(
     MonitoringMixin,
     AliasesMixin,
     ConsoleMixin,
+    OutliersMixin,
+    JobsMixin,
 ):
     """Watchkeeper's database: SQLite (embedded default) or PostgreSQL, same code.
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from watchkeeper.payloads import PayloadStore
+from watchkeeper.payloads import PayloadStore, default_root
 from watchkeeper.store._console import MAX_PAGE, SampleQuery, console
 from watchkeeper.ui import _session as S
 from watchkeeper.ui import _views as V
@@ -478,24 +478,11 @@ def install(app: FastAPI, settings: Any) -> None:
     secret = getattr(settings, "ui_secret", None)
     app.state.ui_signer = S.Signer(secret.encode() if secret else secrets.token_bytes(32))
     app.state.ui_tokens = _Tokens()
-    app.state.payloads = PayloadStore(payload_root(settings))
+    db = settings.db or getattr(app.state.store, "url", None)
+    app.state.payloads = PayloadStore(default_root(db, settings.payload_url))
     app.include_router(router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="ui-static")
 
     @app.get("/", include_in_schema=False)
     def _root() -> Response:
         return RedirectResponse(f"{PREFIX}/", status_code=307)
-
-
-def payload_root(settings: Any) -> str:
-    """Where payloads live: ``settings.payload_url``, else ``payloads/`` beside the SQLite
-    file, else ``./.watchkeeper/payloads``."""
-    url = getattr(settings, "payload_url", None)
-    if url:
-        return str(url)
-    db = getattr(settings, "db", None)
-    if db and "://" not in db:
-        return str(Path(db).expanduser().resolve().parent / "payloads")
-    if db and db.startswith("sqlite:///") and len(db) > len("sqlite:///"):
-        return str(Path(db[len("sqlite:///") :]).expanduser().resolve().parent / "payloads")
-    return str(Path(".watchkeeper") / "payloads")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from watchkeeper.server.routers import (
+    console,
     events,
     health,
     labels,
@@ -17,6 +18,7 @@ from watchkeeper.server.routers import (
     plans,
     profiles,
     prometheus,
+    registry,
     tokens,
     tools,
 )
@@ -31,5 +33,7 @@ ROUTERS: list[APIRouter] = [
     tools.router,
     monitors.router,
     plans.router,
+    console.router,
+    registry.router,
     profiles.router,
 ]

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from watchkeeper.server.deps import AdminProject, ReadProject, StoreDep, VersionQuery, epoch_query
 from watchkeeper.server.ingest import MODEL_PATTERN, ModelName
+from watchkeeper.server.schemas import OperatingPointIn
 from watchkeeper.window import Window
 
 router = APIRouter(prefix="/v1", tags=["models"])
@@ -38,7 +39,7 @@ class VersionIn(BaseModel):
     sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
     data_fingerprint: Annotated[str, Field(max_length=1024)] | None = None
     environment: dict[str, Any] | None = None
-    operating_point: dict[str, Any] | None = Field(
+    operating_point: OperatingPointIn | None = Field(
         None, description="threshold, tpr, fpr (and n_positive, n_negative) of the version."
     )
     expected_prevalence: Annotated[float, Field(ge=0, le=1)] | None = None
@@ -77,7 +78,9 @@ async def register_version(
 
     def work() -> Any:
         _model_or_404(store, project, model)
-        fields = body.model_dump(exclude={"version"})
+        fields = body.model_dump(exclude={"version", "operating_point"})
+        if body.operating_point is not None:
+            fields["operating_point"] = body.operating_point.model_dump(exclude_unset=True)
         store.register_model_version(project, model, body.version, **fields)
         return store.get_model_version(project, model, body.version)
 

@@ -3,6 +3,8 @@ own project."""
 
 from __future__ import annotations
 
+import time
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Request
@@ -16,25 +18,46 @@ router = APIRouter(prefix="/v1", tags=["tokens"])
 Scope = Annotated[str, Field(pattern="^(" + "|".join(SCOPES) + ")$")]
 
 
-class TokenIn(BaseModel):
-    """Scopes of the new token."""
+MAX_LIFETIME = 10 * 365 * 86400
 
-    model_config = ConfigDict(extra="forbid")
-    scopes: Annotated[list[Scope], Field(min_length=1)]
+
+class TokenIn(BaseModel):
+    """Scopes of the new token, and its lifetime."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    scopes: Annotated[list[Scope], Field(min_length=1, max_length=3)]
+    expires_in: Annotated[float, Field(ge=60, le=MAX_LIFETIME)] | None = Field(
+        None, description="Seconds until the token stops working (default: until revoked)."
+    )
 
 
 @router.post("/tokens", status_code=201)
 async def create_token(body: TokenIn, project: AdminProject, store: StoreDep) -> dict[str, object]:
     """A new token of the caller's project; the plain token is shown only in this reply."""
-    token = await run_in_threadpool(store.create_token, project, set(body.scopes))
-    return {"project": project, "scopes": sorted(set(body.scopes)), "token": token}
+    expires_at = None if body.expires_in is None else time.time() + body.expires_in
+    token = await run_in_threadpool(
+        partial(store.create_token, project, set(body.scopes), expires_at=expires_at)
+    )
+    return {
+        "project": project,
+        "scopes": sorted(set(body.scopes)),
+        "token": token,
+        "expires_at": expires_at,
+    }
+
+
+@router.get("/tokens")
+async def list_tokens(project: AdminProject, store: StoreDep) -> dict[str, object]:
+    """The project's tokens (their first 10 characters, never the token): scopes, created,
+    expires, last used (written at most once a minute), revoked."""
+    return {"tokens": await run_in_threadpool(store.list_tokens, project)}
 
 
 class RevokeIn(BaseModel):
     """The token to revoke."""
 
     model_config = ConfigDict(extra="forbid")
-    token: Annotated[str, Field(min_length=1)]
+    token: Annotated[str, Field(min_length=1, max_length=512)]
 
 
 @router.post("/tokens:revoke")

@@ -34,6 +34,14 @@ def _body(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
+class HistoryIn(BaseModel):
+    """Past windows' flag counts and volumes, to learn the over-dispersion from."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    flags: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=3, max_length=10_000)]
+    volumes: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=3, max_length=10_000)]
+
+
 class ExpectIn(BaseModel):
     """An operating point, the expected prevalence and volume, and optionally an observed count."""
 
@@ -48,24 +56,40 @@ class ExpectIn(BaseModel):
     n_negative: Annotated[int, Field(ge=1, le=int(MAX_VOLUME))] | None = None
     coverage: Annotated[float, Field(gt=0, lt=1)] = 0.95
     alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    mix: Literal["random", "fixed"] = "random"
+    dispersion: Annotated[float, Field(ge=0, lt=1)] | None = None
+    history: HistoryIn | None = None
 
 
 def _expect(body: bytes) -> dict[str, Any]:
-    from watchkeeper.estimation import OperatingPoint, check_flags, expect_flags
+    from watchkeeper.estimation import OperatingPoint, check_flags, expect_flags, fit_dispersion
 
     args = ExpectIn.model_validate_json(body)
     op = OperatingPoint(args.threshold, args.tpr, args.fpr, args.n_positive, args.n_negative)
+    learnt = None
     try:
+        if args.history is not None:
+            if args.dispersion is not None:
+                raise ValueError("dispersion: give dispersion or history, not both")
+            if len(args.history.flags) != len(args.history.volumes):
+                raise ValueError("history.volumes: one volume per flag count expected")
+            learnt = fit_dispersion(args.history.flags, args.history.volumes)
+        rho = learnt if learnt is not None else args.dispersion
         if args.observed is None:
-            result: Any = expect_flags(op, args.prevalence, args.volume, coverage=args.coverage)
+            result: Any = expect_flags(
+                op, args.prevalence, args.volume, coverage=args.coverage, mix=args.mix,
+                dispersion=rho,
+            )  # fmt: skip
         else:
             result = check_flags(
                 op, args.prevalence, args.volume, args.observed,
-                alpha=args.alpha, coverage=args.coverage,
+                alpha=args.alpha, coverage=args.coverage, mix=args.mix, dispersion=rho,
             )  # fmt: skip
     except ValueError as exc:
         raise HTTPException(422, detail=str(exc)) from None
     out: dict[str, Any] = _jsonable(result.to_dict())
+    if learnt is not None:
+        out["history"] = _jsonable(learnt.to_dict())
     return out
 
 
@@ -118,6 +142,10 @@ def _drift(body: bytes) -> dict[str, Any]:
     missing = sorted(set(args.reference) ^ set(args.current))
     if missing:
         raise HTTPException(422, detail=f"current: columns differ from reference: {missing}")
+    for side, table in (("reference", args.reference), ("current", args.current)):
+        for name, values in table.items():
+            if all(v is None for v in values):  # no rows, or every value null: no data
+                raise HTTPException(422, detail=f"{side}.{name}: no values (empty or all null)")
     reference = {k: _column(v) for k, v in args.reference.items()}
     current = {k: _column(v) for k, v in args.current.items()}
     options: dict[str, Any] = {

@@ -1,0 +1,189 @@
+"""Per-event outlier scores (written by the runner per window) and the audit log."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+from watchkeeper.store import _schema as T
+from watchkeeper.store._base import StoreBase
+from watchkeeper.store._events import check_name
+from watchkeeper.store._helpers import finite, loads, timestamp
+
+MAX_OUTLIER_ROWS = 1000
+"""Most rows :meth:`OutliersMixin.outlier_events` returns in one call."""
+
+AUDIT_ACTIONS = (
+    "token.create",
+    "token.revoke",
+    "monitors.set",
+    "plan.set",
+    "alias.move",
+    "alias.rollback",
+    "project.create",
+)
+"""Admin actions the audit log records (others are refused, so a typo is not a new action)."""
+
+
+class OutliersMixin(StoreBase):
+    """Outlier scores and the audit log of the :class:`~watchkeeper.store.Store`."""
+
+    def add_outlier_scores(
+        self,
+        project: str,
+        model: str,
+        ids: Any,
+        ts: Any,
+        scores: Any,
+        p_values: Any,
+        *,
+        method: str,
+        version: str | None = None,
+        window_end: float | None = None,
+    ) -> int:
+        """Store one row per scored event (rows whose p-value is NaN are skipped); returns how
+        many were stored."""
+        check_name(method, "method", 32)
+        ident = np.asarray(ids, dtype=object)
+        cols = {
+            "ts": np.asarray(ts, dtype=np.float64),
+            "scores": np.asarray(scores, dtype=np.float64),
+            "p_values": np.asarray(p_values, dtype=np.float64),
+        }
+        for name, col in cols.items():
+            if col.shape != ident.shape:
+                raise ValueError(f"{name}: {col.shape[0]} values for {ident.shape[0]} ids")
+        keep = np.isfinite(cols["p_values"]) & np.isfinite(cols["ts"])
+        if version is not None:
+            check_name(version, "version", 128)
+        end = finite(window_end, "window_end")
+        rows = [
+            {"event_id": str(i)[:256], "ts": t, "score": s, "p_value": p}
+            for i, t, s, p in zip(
+                ident[keep].tolist(),
+                cols["ts"][keep].tolist(),
+                np.where(np.isfinite(cols["scores"]), cols["scores"], np.nan)[keep].tolist(),
+                cols["p_values"][keep].tolist(),
+                strict=True,
+            )
+        ]
+        for r in rows:
+            if r["score"] != r["score"]:
+                r["score"] = None
+        with self._tx(write=True) as conn:
+            mid = self._model_id(conn, project, model)
+            if rows:
+                conn.execute(
+                    sa.insert(T.outlier_scores).values(
+                        model_id=mid, method=method, version=version, window_end=end
+                    ),
+                    rows,
+                )
+        return len(rows)
+
+    def outlier_events(
+        self,
+        project: str,
+        model: str,
+        *,
+        max_p_value: float = 0.01,
+        start: float | None = None,
+        end: float | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Scored events with ``p_value <= max_p_value`` (most unusual first), for the sample
+        explorer: ``{"id", "ts", "version", "method", "score", "p_value", "window_end"}``."""
+        bound = finite(max_p_value, "max_p_value")
+        if bound is None or not 0.0 < bound <= 1.0:
+            raise ValueError(f"max_p_value: must be in (0, 1], got {max_p_value!r}")
+        if not isinstance(limit, int) or isinstance(limit, bool):
+            raise ValueError(f"limit: an integer in [1, {MAX_OUTLIER_ROWS}], got {limit!r}")
+        if not 1 <= limit <= MAX_OUTLIER_ROWS:
+            raise ValueError(f"limit: an integer in [1, {MAX_OUTLIER_ROWS}], got {limit!r}")
+        lo, hi = finite(start, "start"), finite(end, "end")
+        o = T.outlier_scores
+        with self._tx() as conn:
+            mid = self._model_id(conn, project, model)
+            query = sa.select(o).where(o.c.model_id == mid, o.c.p_value <= bound)
+            if lo is not None:
+                query = query.where(o.c.ts >= lo)
+            if hi is not None:
+                query = query.where(o.c.ts < hi)
+            query = query.order_by(o.c.p_value, o.c.score.desc(), o.c.id).limit(limit)
+            rows = conn.execute(query).all()
+        return [
+            {
+                "id": r.event_id,
+                "ts": r.ts,
+                "version": r.version,
+                "method": r.method,
+                "score": r.score,
+                "p_value": r.p_value,
+                "window_end": r.window_end,
+            }
+            for r in rows
+        ]
+
+    def audit(
+        self,
+        action: str,
+        *,
+        project: str | None = None,
+        actor: str | None = None,
+        target: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Record an admin action; returns the entry."""
+        if action not in AUDIT_ACTIONS:
+            raise ValueError(f"action: unknown audit action {action!r}; known: {AUDIT_ACTIONS}")
+        if project is not None:
+            check_name(project, "project")
+        entry = {
+            "project": project,
+            "at": timestamp(),
+            "actor": None if actor is None else str(actor)[:256],
+            "action": action,
+            "target": None if target is None else str(target)[:512],
+            "details": json.dumps(dict(details or {}), sort_keys=True, default=str),
+        }
+        with self._tx(write=True) as conn:
+            conn.execute(sa.insert(T.audit_log), [entry])
+        return {**entry, "details": dict(details or {})}
+
+    def audit_log(
+        self,
+        project: str | None = None,
+        *,
+        since: float | None = None,
+        action: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Audit entries, newest first (``project=None``: every project's and the server's)."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 10_000:
+            raise ValueError(f"limit: an integer in [1, 10000], got {limit!r}")
+        lo = finite(since, "since")
+        a = T.audit_log
+        query = sa.select(a)
+        if project is not None:
+            query = query.where(a.c.project == project)
+        if lo is not None:
+            query = query.where(a.c.at >= lo)
+        if action is not None:
+            query = query.where(a.c.action == action)
+        with self._tx() as conn:
+            rows = conn.execute(query.order_by(a.c.at.desc(), a.c.id.desc()).limit(limit)).all()
+        return [
+            {
+                "project": r.project,
+                "at": r.at,
+                "actor": r.actor,
+                "action": r.action,
+                "target": r.target,
+                "details": loads(r.details) or {},
+            }
+            for r in rows
+        ]

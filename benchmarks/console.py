@@ -23,7 +23,7 @@ Run: ``.venv/bin/python -m benchmarks.console`` (``--events 100000`` for a quick
 from __future__ import annotations
 
 import argparse
-import statistics
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -176,15 +176,17 @@ def main() -> None:
         f"| baseline: load all events (`read_window`), filter the rare tag, sort, take 100 | "
         f"{baseline * 1000:.0f} | |"
     )
+    load = os.getloadavg()[0]
     lines += [
         "",
+        f"Load average {load:.1f} on the machine at the end of the run (other jobs shared its "
+        "cores: the figures are upper bounds). "
         f"The report is one file of {len(html) / 1e6:.1f} MB (Plotly.js embedded). "
         f"{machine_line()} Run: `.venv/bin/python -m benchmarks.console`.",
     ]
     text = "\n".join(lines)
     print(text)
     write_section("console", "## Console: explorer and model page with 1M events\n\n" + text)
-    _ = statistics
 
 
 if __name__ == "__main__":

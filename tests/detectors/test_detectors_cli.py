@@ -77,3 +77,26 @@ def test_detect_errors_are_clear(table: Path, args: list[str], message: str) -> 
     code, out = _run("detect", *[a.replace("{f}", str(table)) for a in args])
     assert code == 2
     assert message in out
+
+
+def test_kswin_default_seed_is_fixed_and_a_short_stream_is_reported(tmp_path: Path) -> None:
+    from watchkeeper.detectors import KSWIN
+
+    rng = np.random.default_rng(4)
+    stream = np.r_[rng.normal(0, 1, 1500), rng.normal(0.8, 1, 1500)]
+    first, second = KSWIN().update_many(stream), KSWIN().update_many(stream)
+    assert first.tolist() == second.tolist() and KSWIN().seed == 0
+    short = KSWIN()
+    short.update_many(stream[:300])
+    assert not short.tested()
+    short.update_many(stream[300:600])
+    assert short.tested()
+    path = tmp_path / "short.csv"
+    path.write_text("x\n" + "\n".join(str(v) for v in stream[:300]) + "\n")
+    result = CliRunner().invoke(create_app(), ["detect", "KSWIN", str(path), "-c", "x"])
+    assert result.exit_code == 0, result.output
+    assert "exceeds the 300 values" in result.output
+    result = CliRunner().invoke(
+        create_app(), ["detect", "KSWIN", str(path), "-c", "x", "--format", "json"]
+    )
+    assert "no test ran" in json.loads(result.output)["note"]

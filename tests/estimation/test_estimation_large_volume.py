@@ -73,8 +73,28 @@ def test_cost_does_not_grow_with_the_volume() -> None:
 
 def test_small_volumes_stay_exact() -> None:
     e = expect_flags(OperatingPoint(None, tpr=0.9, fpr=0.02), prevalence=0.1, volume=1000)
-    assert e.method == "poisson-binomial"
-    assert (e.low, e.high) == (98, 118)
+    assert e.method == "binomial" and (e.low, e.high) == (89, 128)
+    f = expect_flags(
+        OperatingPoint(None, tpr=0.9, fpr=0.02), prevalence=0.1, volume=1000, mix="fixed"
+    )
+    assert f.method == "poisson-binomial"
+    assert (f.low, f.high) == (98, 118)
+
+
+@pytest.mark.parametrize("rho", [0.0, 1e-4, 0.003])
+def test_random_mix_approximation_matches_the_exact_band(
+    monkeypatch: pytest.MonkeyPatch, rho: float
+) -> None:
+    op = OperatingPoint(None, 0.9, 0.02, 500, 4500).validated()
+    bands = []
+    for support in (10**9, 0):
+        monkeypatch.setattr(operating, "EXACT_SUPPORT", support)
+        dist = operating._FlagCount(op, 0.1, 3_000_000, True, "random", rho)
+        bands.append((dist, dist.band(0.95), dist.band(0.99)))
+    (exact, *b_exact), (approx, *b_approx) = bands
+    assert exact.exact and not approx.exact
+    for (lo_e, hi_e), (lo_a, hi_a) in zip(b_exact, b_approx, strict=True):
+        assert abs(lo_e - lo_a) <= 0.002 * exact.sd and abs(hi_e - hi_a) <= 0.002 * exact.sd
 
 
 def test_tails_and_extremes_of_the_approximation() -> None:

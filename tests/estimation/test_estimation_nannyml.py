@@ -80,7 +80,7 @@ def test_plain_estimator_agrees_with_nannyml_and_correction_wins(tmp_path: Path)
         for m in METRICS:  # the same method on the same scores: the same answer
             assert o[m].value == pytest.approx(t[m], abs=0.006), m
 
-    fixed = PerformanceEstimator(0.5, metrics=METRICS)
+    fixed = PerformanceEstimator(0.5, prior_correction=True, metrics=METRICS)
     fixed.fit(data["ref_scores"], data["ref_labels"])
     corrected = fixed.estimate_chunks(data["prior_scores"], CHUNK)
     errs: dict[str, dict[str, list[float]]] = {"ours": {}, "nannyml": {}}

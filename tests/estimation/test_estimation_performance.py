@@ -95,7 +95,7 @@ def test_prior_correction_wins_under_label_shift(rng: np.random.Generator) -> No
 def test_prior_correction_only_where_a_class_mix_fits(rng: np.random.Generator) -> None:
     """A window whose scores no class mix explains is estimated without the correction."""
     s_ref, y_ref = _task(rng, 20_000, 0.5)
-    est = PerformanceEstimator(0.5).fit(s_ref, y_ref)
+    est = PerformanceEstimator(0.5, prior_correction=True).fit(s_ref, y_ref)
     s_mix, _ = _task(rng, 5_000, 0.2)
     mixed = est.estimate(s_mix)
     assert mixed.details["shift"] == "prior" and mixed.method == "cbpe_prior_corrected"
@@ -108,7 +108,8 @@ def test_prior_correction_only_where_a_class_mix_fits(rng: np.random.Generator) 
     assert changed.details["prior_fit_p_value"] < 0.001
     plain = PerformanceEstimator(0.5, prior_correction=False).fit(s_ref, y_ref)
     assert changed["accuracy"].value == plain.estimate(squeezed)["accuracy"].value
-    off = PerformanceEstimator(0.5, prior_fit_alpha=0).fit(s_ref, y_ref).estimate(squeezed)
+    off = PerformanceEstimator(0.5, prior_correction=True, prior_fit_alpha=0).fit(s_ref, y_ref)
+    off = off.estimate(squeezed)
     assert off.details["shift"] == "prior"  # the test switched off: corrected regardless
     with pytest.raises(ValueError, match="prior_fit_alpha"):
         PerformanceEstimator(prior_fit_alpha=1.0).fit(s_ref, y_ref)
@@ -193,16 +194,46 @@ def test_features_detect_covariate_shift_and_reweight(rng: np.random.Generator) 
     with_f = est.estimate(s, features=x)
     assert with_f.details["shift"] == "covariate"
     assert with_f.method == "cbpe_importance_weighted"
-    scores_only = est.estimate(s)
+    corrected = PerformanceEstimator(0.5, prior_correction=True).fit(s_ref, y_ref).estimate(s)
+    plain = est.estimate(s)  # the default from scores alone: plain CBPE
+    assert plain.method == "cbpe"
     for name in ("accuracy", "f1"):
-        assert abs(with_f[name].value - r[name].value) < abs(
-            scores_only[name].value - r[name].value
-        ), name
+        err = abs(with_f[name].value - r[name].value)
+        assert err < abs(corrected[name].value - r[name].value), name
+        assert err < abs(plain[name].value - r[name].value) + 0.005, name
     # a pure prior shift is not mistaken for covariate shift
     s2, _, x2 = _covariate_task(rng, 10_000, 0.0, prev=0.2)
     prior = est.estimate(s2, features={"a": x2[:, 0], "b": x2[:, 1]})
     assert prior.details["shift"] == "prior"
     assert prior.details["covariate_p_value"] > 1e-6
+
+
+def test_auto_corrects_only_when_justified(rng: np.random.Generator) -> None:
+    """The default: plain CBPE from scores alone (a covariate shift can look like a new class
+    mix); with features, corrected only when the class-reweighted reference explains them."""
+    s_ref, y_ref, x_ref = _covariate_task(rng, 20_000, 0.0)
+    est = PerformanceEstimator(0.5).fit(s_ref, y_ref, features=x_ref)
+    assert est.prior_correction == "auto"
+    s, y, x = _covariate_task(rng, 5_000, 0.0, prev=0.2)
+    scores_only = est.estimate(s)
+    assert scores_only.method == "cbpe" and "off" in scores_only.details["prior_correction"]
+    plain = PerformanceEstimator(0.5, prior_correction=False).fit(s_ref, y_ref).estimate(s)
+    assert scores_only["f1"].value == plain["f1"].value
+    with_f = est.estimate(s, features=x)
+    assert with_f.details["shift"] == "prior" and with_f.details["label_shift_p_value"] > 0.01
+    r = realised_performance(s, y, 0.5)
+    assert abs(with_f["f1"].value - r["f1"].value) < abs(plain["f1"].value - r["f1"].value)
+    # inputs that moved within a class: no class mix explains them
+    pool_s, pool_y, pool_x = _covariate_task(rng, 40_000, 0.0)
+    keep = rng.random(len(pool_s)) < np.exp(0.7 * pool_x[:, 0]) / np.exp(0.7 * pool_x[:, 0]).max()
+    kept_x, kept_y = pool_x[keep][:5000], pool_y[keep][:5000]
+    p_cov = est._label_shift_p(kept_x, len(kept_x), float(kept_y.mean()))
+    p_prior = est._label_shift_p(x, len(s), 0.2)
+    assert p_cov < 0.01 < p_prior
+    with pytest.raises(ValueError, match="prior_correction"):
+        PerformanceEstimator(prior_correction="sometimes").fit(s_ref, y_ref)
+    with pytest.raises(ValueError, match="label_shift_alpha"):
+        PerformanceEstimator(label_shift_alpha=2).fit(s_ref, y_ref)
 
 
 def test_features_bad_input(rng: np.random.Generator) -> None:

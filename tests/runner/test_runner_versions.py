@@ -103,10 +103,11 @@ def test_reregistering_an_old_version_does_not_make_it_current(
     store.register_model_version("p", "m", "v1", expected_volume=1000.0)  # an update of v1
     ctx = load_context(store, "p", "m")
     assert ctx is not None and ctx.version == "v2"
-    # Events without a version are checked against the serving version (v2): like v2, calm.
+    # Events without a version were served by the serving version (v2) and count as its own:
+    # checked against v2's reference, calm, and labelled v2.
     store.log_events("p", "m", _events(rng, T0, 400, 3.0, None, "u"))
     run = run_monitors(store, "p", "m", now=T0 + HOUR + 1, send=False)
-    unversioned = _x(run.findings, None)
+    unversioned = _x(run.findings, "v2")
     assert unversioned and not any(f["drift"] for f in unversioned)
     store.close()
 

@@ -203,3 +203,14 @@ def test_revoking_the_token_ends_the_session(store: Any, seeded: tuple[Seeded, P
         store.revoke_token(token)
         app.state.ui_tokens._seen.clear()  # skip the few seconds' cache
         assert c.get("/ui/").status_code == 303
+
+
+def test_aliases_on_the_overview_and_the_time_line(
+    client: Any, store: Any, seeded: tuple[Seeded, Path]
+) -> None:
+    s = seeded[0]
+    store.set_alias(s.project, MODEL, "champion", "v1", actor="ci", reason="first release")
+    _login(client, s.read)
+    assert "champion → v1" in client.get("/ui/").text
+    page = client.get(f"/ui/models/{MODEL}")
+    assert "alias moves" in page.text and "champion: none" in page.text

@@ -127,3 +127,41 @@ def test_payload_store_on_an_fsspec_url() -> None:
     store = PayloadStore(f"memory://wk-{time.time_ns()}")
     ref = store.put("p", b"a snippet", "text/plain")
     assert store.get("p", ref) == (b"a snippet", "text/plain")
+
+
+def test_segments_command_stores_findings_that_open_their_samples(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from watchkeeper.server import Settings
+    from watchkeeper.server import create_app as server_app
+
+    db = tmp_path / "wk.db"
+    store = Store(str(db))
+    store.create_project("p")
+    store.register_model_version("p", "m", "v1", operating_point={"threshold": 0.5})
+    rng = np.random.default_rng(2)
+    n = 2000
+    src = rng.choice(["a", "b", "c"], n)
+    scores = np.where(src == "c", 0.6 + 0.4 * rng.random(n), 0.7 * rng.random(n))
+    now = time.time()
+    store.log_events(
+        "p", "m",
+        Window.from_columns(ids=[f"e{i}" for i in range(n)], ts=now - 3600 + np.arange(n),
+                            scores=scores, tags={"src": src}, versions=["v1"] * n),
+    )  # fmt: skip
+    args = ["segments", "m", "--project", "p", "--db", str(db), "--since", "2h", "--store"]
+    result = CliRunner().invoke(create_app(), args)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("src = c:")
+    finding = store.list_findings("p", "m", check="weak_segment")[0]
+    token = store.create_token("p", {"read"})
+    app = server_app(Settings(system_metrics=False), store=store)
+    with TestClient(app, follow_redirects=False) as client:
+        client.post("/ui/login", data={"token": token})
+        hop = client.get(f"/ui/models/m/findings/{finding['id']}/samples")
+        assert "tag=src%3Dc" in hop.headers["location"]
+        page = client.get(hop.headers["location"])
+        assert page.text.count('class="sample"') == 100 and "src=a" not in page.text
+    bad = CliRunner().invoke(create_app(), [*args[:-1], "--format", "xml"])
+    assert bad.exit_code == 2 and "--format" in bad.output
+    store.close()

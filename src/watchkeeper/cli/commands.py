@@ -23,8 +23,10 @@ from watchkeeper.cli import (
     loop,
     model,
     monitors,
+    outliers,
     plan,
     report,
+    segments,
     server,
 )
 
@@ -39,8 +41,10 @@ REGISTRARS: tuple[Callable[[typer.Typer], None], ...] = (
     check_batch.register,
     monitors.register,
     model.register,
+    outliers.register,
     plan.register,
     report.register,
+    segments.register,
     server.register,
     loop.register,
     db.register,

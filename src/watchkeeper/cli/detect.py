@@ -77,6 +77,13 @@ def detect(
     except (OSError, ValueError, TypeError) as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(2) from None
+    note = None
+    tested = getattr(det, "tested", None)
+    if callable(tested) and not tested():
+        note = (
+            f"window_size {det.get_params().get('window_size')} exceeds the {values.size} values "
+            "seen: no test ran (lower --param window_size)"
+        )
     if fmt is _Format.json:
         report = {
             "method": method,
@@ -85,7 +92,12 @@ def detect(
             "n": int(values.size),
             "detections": found.tolist(),
         }
+        if note is not None:
+            report["note"] = note
         typer.echo(json.dumps(report))
+        return
+    if note is not None:
+        typer.echo(f"{method}: {note}")
         return
     if found.size:
         shown = ", ".join(str(i) for i in found[:50].tolist())

@@ -195,11 +195,13 @@ def close_the_loop(
         "promotion": "auto",
         "rollback": {"watch": "2d", "verdicts": ["model_change"]},
     }}  # fmt: skip
-    MaintenancePlan.from_dict(plan).validate()
+    from watchkeeper.alerts import SinkPolicy
+
+    policy = SinkPolicy.parse(hook.address, None)  # the demo server's: its webhook only
     reply = admin.put(f"/v1/models/{MODEL}/plan", json=plan)
     if reply.status_code >= 300:
         raise RuntimeError(f"PUT plan failed: {reply.status_code} {reply.text[:300]}")
-    retraining = MaintenancePlan.from_dict(plan).validate().retraining
+    retraining = MaintenancePlan.from_dict(plan).validate(policy).retraining
     assert retraining is not None
     prior = [r for r in reports if r.act == "twice the photocopies"]
     if prior:
@@ -360,7 +362,7 @@ def close_the_loop(
     t = time.perf_counter()
     move = promote(store, PROJECT, MODEL, version2, actor="watchkeeper (promotion: auto)",
                    reason="gate passed; shadow: the sequential test found it more accurate",
-                   now=end)  # fmt: skip
+                   now=end, policy=policy)  # fmt: skip
     _wait = time.monotonic() + 2.0
     while len(hook.received) == before and time.monotonic() < _wait:
         time.sleep(0.05)
@@ -388,7 +390,7 @@ def close_the_loop(
                         hook.received[before:])  # fmt: skip
     reports.append(report)
     narrate_day(out, report)
-    watch = check_watch(store, PROJECT, MODEL, now=end)
+    watch = check_watch(store, PROJECT, MODEL, now=end, policy=policy)
     out.print("   Watch period: " + ("no rollback cause." if watch is None
                                     else f"{watch['outcome']}: {watch.get('cause', '')}"))
     result["watch"] = None if watch is None else watch["outcome"]

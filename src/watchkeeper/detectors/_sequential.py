@@ -248,10 +248,14 @@ class KSWIN(_Kernelled, RealDetector):
         Size of each of the two samples compared; less than ``window_size``, and at most
         ``window_size - stat_size`` older values must remain to draw from.
     seed
-        Seed of the sampling; ``None`` draws one at the first value (kept in the state).
+        Seed of the sampling (default 0, so reruns on the same stream agree); ``None`` draws
+        one at the first value (kept in the state).
     reset_after_drift
         Start afresh with the value after a detection (River); ``False`` keeps the
         ``stat_size`` most recent values as the new window (the paper).
+
+    No test runs before ``window_size`` values have been seen: :meth:`tested` says whether
+    one has, and ``watchkeeper detect`` says so when a stream is shorter than the window.
 
     Examples
     --------
@@ -278,7 +282,7 @@ class KSWIN(_Kernelled, RealDetector):
         alpha: float = 1e-5,
         window_size: int = 500,
         stat_size: int = 150,
-        seed: int | None = None,
+        seed: int | None = 0,
         reset_after_drift: bool = True,
     ) -> None:
         super().__init__()
@@ -296,6 +300,12 @@ class KSWIN(_Kernelled, RealDetector):
             check_int(self.seed, "seed", low=0)
             if int(self.seed) >= 2**63:
                 raise ValueError(f"seed must be below 2**63; got {self.seed!r}")
+
+    def tested(self) -> bool:
+        """Whether the window has filled since the start (or the last reset), so that at
+        least one test ran: a stream shorter than ``window_size`` is never tested."""
+        s = self._state
+        return s is not None and float(s["scalars"][2]) > 0
 
     def critical_count(self) -> int:
         """Smallest ``k`` such that ``D = k / stat_size`` signals a change (``stat_size + 1``

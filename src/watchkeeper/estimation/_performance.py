@@ -208,8 +208,14 @@ class PerformanceEstimator:
         ``"auto"`` (isotonic or Platt by held-out log loss), ``"isotonic"`` or ``"platt"``.
     prior_correction
         Re-weight the calibrated posteriors by the window's class prior estimated by EM
-        before counting (right under label shift, where the plain method is biased). ``False``
-        gives the plain confidence-based estimate.
+        before counting (right under label shift, where the plain method is biased).
+        ``"auto"`` (the default) corrects only when the correction is justified: features
+        were given, they show no covariate drift once the reference is re-weighted to the
+        estimated class mix (``label_shift_alpha``), and a mix of the reference classes fits
+        the scores. From scores alone a covariate shift can look like a new class mix, where
+        the correction makes the estimate worse than plain CBPE, so without features
+        ``"auto"`` is plain CBPE. ``True`` corrects whenever a mix fits the scores (for
+        windows known to differ by their class mix only); ``False`` never corrects.
     prior_fit_alpha
         The prior correction is right only when a change of class mix explains the window's
         scores. Before correcting, the goodness-of-fit test of :func:`diagnose_shift` asks
@@ -233,6 +239,13 @@ class PerformanceEstimator:
         events that approximation alone becomes significant at ordinary levels: on the W5
         benchmark's pure prior shift the statistic reached p ≈ 5e-5, while material
         covariate shift gave p < 1e-15.
+    label_shift_alpha
+        Level of the test ``"auto"`` runs before correcting: re-weight each reference event
+        by ``new prior / reference prior`` of its (known) class, which makes the reference a
+        sample of the label-shifted distribution, and compare each feature with the window
+        (weighted Kolmogorov-Smirnov, effective sample size, Bonferroni across features).
+        Rejected: the inputs moved in a way a new class mix does not explain, and the
+        estimate stays plain CBPE (``details["shift"]`` is ``"unexplained"``).
     random_state
         Seed of the draws.
 
@@ -254,15 +267,17 @@ class PerformanceEstimator:
         self,
         threshold: float = 0.5,
         calibration: str = "auto",
-        prior_correction: bool = True,
+        prior_correction: bool | str = "auto",
         metrics: Sequence[str] = METRICS,
         coverage: float = 0.95,
         n_simulations: int = 200,
         covariate_alpha: float = 1e-6,
         prior_fit_alpha: float = 1e-3,
+        label_shift_alpha: float = 0.01,
         random_state: int = 0,
     ) -> None:
         self.threshold = threshold
+        self.label_shift_alpha = label_shift_alpha
         self.calibration = calibration
         self.prior_correction = prior_correction
         self.prior_fit_alpha = prior_fit_alpha
@@ -293,6 +308,14 @@ class PerformanceEstimator:
             raise ValueError(f"n_simulations must be at least 20, got {self.n_simulations!r}")
         if not 0 <= float(self.prior_fit_alpha) < 1:
             raise ValueError(f"prior_fit_alpha must be in [0, 1), got {self.prior_fit_alpha!r}")
+        if self.prior_correction not in (True, False, "auto"):
+            raise ValueError(
+                f"prior_correction must be True, False or 'auto', got {self.prior_correction!r}"
+            )
+        if not 0 <= float(self.label_shift_alpha) < 1:
+            raise ValueError(
+                f"label_shift_alpha must be in [0, 1), got {self.label_shift_alpha!r}"
+            )
         self.calibrator_ = Calibrator(self.calibration, random_state=self.random_state).fit(s, y)
         self.reference_prior_ = float(y.mean())
         # EM must start from the prior the calibrated posteriors average to on the reference
@@ -399,7 +422,11 @@ class PerformanceEstimator:
                 info["effective_reference_size"] = float(weights.sum() ** 2 / (weights**2).sum())
                 return cal.predict(s), None, info
         p = self.calibrator_.predict(s)
-        if not self.prior_correction or len(p) == 0:
+        if (self.prior_correction != "auto" and not self.prior_correction) or len(p) == 0:
+            return p, None, info
+        auto = self.prior_correction == "auto"
+        if auto and features is None:
+            info["prior_correction"] = "off: scores alone cannot tell label from covariate shift"
             return p, None, info
         alpha = float(self.prior_fit_alpha)
         mixture_fit: MixtureFit | None = getattr(self, "mixture_fit_", None)
@@ -418,17 +445,51 @@ class PerformanceEstimator:
                 info["shift"] = "unexplained"
                 return p, None, info
         prior = float(em_prior(p, self.calibrated_prior_))
+        if auto and features is not None:
+            ls_p = self._label_shift_p(features, len(s), prior)
+            info["label_shift_p_value"] = ls_p
+            if ls_p < float(self.label_shift_alpha):
+                info["shift"] = "unexplained"
+                return p, None, info
         info["shift"] = "prior"
         return adjust_posteriors(p, self.calibrated_prior_, prior), prior, info
+
+    def _label_shift_p(self, features: Any, n: int, prior: float) -> float:
+        """p-value of "the window's inputs are the reference's, re-weighted to class mix
+        ``prior``": weighted two-sample Kolmogorov-Smirnov per feature, Bonferroni."""
+        from scipy import stats
+
+        cur = self._standardise(_feature_matrix(features, n))
+        ref = self.reference_features_[:, :-1]
+        y = self.reference_labels_
+        # the EM prior lives on the calibrated scale; map its shift onto the label shares
+        new = float(np.clip(self.reference_prior_ + prior - self.calibrated_prior_, 1e-6, 1 - 1e-6))
+        w = np.where(y, new / self.reference_prior_, (1 - new) / (1 - self.reference_prior_))
+        w = w / w.sum()
+        n_eff = 1.0 / float((w * w).sum())
+        m = cur.shape[0]
+        en = math.sqrt(n_eff * m / (n_eff + m))
+        ps = []
+        for j in range(ref.shape[1]):
+            r, c = ref[:, j], cur[:, j]
+            order = np.argsort(r, kind="stable")
+            grid = np.unique(np.r_[r, c])
+            f_ref = np.cumsum(w[order])[np.searchsorted(r[order], grid, side="right") - 1]
+            f_ref = np.where(np.searchsorted(r[order], grid, side="right") == 0, 0.0, f_ref)
+            f_cur = np.searchsorted(np.sort(c), grid, side="right") / m
+            d = float(np.abs(f_ref - f_cur).max())
+            ps.append(float(stats.kstwobign.sf(en * d)))
+        return min(1.0, len(ps) * min(ps)) if ps else 1.0
 
     def estimate(
         self, scores: Any, features: Any = None, labels: Any = None
     ) -> PerformanceEstimate:
         """Estimated metrics of one window of unlabelled scores, with intervals.
 
-        Without ``features`` the window's shift is taken to be a change of class mix (the
-        prior correction) when a mix of the reference classes fits the window's scores, and
-        the calibrated posteriors are used as they are when none does (``prior_fit_alpha``).
+        Without ``features`` the default (``prior_correction="auto"``) is plain CBPE; with
+        ``prior_correction=True`` the window's shift is taken to be a change of class mix
+        when a mix of the reference classes fits the window's scores, and the calibrated
+        posteriors are used as they are when none does (``prior_fit_alpha``).
         With ``features`` (the same columns as given to
         :meth:`fit`), a test first asks whether the inputs moved in directions the score does
         not see; if so the shift is treated as covariate shift and the reference is

@@ -366,12 +366,16 @@ class MaintenancePlan:
     monitors: MonitorConfig = field(default_factory=MonitorConfig)
     retraining: dict[str, Any] | None = None
 
-    def validate(self) -> MaintenancePlan:
-        """Check every field (monitors, rules and sinks, retraining); errors name the field."""
+    def validate(self, policy: Any = None) -> MaintenancePlan:
+        """Check every field (monitors, rules and sinks, retraining); errors name the field.
+
+        ``policy`` is the operator's :class:`~watchkeeper.alerts.SinkPolicy` the sinks must
+        respect (``None``: the environment's).
+        """
         from watchkeeper.alerts import validate_alerting
 
         self.monitors.validate()
-        validate_alerting(self.monitors.rules, self.monitors.sinks)
+        validate_alerting(self.monitors.rules, self.monitors.sinks, policy)
         if self.retraining is not None:
             self.retraining = retraining_config(self.retraining)
             names = {str(r.get("name")) for r in self.monitors.rules}
@@ -444,9 +448,11 @@ def get_plan(store: Any, project: str, model: str) -> tuple[str, MaintenancePlan
     return source, MaintenancePlan(monitors, retraining_config(section))
 
 
-def put_plan(store: Any, project: str, model: str, plan: MaintenancePlan) -> None:
+def put_plan(
+    store: Any, project: str, model: str, plan: MaintenancePlan, policy: Any = None
+) -> None:
     """Validate the whole plan, then store it; on any error nothing is stored."""
-    plan.validate()
+    plan.validate(policy)
     retraining = retraining_config(plan.retraining or {})
     store.put_state(project, _plan_key(model), {"retraining": retraining})
     store.put_monitor_config(project, model, plan.monitors.to_dict())

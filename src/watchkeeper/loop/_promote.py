@@ -23,6 +23,7 @@ MAX_EVENTS = 200
 def notify(
     store: Any, project: str, model: str, step: str, summary: str, *,
     severity: str = "info", details: dict[str, Any] | None = None, now: float | None = None,
+    policy: Any = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Record a loop step in the model's event log and send it to the plan's sinks.
 
@@ -43,7 +44,7 @@ def notify(
     errors = []
     for cfg in found[1].monitors.sinks if found else []:
         try:
-            sink_from_dict(cfg).send([AlertEvent("firing", alert)])
+            sink_from_dict(cfg, policy).send([AlertEvent("firing", alert)])
         except Exception as exc:  # a sink's failure is recorded, not raised
             errors.append(f"{cfg.get('type')}: {exc}")
     if errors:
@@ -61,9 +62,12 @@ def loop_events(store: Any, project: str, model: str) -> list[dict[str, Any]]:
 
 def promote(
     store: Any, project: str, model: str, version: str, *, actor: str = "watchkeeper",
-    reason: str = "promoted", now: float | None = None,
+    reason: str = "promoted", now: float | None = None, policy: Any = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Point ``champion`` at ``version``, start the watch period, notify; returns the move."""
+    """Point ``champion`` at ``version``, start the watch period, notify; returns the move.
+
+    ``policy``: the operator's :class:`~watchkeeper.alerts.SinkPolicy` for the notification.
+    """
     now = time.time() if now is None else float(now)
     move = store.set_alias(project, model, "champion", version, actor=actor, reason=reason)
     found = get_plan(store, project, model)
@@ -80,13 +84,13 @@ def promote(
     notify(
         store, project, model, "promoted",
         f"{version} is the champion (was {move.get('from')}); watching for {watch}",
-        details={"move": move, "actor": actor, "reason": reason}, now=now,
+        details={"move": move, "actor": actor, "reason": reason}, now=now, policy=policy,
     )  # fmt: skip
     return dict(move)
 
 
 def check_watch(
-    store: Any, project: str, model: str, *, now: float | None = None
+    store: Any, project: str, model: str, *, now: float | None = None, policy: Any = None
 ) -> dict[str, Any] | None:
     """During the watch period, roll back on a listed verdict or a performance breach.
 
@@ -99,18 +103,19 @@ def check_watch(
     if not watch:
         return None
     found = get_plan(store, project, model)
-    policy: dict[str, Any] = {"verdicts": ["model_change"], "gate_breach": True}
+    rollback: dict[str, Any] = {"verdicts": ["model_change"], "gate_breach": True}
     if found is not None and found[1].retraining is not None:
-        policy = found[1].retraining["rollback"]
+        rollback = found[1].retraining["rollback"]
     since = float(watch["since"])
     cause = None
     for f in store.list_findings(project, model, since=since, check="operating_point"):
         verdict = (f.get("details") or {}).get("verdict")
         starts = f.get("window_start")
-        if f.get("drift") and verdict in policy["verdicts"] and (starts is None or starts >= since):
+        after = starts is None or starts >= since
+        if f.get("drift") and verdict in rollback["verdicts"] and after:
             cause = f"operating point verdict {verdict} in the window ending {f.get('window_end')}"
             break
-    if cause is None and policy["gate_breach"]:
+    if cause is None and rollback["gate_breach"]:
         for f in store.list_findings(project, model, since=since, check="realised_performance"):
             starts = f.get("window_start")
             if f.get("drift") and (starts is None or starts >= since):
@@ -125,7 +130,7 @@ def check_watch(
         save_loop_state(store, project, model, state)
         notify(store, project, model, "rolled_back",
                f"champion rolled back {move['from']} -> {move['to']}: {cause}",
-               severity="critical", details={"move": move}, now=now)  # fmt: skip
+               severity="critical", details={"move": move}, now=now, policy=policy)  # fmt: skip
         return {"outcome": "rolled_back", "cause": cause, "move": move}
     if now >= float(watch["until"]):
         state = loop_state(store, project, model)
@@ -133,6 +138,6 @@ def check_watch(
         save_loop_state(store, project, model, state)
         notify(store, project, model, "confirmed",
                f"{watch['version']} stays the champion: the watch period passed without a "
-               "rollback cause", now=now)  # fmt: skip
+               "rollback cause", now=now, policy=policy)  # fmt: skip
         return {"outcome": "confirmed", "version": watch["version"]}
     return None

@@ -491,14 +491,21 @@ def _time_windows(
     return [(closed - (count - i) * size, closed - (count - i - 1) * size) for i in range(count)]
 
 
-def _by_version(window: Window) -> list[tuple[str | None, Window]]:
-    """The window cut into one part per model version (events without one form their own
-    part, ``None``), in order of version name; never pooled."""
+def _by_version(window: Window, serving: str | None = None) -> list[tuple[str | None, Window]]:
+    """The window cut into one part per model version, in order of version name; never pooled.
+
+    Events that carry no version were served by the serving version (the ``champion``
+    alias's), and count as its events; with no serving version they form their own part,
+    ``None``.
+    """
     if window.versions is None or len(window) == 0:
-        return [(None, window)]
+        return [(serving, window)]
     import pandas as pd
 
-    codes, uniques = pd.factorize(pd.Series(window.versions, dtype=object), use_na_sentinel=True)
+    versions = pd.Series(window.versions, dtype=object).replace("", None)
+    if serving is not None:
+        versions = versions.fillna(serving)
+    codes, uniques = pd.factorize(versions, use_na_sentinel=True)
     codes = np.asarray(codes)
     names: list[str | None] = [str(u) for u in uniques]
     parts: list[tuple[str | None, Window]] = []
@@ -677,14 +684,14 @@ def _run_windows(
         first = store.first_event_ts(project, model) if rstate.get("last_end") is None else None
         for start, end in _time_windows(cfg, rstate.get("last_end"), now, first, max_windows):
             full = store.read_window(project, model, start=start, end=end)
-            windows.append((full, _by_version(full)))
+            windows.append((full, _by_version(full, ctx.version)))
     else:
         size = int(cfg.window["size"])
         known = [v.get("last_ts") for v in vstates.values()]
         after = min(known) if known and None not in known else None
         begin = None if after is None else float(np.nextafter(float(after), math.inf))
         pending = store.read_window(project, model, start=begin, end=now)
-        for version, part in _by_version(pending):
+        for version, part in _by_version(pending, ctx.version):
             own = vstates.get(_version_key(version), {}).get("last_ts")
             if own is not None:
                 part = part.take(np.flatnonzero(part.ts > float(own)))
@@ -784,6 +791,15 @@ def _run_windows(
                         project, {"key": alert["key"], "console_url": alert["console_url"]}
                     )
             result.findings.extend(dicts)
+            result.evaluations.append(
+                {
+                    "start": float(window.start if window.start is not None else wend),
+                    "end": wend,
+                    "version": version,
+                    "events": len(part),
+                    "findings": len(dicts),
+                }
+            )
             result.metrics = metrics
             result.events.extend(ev.events)
             result.transients.extend({**t, "version": version} for t in ev.transients)
@@ -806,80 +822,6 @@ def _run_windows(
     _refresh_alertmanager(store, project, model, cfg, now, result, send, policy, skip_sent=True)
     result.alerts = store.list_alerts(project, model=model, status="firing")
     return result
-
-
-def split_by_version(
-    window: Window, serving: str | None
-) -> tuple[Window, list[tuple[str, Window]]]:
-    """The events of the serving version (and those that carry no version) and, for every
-    other version present, its own events; in version order.
-
-    >>> w = Window.from_columns(ts=[1.0, 2.0, 3.0], scores=[0.1, 0.2, 0.3],
-    ...                         versions=["v2", None, "v1"])
-    >>> main, rest = split_by_version(w, "v2")
-    >>> main.ts.tolist(), [(v, p.ts.tolist()) for v, p in rest]
-    ([1.0, 2.0], [('v1', [3.0])])
-    """
-    if window.versions is None or not len(window):
-        return window, []
-    vals = np.asarray(window.versions, dtype=object)
-    unversioned = (vals == None) | (vals == "")  # noqa: E711 (elementwise on an object array)
-    mine = unversioned | np.equal(vals, serving) if serving is not None else unversioned
-    if mine.all():
-        return window, []
-    rest = vals[~mine].astype(str)
-    others = [(str(v), window.take(np.flatnonzero(np.equal(vals, v)))) for v in np.unique(rest)]
-    return window.take(np.flatnonzero(mine)), others
-
-
-def _tag_version(dicts: list[dict[str, Any]], version: str | None) -> list[dict[str, Any]]:
-    """Findings carry the version whose events (and reference) they are about."""
-    if version is None:
-        return dicts
-    for d in dicts:
-        d["details"] = {**(d.get("details") or {}), "version": version}
-    return dicts
-
-
-def _evaluation(
-    window: Window, wend: float, version: str | None, part: Window, findings: list[Any]
-) -> dict[str, Any]:
-    return {
-        "start": float(window.start if window.start is not None else wend),
-        "end": wend,
-        "version": version,
-        "events": len(part),
-        "findings": len(findings),
-    }
-
-
-def _evaluate_other_version(
-    store: Any,
-    project: str,
-    model: str,
-    ctx: ModelContext,
-    version: str,
-    part: Window,
-    at: float,
-    result: RunResult,
-) -> list[dict[str, Any]]:
-    """Evaluate one non-serving version's events against that version's own reference (the
-    serving version's when it has none, said in each finding); store and return the findings.
-    They do not feed the serving version's alert memory or streaming detectors."""
-    own = load_context(store, project, model, version=version)
-    vctx = own if own is not None else ctx
-    findings, _ = run_checks(
-        vctx, part, now=at, store=store, project=project, model=model, errors=result.errors
-    )
-    dicts = _tag_version([f.to_dict() for f in findings], version)
-    if own is None:
-        for d in dicts:
-            d["details"]["reference_of"] = ctx.version
-    store.add_findings(project, model, dicts)
-    metrics = window_metrics(vctx, part, findings)
-    labels = {"window": ctx.config.window["kind"], "version": version}
-    store.add_metric_values(project, model, at, metrics, labels)
-    return dicts
 
 
 def _refresh_alertmanager(
@@ -928,7 +870,7 @@ def _adhoc(
     result.adhoc = True
     result.windows.append((float(window.start or now), float(window.end or now), len(window)))
     result.findings = []
-    for version, part in _by_version(window):
+    for version, part in _by_version(window, ctx.version):
         vctx = contexts.get(version)
         if vctx is None:
             continue

@@ -47,13 +47,15 @@ def _try_lock(handle: IO[bytes]) -> bool:
     return True
 
 
-def _write_durably(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary file, fsync, rename over ``path``."""
+def _write_durably(path: Path, data: bytes, sync: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically: a temporary file, fsync (unless ``sync`` is
+    False), rename over ``path``."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -112,7 +114,9 @@ class Spool:
         for leftover in (self.path, self.offset_path):  # a crash before a rename left these
             leftover.with_name(leftover.name + ".tmp").unlink(missing_ok=True)
         if not self.path.exists():
-            self._renew()
+            # A new, empty file: nothing to lose if it does not survive a power cut (it is
+            # then created again), so no fsync on the start-up path.
+            self._renew(sync=False)
         self._drop_torn_tail()
         self._generation, self._start = self._read_generation()
         self._acked = self._read_offset()
@@ -158,11 +162,12 @@ class Spool:
             return self._start
         return offset
 
-    def _renew(self) -> None:
+    def _renew(self, sync: bool = True) -> None:
         """Replace the spool file by an empty one of a new generation (write aside, rename)."""
         generation = secrets.token_hex(8)
-        _write_durably(self.path, _MAGIC + generation.encode() + b"\n")
-        _sync_directory(self.directory)
+        _write_durably(self.path, _MAGIC + generation.encode() + b"\n", sync)
+        if sync:
+            _sync_directory(self.directory)
         self._generation, self._start = generation, len(_MAGIC) + len(generation) + 1
 
     def _save_offset(self, offset: int) -> None:

@@ -71,7 +71,7 @@ class ErrorOut(BaseModel):
 _WHY = {
     401: "No token, or an invalid, expired or revoked one ('Authorization: Bearer <token>').",
     403: "The token lacks the scope this route needs.",
-    404: "The model (or the version, or the token) is not known in the token's project.",
+    404: "The model (or the version, payload, dataset or token) is not in the token's project.",
     413: "The body exceeds the route's cap (or the batch the event limit); nothing was read.",
     422: "Invalid input; 'detail' names the field (and index) first.",
     429: "Too many heavy requests running on this server; retry after 'Retry-After' seconds.",
@@ -84,7 +84,7 @@ def _codes(path: str, method: str) -> list[int]:
     if not path.startswith("/v1/"):
         return []
     codes = [401, 403, 422]
-    if "{model}" in path or path.endswith("/tokens:revoke"):
+    if "{" in path or path.endswith("/tokens:revoke"):  # a named thing may not exist
         codes.append(404)
     if method in {"post", "put", "patch"}:
         codes.append(413)

@@ -505,10 +505,11 @@ class ConsoleMixin(StoreBase):
                 if len(rows):
                     hits, _ = self._match_columns(
                         ts[rows], ids[rows], versions[rows], np.full(len(rows), cid), rows,
-                        None, {cid: part}, query, thresholds, len(rows),
+                        None, {cid: part}, query, thresholds, len(rows), positions_only=True,
                     )  # fmt: skip
-                    where = {i: j for j, i in enumerate(ids[rows].tolist())}
-                    pending += [(h["ts"], h["id"], cid, int(rows[where[h["id"]]])) for h in hits]
+                    at = rows[np.asarray(hits, dtype=np.int64)]
+                    pending += zip(ts[at].tolist(), ids[at].tolist(), [cid] * len(at),
+                                   at.tolist(), strict=True)  # fmt: skip
                 last = k == len(chunk_list) - 1
                 bound = None if last else float(chunk_list[k + 1][1 if newest else 2])
                 pending.sort(key=lambda c: (c[0], c[1]), reverse=newest)
@@ -545,7 +546,8 @@ class ConsoleMixin(StoreBase):
         if not candidates:
             return []
         ev = T.events
-        wanted = [c[1] for c in candidates]
+        wanted = {c[1] for c in candidates}
+        # by time, on the (model, ts, ...) index that covers every column needed
         stored = {
             str(r[0]): r
             for r in _raw_rows(
@@ -553,8 +555,9 @@ class ConsoleMixin(StoreBase):
                 sa.select(ev.c.event_id, ev.c.ts, ev.c.version, ev.c.chunk_id, ev.c.chunk_row,
                           ev.c.label)
                 .where(ev.c.model_id == mid)
-                .where(ev.c.event_id.in_(wanted)),
+                .where(ev.c.ts.in_(sorted({c[0] for c in candidates}))),
             )
+            if r[0] in wanted
         }  # fmt: skip
         index = [
             (s[1], s[0], s[2], s[3], s[4], s[5])
@@ -602,7 +605,10 @@ class ConsoleMixin(StoreBase):
         query: SampleQuery,
         thresholds: Mapping[str, float],
         limit: int,
-    ) -> tuple[list[dict[str, Any]], int]:
+        positions_only: bool = False,
+    ) -> tuple[list[Any], int]:
+        """Rows of the batch that match (output dicts, or their positions), and how many rows
+        of the batch that used."""
         n = len(ts)
         labels = np.full(n, None, dtype=object)
         if label_text is None:
@@ -651,6 +657,8 @@ class ConsoleMixin(StoreBase):
                 keep &= np.zeros(n, bool) if values is None else _range(values, low, high)
         hits = np.flatnonzero(keep)[:limit]
         used = n if len(hits) < limit else int(hits[-1]) + 1
+        if positions_only:
+            return hits.tolist(), used
         out = []
         feature_names = sorted(k[2:] for k in [*nums, *objs] if k.startswith("f:"))
         tag_names = sorted(k[2:] for k in objs if k.startswith("t:"))

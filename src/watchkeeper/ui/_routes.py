@@ -296,7 +296,7 @@ def finding_samples(request: Request, session: SessionDep, model: str, finding_i
     _model(request, session, model)
     finding = _finding(request, session, model, finding_id)
     params = V.finding_filters(_state(request).store, session.project, model, finding)
-    params["finding"] = str(finding_id)
+    params.append(("finding", str(finding_id)))
     return RedirectResponse(f"{PREFIX}/models/{model}/samples?{urlencode(params)}", 303)
 
 

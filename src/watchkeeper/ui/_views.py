@@ -124,7 +124,7 @@ def samples_link(model: str, finding: Mapping[str, Any], prefix: str = "/ui") ->
 
 def finding_filters(
     store: Any, project: str, model: str, finding: Mapping[str, Any]
-) -> dict[str, str]:
+) -> list[tuple[str, str]]:
     """Explorer parameters for a finding: its window and its cause.
 
     The cause: an out-of-band flag count shows the flagged events; a drifted feature (or score)
@@ -140,11 +140,22 @@ def finding_filters(
         params["end"] = repr(float(end))
     check = str(finding.get("check", ""))
     subject = str(finding.get("subject") or "")
+    details = finding.get("details") or {}
+    if check == "weak_segment" and isinstance(details.get("query"), str):
+        from urllib.parse import parse_qsl
+
+        pairs = [(k, v) for k, v in parse_qsl(details["query"])[:20]
+                 if k in ("tag", "feature", "flagged", "correct")]  # fmt: skip
+        return [*params.items(), *pairs]
     if check == "operating_point":
         params["flagged"] = "yes"
-    elif check in ("realised_performance", "calibration"):
+    elif check in ("realised_performance", "calibration") or (
+        check.startswith("streaming") and subject == "error"
+    ):
         params["correct"] = "no"
-    elif check == "estimated_performance":
+    elif check in ("shift_diagnosis", "estimated_performance") or (
+        check.startswith("streaming") and subject == "flag"
+    ):
         params["flagged"] = "yes"
     elif check in ("feature_drift", "prediction_drift", "training_serving_skew") and subject:
         tail = _tail(store, project, model, subject, start, end)
@@ -160,7 +171,7 @@ def finding_filters(
                     f"{subject}:{'' if low is None else repr(low)}:"
                     f"{'' if high is None else repr(high)}"
                 )
-    return params
+    return list(params.items())
 
 
 def _column(w: Any, subject: str) -> np.ndarray | None:
@@ -428,7 +439,9 @@ def timeline_chart(
             {
                 "x": [_when(m.get("at")) for m in moves],
                 "y": ["aliases"] * len(moves),
-                "text": [f"{m.get('alias')}: {m.get('from')} → {m.get('to')}" for m in moves],
+                "text": [
+                    f"{m.get('alias')}: {m.get('from') or 'none'} → {m.get('to')}" for m in moves
+                ],
                 "mode": "markers",
                 "type": "scatter",
                 "name": "alias moves",

@@ -306,3 +306,53 @@ def segment_tables(
             rows.append(row)
         tables.append({"name": name, "rows": rows})
     return tables
+
+
+def weak_segment_findings(
+    window: Any, thresholds: Mapping[str, float], **options: Any
+) -> list[dict[str, Any]]:
+    """The weak segments of ``window`` as findings (check ``"weak_segment"``), ready for
+    :meth:`~watchkeeper.store.Store.add_findings`: subject the slice, statistic its effect,
+    p-value the adjusted one, ``details.query`` the explorer's filter of its samples.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from watchkeeper.window import Window
+    >>> rng = np.random.default_rng(1)
+    >>> src = rng.choice(["a", "b"], 1000)
+    >>> w = Window.from_columns(ts=np.arange(1000.0), tags={"src": src},
+    ...                         scores=np.where(src == "b", 0.9, rng.random(1000) * 0.6))
+    >>> [(f["check"], f["subject"]) for f in weak_segment_findings(w, {"": 0.5})]
+    [('weak_segment', 'src = b')]
+    """
+    alpha = float(options.get("alpha", 0.05))
+    found = weak_segments(window, thresholds, **options)
+    start = (
+        window.start if window.start is not None else (float(window.ts[0]) if len(window) else None)
+    )
+    end = window.end if window.end is not None else (float(window.ts[-1]) if len(window) else None)
+    return [
+        {
+            "check": "weak_segment",
+            "subject": s["label"][:256],
+            "method": f"sliceline_{found['outcome']}_rate",
+            "statistic": s["effect"],
+            "p_value": s["p_adjusted"],
+            "alpha": alpha,
+            "drift": True,
+            "severity": "warning",
+            "window_start": start,
+            "window_end": end,
+            "details": {
+                "support": s["support"],
+                "rate": s["rate"],
+                "rest": s["rest"],
+                "p_value_raw": s["p_value"],
+                "correction": "benjamini-hochberg",
+                "tested": found["tested"],
+                "query": s["query"],
+            },
+        }
+        for s in found["segments"]
+    ]

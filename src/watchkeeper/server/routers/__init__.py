@@ -15,6 +15,7 @@ from watchkeeper.server.routers import (
     labels,
     models,
     monitors,
+    outliers,
     plans,
     profiles,
     prometheus,
@@ -35,5 +36,6 @@ ROUTERS: list[APIRouter] = [
     plans.router,
     console.router,
     registry.router,
+    outliers.router,
     profiles.router,
 ]

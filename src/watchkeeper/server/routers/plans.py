@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
-from watchkeeper.server.deps import AdminProject, ReadProject, StoreDep
+from watchkeeper.server.deps import AdminProject, ReadProject, SettingsDep, StoreDep
 from watchkeeper.server.ingest import ModelName
 from watchkeeper.server.routers.monitors import _clean, _model_or_404
 
@@ -37,6 +37,7 @@ async def put_plan(
     model: ModelName,
     project: AdminProject,
     store: StoreDep,
+    settings: SettingsDep,
     plan: Annotated[dict[str, Any], Body(description="A maintenance plan as JSON (docs/loop.md).")],
 ) -> Any:
     """Replace the model's plan; 422 names the offending field and nothing is stored."""
@@ -47,10 +48,11 @@ async def put_plan(
 
         _model_or_404(store, project, model)
         try:
-            p = MaintenancePlan.from_dict(plan).validate()
+            policy = settings.sink_policy()
+            p = MaintenancePlan.from_dict(plan).validate(policy)
         except (ValueError, TypeError) as exc:
             raise HTTPException(422, detail=str(exc)) from exc
-        put_plan(store, project, model, p)
+        put_plan(store, project, model, p, policy)
         return {"source": "stored", "plan": p.to_dict()}
 
     return _clean(await run_in_threadpool(work))

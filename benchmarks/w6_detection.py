@@ -1,0 +1,318 @@
+"""W6: detection quality — the level of the bands and tests at every window size, and the power
+of the default deep-model monitor against each single test it contains.
+
+Four parts, all simulated (seeded; no network):
+
+1. *Flag band*: days of a binary model at the worked example's operating point (TPR 0.9,
+   FPR 0.02, prevalence 0.1) with volumes 10 to 10,000. Normal days have a random class mix
+   (positives ~ Binomial(volume, 0.1)); over-dispersed days draw their prevalence around 0.1
+   (sd 0.02) from an AR(1) process with autocorrelation 0, 0.5 and 0.9. False-alarm rate at
+   α = 0.01 and 0.05 of the fixed-mix band, the random-mix band (the default) and the
+   random-mix band with the over-dispersion learnt from the 60 days before (``fit_dispersion``).
+2. *Class-mix test*: ``class_mix_test`` on a ten-class model (accuracy 0.92 and 0.98, 5,000
+   validation events), level with no shift and power against a 50% knockout of one class, at
+   n = 10 … 1,000.
+3. *BBSE interval coverage* at n = 10 … 500 with no shift (three classes, validation redrawn
+   every trial).
+4. *Default deep-model monitor* on sklearn's digits with a logistic-regression classifier and a
+   16-dimensional PCA embedding: shifts (Gaussian noise, rotation, fading, class imbalance,
+   one-class knockout) at windows of 50 and 200. Power at α = 0.05 of each single test
+   (embedding MMD, per-class KS with Holm, chi-squared on predicted labels, class-mix test), of
+   the former 2-of-3 vote (MMD, KS, chi-squared) and of the combined ``model_drift`` finding
+   (Cauchy combination), and each one's false-alarm rate with no shift.
+
+Run: ``.venv/bin/python -m benchmarks.w6_detection [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import numpy as np
+
+from benchmarks._common import machine_line, write_section
+
+
+def flag_band(trials: int) -> list[dict[str, Any]]:
+    from watchkeeper.estimation import OperatingPoint, expect_flags, fit_dispersion
+
+    rng = np.random.default_rng(0)
+    op = OperatingPoint(None, 0.9, 0.02)
+    rows = []
+    for scenario, phi in (("random mix", None), ("AR(1) 0", 0.0), ("AR(1) 0.5", 0.5),
+                          ("AR(1) 0.9", 0.9)):  # fmt: skip
+        for volume in (10, 100, 1000, 10_000):
+            days = 60 + 40
+            if phi is None:
+                prev = np.full((trials, days), 0.1)
+            else:
+                eps = rng.normal(0, 0.02 * np.sqrt(1 - phi**2), (trials, days))
+                prev = np.empty((trials, days))
+                prev[:, 0] = 0.1 + rng.normal(0, 0.02, trials)
+                for t in range(1, days):  # per day, all trials at once
+                    prev[:, t] = 0.1 + phi * (prev[:, t - 1] - 0.1) + eps[:, t]
+                prev = np.clip(prev, 0, 1)
+            pos = rng.binomial(volume, prev)
+            flags = rng.binomial(pos, 0.9) + rng.binomial(volume - pos, 0.02)
+            test = flags[:, 60:]
+            row: dict[str, Any] = {"scenario": scenario, "volume": volume}
+            learnt = [fit_dispersion(flags[i, :60], np.full(60, volume)) for i in range(100)]
+            for alpha in (0.01, 0.05):
+                for mix in ("fixed", "random"):
+                    e = expect_flags(op, 0.1, volume, coverage=1 - alpha, mix=mix)
+                    row[f"{mix}_{alpha}"] = float(np.mean((test < e.low) | (test > e.high)))
+                hits = []
+                for i, d in enumerate(learnt):
+                    e = expect_flags(op, 0.1, volume, coverage=1 - alpha, dispersion=d)
+                    hits.append(np.mean((test[i] < e.low) | (test[i] > e.high)))
+                row[f"learnt_{alpha}"] = float(np.mean(hits))
+            rows.append(row)
+    return rows
+
+
+def _ten_class(rng: np.random.Generator, acc: float, n_ref: int) -> tuple[np.ndarray, Any]:
+    k = 10
+    m = np.full((k, k), (1 - acc) / (k - 1)) + np.eye(k) * (acc - (1 - acc) / (k - 1))
+
+    def draw(pri: np.ndarray, n: int) -> np.ndarray:
+        y = rng.choice(k, n, p=pri)
+        return np.asarray((rng.random(n)[None, :] > np.cumsum(m, axis=0)[:, y]).sum(0))
+
+    y = rng.choice(k, n_ref)
+    pred = (rng.random(n_ref)[None, :] > np.cumsum(m, axis=0)[:, y]).sum(0)
+    conf = np.zeros((k, k))
+    np.add.at(conf, (pred, y), 1)
+    return conf, draw
+
+
+def class_mix(trials: int) -> list[dict[str, Any]]:
+    from watchkeeper.estimation import class_mix_test
+
+    rng = np.random.default_rng(1)
+    ko = np.full(10, 0.1)
+    ko[3] *= 0.5
+    ko /= ko.sum()
+    rows = []
+    for acc in (0.92, 0.98):
+        for n in (10, 20, 50, 100, 200, 500, 1000):
+            fa, pw = [], []
+            for i in range(trials):
+                conf, draw = _ten_class(rng, acc, 5000)
+                fa.append(class_mix_test(conf, draw(np.full(10, 0.1), n), random_state=i,
+                                         n_simulations=1000).p_value < 0.05)  # fmt: skip
+                pw.append(class_mix_test(conf, draw(ko, n), random_state=i,
+                                         n_simulations=1000).p_value < 0.05)  # fmt: skip
+            rows.append({"accuracy": acc, "n": n, "level": float(np.mean(fa)),
+                         "power": float(np.mean(pw))})  # fmt: skip
+    return rows
+
+
+def bbse_coverage(trials: int) -> list[dict[str, Any]]:
+    from watchkeeper.estimation import bbse
+
+    rng = np.random.default_rng(2)
+    m = np.array([[0.8, 0.1, 0.05], [0.15, 0.85, 0.05], [0.05, 0.05, 0.9]])
+    pri = np.array([0.6, 0.3, 0.1])
+    rows = []
+    for n in (10, 30, 100, 500):
+        hits = []
+        for i in range(trials):
+            conf = np.stack([rng.multinomial(int(1000 * pri[j]), m[:, j]) for j in range(3)], 1)
+            y = rng.choice(3, n, p=pri)
+            pred = (rng.random(n)[None, :] > np.cumsum(m, axis=0)[:, y]).sum(0)
+            e = bbse(conf, pred, random_state=i, n_bootstrap=200)
+            hits.append((e.low <= pri) & (pri <= e.high))
+        rows.append({"n": n, "coverage": np.mean(hits, axis=0).tolist()})
+    return rows
+
+
+def deep_monitor(trials: int) -> dict[str, Any]:
+    from scipy import ndimage
+    from sklearn.datasets import load_digits
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+
+    import watchkeeper
+
+    digits = load_digits()
+    x, y = digits.data / 16.0, digits.target
+    rng = np.random.default_rng(3)
+    idx = rng.permutation(len(y))
+    train, ref, pool = idx[:600], idx[600:1200], idx[1200:]
+    clf = LogisticRegression(max_iter=2000).fit(x[train], y[train])
+    pca = PCA(16, random_state=0).fit(x[train])
+
+    def columns(xs: np.ndarray, labels: np.ndarray | None = None) -> dict[str, Any]:
+        out = {
+            "embeddings": pca.transform(xs),
+            "probs": clf.predict_proba(xs),
+            "predicted": clf.predict(xs).astype(str),
+        }
+        if labels is not None:
+            out["labels"] = labels
+        return out
+
+    reference = columns(x[ref], y[ref])
+
+    def rotate(xs: np.ndarray, deg: float) -> np.ndarray:
+        imgs = xs.reshape(-1, 8, 8)
+        return np.stack([ndimage.rotate(im, deg, reshape=False, order=1) for im in imgs]).reshape(
+            len(xs), 64
+        )
+
+    def window(shift: str, n: int) -> dict[str, Any]:
+        p = np.ones(len(pool))
+        if shift == "imbalance":
+            p = np.where(y[pool] < 5, 2.0, 1.0)
+        elif shift == "knockout":
+            p = np.where(y[pool] == 3, 0.5, 1.0)
+        rows = rng.choice(pool, n, p=p / p.sum())
+        xs = x[rows]
+        if shift == "noise":
+            xs = np.clip(xs + rng.normal(0, 0.3, xs.shape), 0, 1)
+        elif shift == "rotation":
+            xs = rotate(xs, 15.0)
+        elif shift == "fading":
+            xs = xs * 0.6
+        return columns(xs)
+
+    def single(report: Any) -> dict[str, bool]:
+        by = {(f.check, f.subject): f for f in report.findings}
+        probs = [f for f in report.findings if f.subject.startswith("prob_")]
+        out = {
+            "mmd": by[("embedding_drift", "embedding")].drift,
+            "ks_probs": any(f.drift for f in probs),
+            "chi2_predicted": by[("prediction_drift", "predicted")].drift,
+            "class_mix": by[("class_mix", "*")].drift,
+            "combined": by[("model_drift", "*")].drift,
+        }
+        out["vote_2_of_3"] = sum((out["mmd"], out["ks_probs"], out["chi2_predicted"])) >= 2
+        return out
+
+    cells: dict[str, Any] = {}
+    start = time.perf_counter()
+    for shift in ("none", "noise", "rotation", "fading", "imbalance", "knockout"):
+        for n in (50, 200):
+            results = [single(watchkeeper.monitor(reference, window(shift, n)))
+                       for _ in range(trials)]  # fmt: skip
+            cells[f"{shift}|{n}"] = {k: float(np.mean([r[k] for r in results])) for k in results[0]}
+    return {
+        "cells": cells,
+        "accuracy": float((clf.predict(x[pool]) == y[pool]).mean()),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+READING = """
+**Reading.** The random-mix band holds α at every volume when the class mix is binomial (the
+fixed-mix band alarms on 15–17% of normal days at α = 0.01). When the day's prevalence
+wanders, only the band with the over-dispersion learnt from 60 past days holds: at
+autocorrelation 0 and 0.5 within 1–1.5 points of α; at 0.9 and 1,000–10,000 events it
+exceeds α (0.03–0.05 at α = 0.01, 0.09–0.12 at α = 0.05): sixty strongly autocorrelated days
+understate the spread, so learn from a longer history there. The class-mix test keeps its
+level from n = 10 (cells within sampling noise of 100 trials, sd 2.2 points) and catches the
+one-class knockout at n = 500 with power 0.80 at 98% accuracy (0.64 at 92%). In the deep
+monitor, the combined verdict is at least the former 2-of-3 vote in every cell and equals the
+best single test under noise, rotation and fading; under class imbalance and knockout the
+chi-squared test on predicted labels alone is stronger (0.75 against 0.60 at n = 200): a
+combination of valid p-values pays a Bonferroni-like price when one test carries all the
+signal. Windows are drawn from a fixed pool of 597 digits, so the no-shift rows measure one
+pool against one reference (0.15 at n = 200 for every prediction test alike), not
+independent trials.
+"""
+
+
+def markdown(res: dict[str, Any], trials: dict[str, int]) -> str:
+    lines = [
+        "## W6: detection quality (levels at every window size, power of the default monitor)",
+        "",
+        machine_line(),
+        "Reproduce: `.venv/bin/python -m benchmarks.w6_detection`. Everything is simulated "
+        "with seeds; the classifier of part 4 is a logistic regression on sklearn's digits.",
+        "",
+        f"### Flag band: false-alarm rate ({trials['band']} series of 40 test days)",
+        "",
+        "Worked example (TPR 0.9, FPR 0.02, prevalence 0.1). *random mix*: positives "
+        "Binomial(volume, 0.1) each day; *AR(1) φ*: the day's prevalence wanders around 0.1 "
+        "(sd 0.02) with autocorrelation φ. *learnt*: random-mix band with the over-dispersion "
+        "fitted by `fit_dispersion` on the 60 days before (first 100 series).",
+        "",
+        "| days | volume | fixed α=.01 | random α=.01 | learnt α=.01 | fixed α=.05 | "
+        "random α=.05 | learnt α=.05 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in res["band"]:
+        lines.append(
+            f"| {r['scenario']} | {r['volume']:,} | {r['fixed_0.01']:.3f} | "
+            f"{r['random_0.01']:.3f} | {r['learnt_0.01']:.3f} | {r['fixed_0.05']:.3f} | "
+            f"{r['random_0.05']:.3f} | {r['learnt_0.05']:.3f} |"
+        )
+    lines += [
+        "",
+        f"### Class-mix test: level and power against a 50% one-class knockout "
+        f"({trials['mix']} trials per cell, α = 0.05)",
+        "",
+        "Ten classes, 5,000 validation events (their class mix is the expected one, so its "
+        "uncertainty is part of the test).",
+        "",
+        "| accuracy | n | level | power (knockout) |",
+        "|---|---|---|---|",
+    ]
+    for r in res["mix"]:
+        lines.append(f"| {r['accuracy']} | {r['n']:,} | {r['level']:.3f} | {r['power']:.2f} |")
+    lines += [
+        "",
+        f"### BBSE 95% interval coverage with no shift ({trials['bbse']} trials)",
+        "",
+        "| n | class 0 (0.6) | class 1 (0.3) | class 2 (0.1) |",
+        "|---|---|---|---|",
+    ]
+    for r in res["bbse"]:
+        lines.append(f"| {r['n']} | " + " | ".join(f"{c:.3f}" for c in r["coverage"]) + " |")
+    deep = res["deep"]
+    tests = ("mmd", "ks_probs", "chi2_predicted", "class_mix", "vote_2_of_3", "combined")
+    lines += [
+        "",
+        f"### Default deep-model monitor on digits ({trials['deep']} windows per cell, "
+        f"α = 0.05; classifier accuracy {deep['accuracy']:.3f})",
+        "",
+        "Share of windows flagged. *none* is the false-alarm rate. *combined* is the "
+        "`model_drift` finding (Cauchy combination of the tests' p-values); *vote_2_of_3* the "
+        "former rule (two of MMD, per-class KS, chi-squared).",
+        "",
+        "| shift | n | " + " | ".join(tests) + " |",
+        "|---|---|" + "---|" * len(tests),
+    ]
+    for key, cell in deep["cells"].items():
+        shift, n = key.split("|")
+        lines.append(
+            f"| {shift} | {n} | " + " | ".join(f"{cell[t]:.2f}" for t in tests) + " |"
+        )
+    lines += ["", f"Part 4 took {deep['seconds']:.0f} s.", READING]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer trials")
+    args = parser.parse_args()
+    trials = (
+        {"band": 200, "mix": 40, "bbse": 40, "deep": 8}
+        if args.quick
+        else {"band": 2000, "mix": 100, "bbse": 100, "deep": 20}
+    )
+    res = {
+        "band": flag_band(trials["band"]),
+        "mix": class_mix(trials["mix"]),
+        "bbse": bbse_coverage(trials["bbse"]),
+        "deep": deep_monitor(trials["deep"]),
+    }
+    text = markdown(res, trials)
+    print(text)
+    write_section("W6", text)
+
+
+if __name__ == "__main__":
+    main()

@@ -39,7 +39,5 @@ ROUTERS: list[APIRouter] = [
     registry.router,
     outliers.router,
     profiles.router,
-    outliers.router,
     audit.router,
-    console.router,
 ]

@@ -55,3 +55,11 @@ def test_parts_merge_to_whole(xs, cs, cut) -> None:  # type: ignore[no-untyped-d
     parts = _profile(xs[:cut], cs[:cut]).merge(_profile(xs[cut:n], cs[cut:n]))
     assert _key(parts) == _key(whole)
     assert Profile.from_bytes(parts.to_bytes()) == parts
+
+
+def test_a_part_with_only_missing_text_keeps_its_missing_count() -> None:
+    # found by the property above: ['a'] profiles as text, [None] as an empty numeric column
+    xs, cs = np.array([0.0, 0.0]), ["a", None]
+    whole = _profile(xs, cs)
+    parts = _profile(xs[:1], cs[:1]).merge(_profile(xs[1:], cs[1:]))
+    assert _key(parts) == _key(whole)

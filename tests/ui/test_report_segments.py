@@ -124,6 +124,7 @@ def test_payload_store_is_content_addressed_and_per_project(tmp_path: Path) -> N
 
 
 def test_payload_store_on_an_fsspec_url() -> None:
+    pytest.importorskip("fsspec")  # the extra that brings remote payload stores
     store = PayloadStore(f"memory://wk-{time.time_ns()}")
     ref = store.put("p", b"a snippet", "text/plain")
     assert store.get("p", ref) == (b"a snippet", "text/plain")

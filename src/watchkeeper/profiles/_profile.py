@@ -58,8 +58,15 @@ def _merge_maps(a: Mapping[str, Summary], b: Mapping[str, Summary]) -> dict[str,
             out[k] = mine.merge(v)  # type: ignore[arg-type]
         else:
             # The same column numeric in one part and text in another: text wins, so a later
-            # check can report the wrong type rather than the profile silently dropping it.
-            out[k] = v if isinstance(v, CategoricalSummary) else mine
+            # check can report the wrong type rather than the profile silently dropping it. A
+            # part holding only missing values looks numeric; its missing values still count.
+            text, number = (v, mine) if isinstance(v, CategoricalSummary) else (mine, v)
+            if isinstance(text, CategoricalSummary) and getattr(number, "count", 1) == 0:
+                missing = CategoricalSummary.of_counts(
+                    {}, int(getattr(number, "missing", 0)), text.max_categories
+                )
+                text = text.merge(missing)
+            out[k] = text
     return out
 
 

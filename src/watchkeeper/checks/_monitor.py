@@ -138,21 +138,7 @@ def monitor(
     (True, ['embedding_drift', 'model_drift'])
     """
     from watchkeeper.checks._config import MonitorConfig, default_config
-    from watchkeeper.checks.calibration import calibration_drift
-    from watchkeeper.checks.drift import (
-        PreparedReference,
-        class_mix,
-        embedding_drift,
-        estimated_performance,
-        feature_drift,
-        model_drift,
-        prediction_drift,
-        realised_performance,
-    )
-    from watchkeeper.checks.drift import (
-        operating_point as operating_point_check,
-    )
-    from watchkeeper.checks.quality import data_quality
+    from watchkeeper.checks.drift import PreparedReference
 
     ref = _window("reference", reference)
     cur = _window("current", current)
@@ -177,32 +163,8 @@ def monitor(
             errors[name] = str(exc)
 
     if len(cur):
-        run("feature_drift", lambda: feature_drift(prep, cur, cfg.options("feature_drift")))
-        run(
-            "prediction_drift", lambda: prediction_drift(prep, cur, cfg.options("prediction_drift"))
-        )
-        run("embedding_drift", lambda: embedding_drift(prep, cur, cfg.options("embedding_drift")))
-        run("class_mix", lambda: class_mix(prep, cur, cfg.options("class_mix")))
-        run("model_drift", lambda: model_drift(list(findings), cur, cfg.options("model_drift")))
-        run(
-            "operating_point",
-            lambda: operating_point_check(prep, cur, cfg.options("operating_point")),
-        )
-        run(
-            "estimated_performance",
-            lambda: estimated_performance(prep, cur, cfg.options("estimated_performance")),
-        )
-        run(
-            "realised_performance",
-            lambda: realised_performance(prep, cur, cfg.options("realised_performance")),
-        )
-        run(
-            "calibration",
-            lambda: calibration_drift(
-                ref, cur, cfg.options("calibration"), positive_label=cfg.positive_label
-            ),
-        )
-        run("data_quality", lambda: data_quality(ref, cur, cfg.options("data_quality")))
+        for name, fn in window_checks(prep, cur, cfg, findings, calibration_reference=ref):
+            run(name, fn)
     combined = [f for f in findings if f.check == "model_drift"]
     drift = any(f.drift for f in findings if f.check in _VERDICT_CHECKS)
     return MonitorReport(
@@ -211,3 +173,65 @@ def monitor(
         p_value=combined[0].p_value if combined else None,
         errors=errors,
     )
+
+
+def window_checks(
+    prep: Any,
+    window: Window,
+    cfg: Any,
+    findings: list[Finding],
+    *,
+    calibration_reference: Any,
+    reference_profile: Any = None,
+) -> list[tuple[str, Callable[[], list[Finding]]]]:
+    """The checks that compare one window with the reference, in the order they run.
+
+    Each is a name and a call; the caller runs the enabled ones and collects what they find
+    into ``findings``, which ``model_drift`` reads when its turn comes (it combines the drift
+    tests before it). :func:`monitor` and the runner both take their checks from here.
+    """
+    from watchkeeper.checks.calibration import calibration_drift
+    from watchkeeper.checks.drift import (
+        class_mix,
+        embedding_drift,
+        estimated_performance,
+        feature_drift,
+        model_drift,
+        operating_point,
+        prediction_drift,
+        realised_performance,
+    )
+    from watchkeeper.checks.quality import data_quality
+
+    def opts(name: str) -> Any:
+        return cfg.options(name)
+
+    return [
+        ("feature_drift", lambda: feature_drift(prep, window, opts("feature_drift"))),
+        ("prediction_drift", lambda: prediction_drift(prep, window, opts("prediction_drift"))),
+        ("embedding_drift", lambda: embedding_drift(prep, window, opts("embedding_drift"))),
+        ("class_mix", lambda: class_mix(prep, window, opts("class_mix"))),
+        ("model_drift", lambda: model_drift(list(findings), window, opts("model_drift"))),
+        ("operating_point", lambda: operating_point(prep, window, opts("operating_point"))),
+        (
+            "estimated_performance",
+            lambda: estimated_performance(prep, window, opts("estimated_performance")),
+        ),
+        (
+            "realised_performance",
+            lambda: realised_performance(prep, window, opts("realised_performance")),
+        ),
+        (
+            "calibration",
+            lambda: calibration_drift(
+                calibration_reference, window, opts("calibration"),
+                positive_label=cfg.positive_label,
+            ),
+        ),
+        (
+            "data_quality",
+            lambda: data_quality(
+                prep.reference, window, opts("data_quality"), reference_profile=reference_profile
+            ),
+        ),
+    ]

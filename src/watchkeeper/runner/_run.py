@@ -33,24 +33,15 @@ from watchkeeper.alerts import (
 from watchkeeper.checks import (
     MonitorConfig,
     PreparedReference,
-    calibration_drift,
-    class_mix,
-    data_quality,
     default_config,
-    embedding_drift,
     environment_skew,
-    estimated_performance,
-    feature_drift,
-    model_drift,
-    operating_point,
     pipeline_health,
-    prediction_drift,
-    realised_performance,
     scores_of,
     streaming,
     training_serving_skew,
 )
 from watchkeeper.checks._finding import Finding
+from watchkeeper.checks._monitor import window_checks
 from watchkeeper.checks.adversaries import adversaries, fit_scorer, outlier_rate
 from watchkeeper.profiles import Profile, binary_labels, profile
 from watchkeeper.window import Window
@@ -300,47 +291,14 @@ def run_checks(
 
     has_rows = len(window) > 0
     if has_rows:
-        run("feature_drift", lambda: feature_drift(prep, window, cfg.options("feature_drift")))
-        run(
-            "prediction_drift",
-            lambda: prediction_drift(prep, window, cfg.options("prediction_drift")),
+        calibration_reference = (
+            ctx.profile if ctx.profile.calibration is not None else ctx.reference
         )
-        run(
-            "embedding_drift",
-            lambda: embedding_drift(prep, window, cfg.options("embedding_drift")),
-        )
-        run("class_mix", lambda: class_mix(prep, window, cfg.options("class_mix")))
-        run(
-            "model_drift",
-            lambda: model_drift(list(findings), window, cfg.options("model_drift")),
-        )
-        run(
-            "operating_point",
-            lambda: operating_point(prep, window, cfg.options("operating_point")),
-        )
-        run(
-            "estimated_performance",
-            lambda: estimated_performance(prep, window, cfg.options("estimated_performance")),
-        )
-        run(
-            "realised_performance",
-            lambda: realised_performance(prep, window, cfg.options("realised_performance")),
-        )
-        run(
-            "calibration",
-            lambda: calibration_drift(
-                ctx.profile if ctx.profile.calibration is not None else ctx.reference,
-                window,
-                cfg.options("calibration"),
-                positive_label=cfg.positive_label,
-            ),
-        )
-        run(
-            "data_quality",
-            lambda: data_quality(
-                ctx.reference, window, cfg.options("data_quality"), reference_profile=ctx.profile
-            ),
-        )
+        for name, fn in window_checks(
+            prep, window, cfg, findings, calibration_reference=calibration_reference,
+            reference_profile=ctx.profile,
+        ):  # fmt: skip
+            run(name, fn)
         run(
             "training_serving_skew",
             lambda: training_serving_skew(

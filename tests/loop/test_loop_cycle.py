@@ -9,33 +9,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-from loop_fixtures import DAY, T0, make_store
+from loop_fixtures import DAY, T0, make_store, write_trainer
 
 from watchkeeper.loop._cycle import approve, gate_report, loop_step, shadow_report_of
 from watchkeeper.loop._plan import MaintenancePlan, put_plan
 from watchkeeper.loop._promote import loop_events
 from watchkeeper.window import Window
 
-# A trainer that scores the evaluation set: "good" follows the labels, "shuffled" was trained
-# on shuffled labels (its scores follow a permutation of them).
-TRAINER = """
-import sys, pathlib
-import numpy as np, pandas as pd
-ev = pd.read_parquet(sys.argv[1]); out = pathlib.Path(sys.argv[2]); kind = sys.argv[3]
-rng = np.random.default_rng(1)
-y = ev["label"].astype(str).astype(float).fillna(0).to_numpy()
-if kind == "shuffled":
-    y = rng.permutation(y)
-s = np.clip(0.25 + 0.5 * y + rng.normal(0, 0.15, len(y)), 0, 1)
-pd.DataFrame({"id": ev["id"], "score": s}).to_parquet(out / "eval_scores.parquet")
-(out / "model.bin").write_bytes(b"weights")
-print("artifact:" + str(out / "model.bin"))
-"""
-
 
 def _plan(store: Any, tmp_path: Path, kind: str = "good", **retraining: Any) -> None:
-    script = tmp_path / "train.py"
-    script.write_text(TRAINER)
+    script = write_trainer(tmp_path)
     doc = {"retraining": {
         "trainer": {"command": [sys.executable, str(script), "{eval}", "{output}", kind]},
         "dataset": {"since": "10d"},

@@ -556,3 +556,106 @@ def promote_version(
 def default_holder() -> str:
     """``host:pid``: who holds a job's lease."""
     return f"{os.uname().nodename}:{os.getpid()}"
+
+
+def jobs_root(db: str | None = None, jobs_dir: str | None = None) -> str:
+    """Where jobs write: ``jobs_dir`` when given, else ``jobs/`` beside a SQLite file ``db``,
+    else ``./.watchkeeper/jobs``.
+
+    Examples
+    --------
+    >>> jobs_root("sqlite:////srv/wk/wk.db")
+    '/srv/wk/jobs'
+    """
+    if jobs_dir:
+        return str(jobs_dir)
+    if db and db.startswith("sqlite:///") and len(db) > len("sqlite:///"):
+        db = db[len("sqlite:///") :]
+    if db and "://" not in db:
+        return str(Path(db).expanduser().resolve().parent / "jobs")
+    return str(Path(".watchkeeper") / "jobs")
+
+
+class LoopDriver:
+    """The loop as the server's scheduler runs it: :meth:`step` after each model's monitors.
+
+    A step does the quick work (triggers, gate, shadow, promotion, watch) on the scheduler's
+    thread and starts a queued job on a thread of its own, one per model (the store's lease
+    makes it one per model across replicas too), so a long training never delays the monitors.
+    A server that dies mid-job leaves a stale heartbeat that a later step requeues.
+
+    Examples
+    --------
+    >>> from watchkeeper.store import Store
+    >>> s = Store("sqlite://")
+    >>> s.register_model("p", "m")
+    >>> LoopDriver(s, workdir="/tmp/jobs").step("p", "m")
+    []
+    """
+
+    def __init__(self, store: Any, *, workdir: str | Path, policy: Any = None) -> None:
+        import threading
+
+        self.store = store
+        self.workdir = Path(workdir)
+        self.policy = policy
+        self._threads: dict[tuple[str, str], threading.Thread] = {}
+        self._lock = threading.Lock()
+
+    def _start_job(self, project: str, model: str, job_id: int) -> bool:
+        import logging
+        import threading
+
+        from watchkeeper.loop._jobs import run_job
+
+        key = (project, model)
+        with self._lock:
+            running = self._threads.get(key)
+            if running is not None and running.is_alive():
+                return False
+
+            def work() -> None:
+                try:
+                    champ = _champion(self.store, project, model)
+                    uri = (champ or {}).get("artifact_uri") or ""
+                    artifact = uri[len("file://"):] if uri.startswith("file://") else None
+                    run_job(self.store, project, job_id, workdir=self.workdir,
+                            champion_artifact=artifact)  # fmt: skip
+                except Exception:  # the job's row says what failed; the thread must not die loud
+                    logging.getLogger("watchkeeper.loop").exception("job %s failed", job_id)
+
+            thread = threading.Thread(target=work, name=f"watchkeeper-job-{job_id}", daemon=True)
+            self._threads[key] = thread
+            thread.start()
+        return True
+
+    def step(self, project: str, model: str, now: float | None = None) -> list[dict[str, Any]]:
+        """One loop step for a model; a queued job is started on its own thread."""
+        from watchkeeper.shadow import shadow_model
+
+        if model.endswith(shadow_model("")):
+            return []  # a challenger's mirrored stream has no loop of its own
+        steps = loop_step(self.store, project, model, now=now, workdir=self.workdir,
+                          run_jobs=False, policy=self.policy)  # fmt: skip
+        queued = self.store.list_jobs(project, model, state="queued", limit=1)
+        if queued and self._start_job(project, model, int(queued[0]["id"])):
+            steps.append({"step": "job_launched", "job": int(queued[0]["id"])})
+        return steps
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the job threads (tests and a graceful stop)."""
+        for thread in list(self._threads.values()):
+            thread.join(timeout)
+
+
+def loop_status(store: Any, project: str, model: str, *, limit: int = 20) -> dict[str, Any]:
+    """The loop of a model at a glance: the current (or last) cycle, the watch period, the
+    newest ``limit`` steps (newest last), the last trigger time."""
+    state = loop_state(store, project, model)
+    events = list(state.get("events") or [])[-max(1, min(int(limit), 200)):]
+    return {
+        "cycle": state.get("cycle"),
+        "watch": state.get("watch"),
+        "last_trigger_at": state.get("last_trigger_at"),
+        "events": events,
+    }

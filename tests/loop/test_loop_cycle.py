@@ -190,3 +190,10 @@ def test_each_trigger_kind_queues_a_job(tmp_path: Path, kind: str) -> None:
     assert loop_step(store, "p", "m", now=now + 3600, run_jobs=False) == [
         {"step": "job_cancelled", "job": job["id"]}]
     store.close()
+
+
+def test_the_loop_reads_the_stream_the_shadow_sdk_writes() -> None:
+    from watchkeeper.loop._cycle import shadow_model
+    from watchkeeper.shadow import shadow_model as sdk_shadow_model
+
+    assert shadow_model("doc-fraud") == sdk_shadow_model("doc-fraud")

@@ -42,6 +42,20 @@ from watchkeeper.loop._triggers import loop_state, save_loop_state
 
 SCORE_FILES = ("eval_scores.parquet", "eval_scores.csv")
 ACTIVE_STAGES = ("gate", "shadow", "pending")
+SHADOW_SUFFIX = ":shadow"
+"""The challenger's mirrored events go to ``<model>:shadow`` (what ``watchkeeper.shadow``
+logs to; the shadow SDK is a layer apart, so the name is spelled here too)."""
+
+
+def shadow_model(model: str) -> str:
+    """The stream a model's challenger logs its mirrored events to.
+
+    Examples
+    --------
+    >>> shadow_model("doc-fraud")
+    'doc-fraud:shadow'
+    """
+    return model + SHADOW_SUFFIX
 MAX_SEEN_JOBS = 50
 
 
@@ -314,8 +328,6 @@ def shadow_step(
     from watchkeeper.estimation import OperatingPoint
     from watchkeeper.loop._sequential import SequentialPairedTest
     from watchkeeper.loop._shadow import shadow_report
-    from watchkeeper.shadow import shadow_model
-
     now = time.time() if now is None else float(now)
     state = loop_state(store, project, model)
     cycle = state.get("cycle") or {}
@@ -494,8 +506,6 @@ def loop_step(
             cycle.update(stage="done", outcome="failed the gate", ended_at=now)
             save_loop_state(store, project, model, state)
         elif retraining["shadow"]["enabled"]:
-            from watchkeeper.shadow import shadow_model
-
             cycle.update(stage="shadow", since=now)
             save_loop_state(store, project, model, state)
             store.register_model(project, shadow_model(model))  # where the mirror logs
@@ -631,9 +641,7 @@ class LoopDriver:
 
     def step(self, project: str, model: str, now: float | None = None) -> list[dict[str, Any]]:
         """One loop step for a model; a queued job is started on its own thread."""
-        from watchkeeper.shadow import shadow_model
-
-        if model.endswith(shadow_model("")):
+        if model.endswith(SHADOW_SUFFIX):
             return []  # a challenger's mirrored stream has no loop of its own
         steps = loop_step(self.store, project, model, now=now, workdir=self.workdir,
                           run_jobs=False, policy=self.policy)  # fmt: skip

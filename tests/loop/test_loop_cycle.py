@@ -189,6 +189,12 @@ def test_each_trigger_kind_queues_a_job(tmp_path: Path, kind: str) -> None:
     store.cancel_job("p", job["id"])
     assert loop_step(store, "p", "m", now=now + 3600, run_jobs=False) == [
         {"step": "job_cancelled", "job": job["id"]}]
+    # while another process's step holds the model's lease, a step does nothing
+    assert store.acquire_lease("p", "loop-step:m", "elsewhere", ttl=60)
+    store.cancel_job("p", store.create_job("p", "m")["id"])
+    assert loop_step(store, "p", "m", now=now + 7200, run_jobs=False) == []
+    store.release_lease("p", "loop-step:m", "elsewhere")
+    assert loop_step(store, "p", "m", now=now + 7200, run_jobs=False)[0]["step"] == "job_cancelled"
     store.close()
 
 

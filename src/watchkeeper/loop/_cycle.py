@@ -57,6 +57,9 @@ def shadow_model(model: str) -> str:
     """
     return model + SHADOW_SUFFIX
 MAX_SEEN_JOBS = 50
+STEP_LEASE = 3600.0
+"""Seconds a loop step holds its model's lease at most (a step running a job in the
+foreground is bounded by the trainer's timeout; a dead step's lease lapses after this)."""
 
 
 def version_for_job(job_id: int) -> str:
@@ -459,17 +462,33 @@ def loop_step(
     """Do what is due for one model's loop (see the module's docstring); returns the steps.
 
     ``run_jobs=False`` leaves a queued job to the caller (the server runs it on a thread).
-    Idempotent: a step with nothing due does nothing and returns ``[]``.
+    Idempotent: a step with nothing due does nothing and returns ``[]``; so does a step while
+    another step of the same model holds its lease (``loop-step:<model>``).
     """
-    from watchkeeper.loop._jobs import recover_jobs, run_job
-    from watchkeeper.loop._promote import check_watch
-    from watchkeeper.loop._triggers import maybe_retrain
-
     now = time.time() if now is None else float(now)
     found = get_plan(store, project, model)
     if found is None or found[1].retraining is None:
         return []
-    retraining = found[1].retraining
+    # one step of a model at a time, across processes (two replicas' schedulers, a cron job)
+    holder, lease = f"{default_holder()}:{id(store)}", f"loop-step:{model}"
+    if not store.acquire_lease(project, lease, holder, ttl=STEP_LEASE):
+        return []
+    try:
+        return _step(store, project, model, found[1].retraining, now=now, workdir=workdir,
+                     run_jobs=run_jobs, policy=policy,
+                     champion_artifact=champion_artifact)  # fmt: skip
+    finally:
+        store.release_lease(project, lease, holder)
+
+
+def _step(
+    store: Any, project: str, model: str, retraining: dict[str, Any], *, now: float,
+    workdir: str | Path, run_jobs: bool, policy: Any, champion_artifact: str | None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    from watchkeeper.loop._jobs import recover_jobs, run_job
+    from watchkeeper.loop._promote import check_watch
+    from watchkeeper.loop._triggers import maybe_retrain
+
     steps: list[dict[str, Any]] = []
     watch = check_watch(store, project, model, now=now, policy=policy)
     if watch is not None:

@@ -203,3 +203,44 @@ def test_the_loop_reads_the_stream_the_shadow_sdk_writes() -> None:
     from watchkeeper.shadow import shadow_model as sdk_shadow_model
 
     assert shadow_model("doc-fraud") == sdk_shadow_model("doc-fraud")
+
+
+def _mirror(store: Any, version: str, start: float, *, worse: bool, n: int = 600) -> None:
+    rng = np.random.default_rng(9)
+    ids = [f"w{int(start)}-{i}" for i in range(n)]
+    ts = start + np.linspace(1, DAY - 10, n)
+    y = rng.integers(0, 2, n)
+    champion = np.clip(0.25 + 0.5 * y + rng.normal(0, 0.15, n), 0, 1)
+    challenger = rng.uniform(size=n) if worse else champion
+    store.log_events("p", "m", Window.from_columns(ids=ids, ts=ts, scores=champion))
+    store.log_labels("p", "m", ids, y)
+    store.log_events("p", "m:shadow", Window.from_columns(
+        ids=ids, ts=ts, scores=challenger, versions=np.full(n, version, dtype=object)))  # fmt: skip
+
+
+def test_shadow_rejects_a_worse_challenger_and_asks_a_person_when_undecided(
+    tmp_path: Path,
+) -> None:
+    store = make_store(tmp_path)
+    _plan(store, tmp_path, triggers={"verdicts": [], "new_labels": 100}, promotion="auto",
+          cooldown="30d", shadow={"duration": "2d"})  # fmt: skip
+    now = T0 + 4 * DAY
+    assert loop_step(store, "p", "m", now=now, workdir=tmp_path / "jobs")[-1]["step"] == (
+        "shadow_started")
+    _mirror(store, "retrain-1", now, worse=True)
+    steps = loop_step(store, "p", "m", now=now + DAY, workdir=tmp_path / "jobs")
+    assert steps == [{"step": "shadow_decided", "decision": "reject"}]
+    assert shadow_report_of(store, "p", "m", "retrain-1")["decision"] == "reject"
+    assert store.get_alias("p", "m", "champion") == "v1"  # auto, but the evidence was against
+    # a second challenger whose shadow sees the same answers: no decision by the deadline
+    job = store.create_job("p", "m", spec=store.get_job("p", 1)["spec"])
+    steps = loop_step(store, "p", "m", now=now + DAY + 60, workdir=tmp_path / "jobs")
+    assert steps[-1]["step"] == "shadow_started"
+    version = f"retrain-{job['id']}"
+    _mirror(store, version, now + DAY + 120, worse=False, n=200)
+    steps = loop_step(store, "p", "m", now=now + 2 * DAY, workdir=tmp_path / "jobs")
+    assert steps == []  # identical answers: no discordant pair, no decision yet
+    steps = loop_step(store, "p", "m", now=now + 3 * DAY + 120, workdir=tmp_path / "jobs")
+    assert steps == [{"step": "promotion_pending", "version": version}]  # a person decides
+    assert store.get_alias("p", "m", "champion") == "v1"
+    store.close()

@@ -184,3 +184,31 @@ def test_the_server_scheduler_closes_the_loop(tmp_path: Path) -> None:
     scheduler.run_once(now=now + 120)  # nothing more to do
     assert len(steps) == 6
     store.close()
+
+
+def test_a_server_with_its_scheduler_runs_a_queued_job_and_promotes(tmp_path: Path) -> None:
+    """`watchkeeper serve --scheduler` closes the loop by itself: a job queued over HTTP is run
+    by the scheduler, gated, and promoted (promotion: auto, no shadow) with no other call."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from watchkeeper.loop._plan import MaintenancePlan, put_plan
+    from watchkeeper.server import Settings, create_app
+
+    store = make_store(tmp_path)
+    put_plan(store, "p", "m", MaintenancePlan.from_dict(
+        _plan(tmp_path, shadow={"enabled": False}, promotion="auto")).validate())  # fmt: skip
+    admin = {"Authorization": f"Bearer {store.create_token('p', {'admin'})}"}
+    settings = Settings(run_scheduler=True, scheduler_interval=0.5,
+                        jobs_dir=str(tmp_path / "server-jobs"))  # fmt: skip
+    with TestClient(create_app(settings, store=store)) as c:
+        assert c.post("/v1/models/m/jobs", json={}, headers=admin).status_code == 201
+        deadline = time.monotonic() + 180
+        while store.get_alias("p", "m", "champion") != "retrain-1":
+            assert time.monotonic() < deadline, c.get("/v1/models/m/loop", headers=admin).json()
+            time.sleep(0.3)
+        steps = [e["step"] for e in c.get("/v1/models/m/loop", headers=admin).json()["events"]]
+    assert steps == ["job_queued", "job_started", "job_succeeded", "gate_passed", "promoted"]
+    assert (tmp_path / "server-jobs" / "job-1" / "data" / "manifest.json").is_file()
+    store.close()

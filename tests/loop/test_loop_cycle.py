@@ -244,3 +244,42 @@ def test_shadow_rejects_a_worse_challenger_and_asks_a_person_when_undecided(
     assert steps == [{"step": "promotion_pending", "version": version}]  # a person decides
     assert store.get_alias("p", "m", "champion") == "v1"
     store.close()
+
+
+def test_each_step_reaches_the_plans_sinks(tmp_path: Path) -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from watchkeeper.alerts import SinkPolicy
+
+    got: list[Any] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        policy = SinkPolicy.parse("127.0.0.1", None)
+        store = make_store(tmp_path)
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        put_plan(store, "p", "m", MaintenancePlan.from_dict({
+            "sinks": [{"type": "webhook", "url": url}],
+            "retraining": {"trainer": {"command": [sys.executable, "-c", "raise SystemExit(4)"]},
+                           "triggers": {"verdicts": [], "new_labels": 100},
+                           "dataset": {"since": "10d"}}}).validate(policy), policy)  # fmt: skip
+        loop_step(store, "p", "m", now=T0 + 4 * DAY, workdir=tmp_path / "jobs", policy=policy)
+        rules = [e["alert"]["rule"] for body in got for e in body["events"]]
+        assert rules == ["loop.job_queued", "loop.job_started", "loop.job_failed"], got
+        assert "sink_errors" not in loop_events(store, "p", "m")[-1]
+        store.close()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -218,6 +218,7 @@ def _mirror(store: Any, version: str, start: float, *, worse: bool, n: int = 600
         ids=ids, ts=ts, scores=challenger, versions=np.full(n, version, dtype=object)))  # fmt: skip
 
 
+@pytest.mark.slow
 def test_shadow_rejects_a_worse_challenger_and_asks_a_person_when_undecided(
     tmp_path: Path,
 ) -> None:
@@ -283,3 +284,17 @@ def test_each_step_reaches_the_plans_sinks(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_trainer_that_writes_no_scores_fails_the_gate_saying_why(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    put_plan(store, "p", "m", MaintenancePlan.from_dict({"retraining": {
+        "trainer": {"command": ["true"]}, "triggers": {"verdicts": [], "new_labels": 100},
+        "dataset": {"since": "10d"}, "promotion": "auto"}}).validate())  # fmt: skip
+    steps = loop_step(store, "p", "m", now=T0 + 4 * DAY, workdir=tmp_path / "jobs")
+    assert [s["step"] for s in steps][-1] == "gate_failed"
+    report = gate_report(store, "p", "m", "retrain-1")
+    assert report is not None and not report["passed"] and "eval_scores" in report["error"]
+    assert store.get_alias("p", "m", "champion") == "v1"
+    assert loop_step(store, "p", "m", now=T0 + 4 * DAY + 60, workdir=tmp_path / "jobs") == []
+    store.close()

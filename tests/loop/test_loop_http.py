@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from loop_fixtures import DAY, T0, make_store, write_trainer
 from typer.testing import CliRunner
 
@@ -186,6 +187,7 @@ def test_the_server_scheduler_closes_the_loop(tmp_path: Path) -> None:
     store.close()
 
 
+@pytest.mark.slow
 def test_a_server_with_its_scheduler_runs_a_queued_job_and_promotes(tmp_path: Path) -> None:
     """`watchkeeper serve --scheduler` closes the loop by itself: a job queued over HTTP is run
     by the scheduler, gated, and promoted (promotion: auto, no shadow) with no other call."""

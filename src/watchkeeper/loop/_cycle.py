@@ -158,9 +158,10 @@ def _register(
 
     outputs = job["outputs"]
     manifest = outputs["dataset"]
-    artifact = Path(str(outputs.get("artifact") or ""))
+    artifact_text = str(outputs.get("artifact") or "")
+    artifact = Path(artifact_text)
     sha = None
-    if artifact.is_file() and artifact.stat().st_size <= 4 * 2**30:
+    if artifact_text and artifact.is_file() and artifact.stat().st_size <= 4 * 2**30:
         h = hashlib.sha256()
         with artifact.open("rb") as f:
             for chunk in iter(lambda: f.read(2**20), b""):
@@ -182,7 +183,7 @@ def _register(
         )  # fmt: skip
     store.register_model_version(
         project, model, version,
-        artifact_uri=artifact.resolve().as_uri() if str(artifact) and artifact.exists() else None,
+        artifact_uri=artifact.resolve().as_uri() if artifact_text and artifact.exists() else None,
         sha256=sha, operating_point=op,
         expected_prevalence=None if champion is None else champion.get("expected_prevalence"),
         expected_volume=None if champion is None else champion.get("expected_volume"),
@@ -256,8 +257,9 @@ def gate_job(
         report["summary"] = result.summary()
         report["skipped_sets"] = skipped
         threshold = float(result.thresholds["challenger"])
-    except (ValueError, KeyError, OSError) as exc:
-        report = {"passed": False, "error": str(exc), "summary": [f"gate: FAILED ({exc})"]}
+    except Exception as exc:  # whatever the trainer left behind, the gate fails and says why
+        report = {"passed": False, "error": f"{type(exc).__name__}: {exc}"[:4000],
+                  "summary": [f"gate: FAILED ({exc})"[:4000]]}  # fmt: skip
     report.update({"version": version, "job": int(job_id), "at": now,
                    "champion": None if champion is None else champion["version"]})  # fmt: skip
     _register(store, project, model, job, version, champion, threshold, frame)

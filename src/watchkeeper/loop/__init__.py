@@ -1,5 +1,6 @@
 """Closing the loop: maintenance plan, validation gate, shadow test, datasets, jobs, promotion.
 
+:func:`loop_step` drives one model's loop (triggers, job, gate, shadow, promotion, watch);
 :func:`evaluate_gate` compares a challenger with the champion on the same labelled evaluation
 sets with paired tests (:func:`mcnemar`, :func:`delong`, :func:`fpr_at_tpr`) and applies the
 plan's rules. docs/loop.md tells the whole cycle.
@@ -7,6 +8,17 @@ plan's rules. docs/loop.md tells the whole cycle.
 
 from __future__ import annotations
 
+from watchkeeper.loop._cycle import (
+    LoopDriver,
+    approve,
+    gate_job,
+    gate_report,
+    loop_status,
+    loop_step,
+    promote_version,
+    shadow_report_of,
+    shadow_step,
+)
 from watchkeeper.loop._dataset import (
     DATASET_DEFAULTS,
     DatasetManifest,
@@ -49,12 +61,14 @@ __all__ = [
     "DatasetManifest",
     "EvalSet",
     "GateReport",
+    "LoopDriver",
     "MaintenancePlan",
     "PairedTest",
     "RuleOutcome",
     "SequentialPairedTest",
     "SequentialState",
     "ShadowReport",
+    "approve",
     "build_dataset",
     "dataset_config",
     "delong",
@@ -62,10 +76,17 @@ __all__ = [
     "fixed_horizon_discordant",
     "fpr_at_tpr",
     "gate_config",
+    "gate_job",
+    "gate_report",
+    "loop_status",
+    "loop_step",
     "mcnemar",
+    "promote_version",
     "retraining_config",
     "roc_auc",
     "shadow_report",
+    "shadow_report_of",
+    "shadow_step",
     "threshold_at_tpr",
     "trainer_config",
 ]

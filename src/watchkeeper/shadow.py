@@ -1,10 +1,25 @@
 """Shadow a challenger on mirrored production traffic, off the serving path.
 
-:class:`Shadow` takes each request the champion serves (its request ids and inputs), hands it to
-a background thread through a bounded queue, scores it with the challenger there and logs the
-challenger's events through any client with ``log_batch`` (:class:`watchkeeper.Client`,
-:class:`watchkeeper.LocalClient`). Serving never waits: when the queue is full the request is
-dropped from the shadow and counted, never queued behind the champion.
+:class:`Shadow` takes each request the champion serves (its request ids and inputs) and hands it
+through a bounded queue to the challenger, which scores it and logs its events through any
+client with ``log_batch`` (:class:`watchkeeper.Client`, :class:`watchkeeper.LocalClient`).
+Serving never waits: when the queue is full the request is dropped from the shadow and counted.
+
+Two modes:
+
+- ``"process"``: the challenger runs in a child process (spawned, lowered priority, one
+  math thread) that builds its own client and logs its events itself. The serving thread only
+  appends the batch to a ``multiprocessing`` queue (``put_nowait``); the batch is pickled and
+  written to the pipe by the queue's feeder thread. Nothing of the challenger's work, nor of the
+  logging, shares the serving process's interpreter lock. A child that dies is counted, its
+  queued requests are counted as lost, and a new one is started (``max_restarts``).
+- ``"thread"``: the challenger runs in a thread of the serving process. Cheaper to start and
+  accepts any callable (closures, lambdas), but its Python work competes for the interpreter
+  lock with the serving thread, which shows in the champion's tail latency.
+
+``"auto"`` (the default) picks ``"process"`` when the challenger can be pickled and the client
+rebuilt in the child (a ``Client``, a ``LocalClient`` on a database file or server, or any
+picklable client), and ``"thread"`` otherwise; :attr:`Shadow.mode` says which.
 
 The challenger's events carry the same request ids as the champion's and the challenger's
 version. The store keys events by (model, id), so they go to a companion stream,
@@ -15,16 +30,31 @@ by id in the shadow report (:func:`watchkeeper.loop.shadow_report`).
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import pickle
 import queue
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+__all__ = ["Shadow", "ShadowStats", "shadow_model"]
+
+_log = logging.getLogger(__name__)
+
 _STOP = object()
+Mode = Literal["auto", "process", "thread"]
+# counters the child writes and the parent reads (one writer each: no lock needed)
+_SCORED, _FAILED, _DONE, _ACK = range(4)
+_WATCH_S = 0.2  # how often the watchdog looks at the child
 
 
 def shadow_model(model: str) -> str:
@@ -40,13 +70,21 @@ def shadow_model(model: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ShadowStats:
-    """Counters of a :class:`Shadow`: requests submitted, dropped (queue full), scored, failed."""
+    """Counters of a :class:`Shadow`, in events (requests).
+
+    ``submitted = dropped + scored + failed + lost +`` what is still on its way. ``dropped``:
+    the queue was full (or the shadow gave up after too many crashes); ``failed``: the
+    challenger or the client raised; ``lost``: queued when the challenger's process died;
+    ``queued``: batches waiting; ``crashes``: child processes that died.
+    """
 
     submitted: int
     dropped: int
     scored: int
     failed: int
     queued: int
+    lost: int = 0
+    crashes: int = 0
 
     def to_dict(self) -> dict[str, int]:
         """Return a JSON-serialisable dict."""
@@ -56,28 +94,195 @@ class ShadowStats:
             "scored": self.scored,
             "failed": self.failed,
             "queued": self.queued,
+            "lost": self.lost,
+            "crashes": self.crashes,
         }
 
 
+def _score_and_log(
+    challenger: Callable[[Any], Any],
+    client: Any,
+    name: str,
+    version: str,
+    ids: Any,
+    inputs: Any,
+    columns: Mapping[str, Any],
+) -> int:
+    """Score one mirrored batch and log it as the challenger's version; the events logged."""
+    ids_arr = np.atleast_1d(np.asarray(ids, dtype=object)).astype(str).astype(object)
+    t0 = time.perf_counter()
+    out = challenger(inputs)
+    elapsed = (time.perf_counter() - t0) * 1000.0
+    cols: dict[str, Any] = dict(columns)
+    if isinstance(out, Mapping):
+        cols.update(out)
+    else:
+        cols["scores"] = np.asarray(out, dtype=np.float64).reshape(-1)
+    # each event gets the call's time, as the torch hook records a forward pass
+    cols.setdefault("latency_ms", np.full(len(ids_arr), elapsed))
+    client.log_batch(name, ids=ids_arr, version=version, **cols)
+    return len(ids_arr)
+
+
+def _count(ids: Any) -> int:
+    if isinstance(ids, str | bytes):
+        return 1
+    try:
+        return len(ids)
+    except TypeError:
+        return 1
+
+
+# --- shipping the client to the child ---------------------------------------------------------
+
+
+def _client_recipe(client: Any) -> tuple[tuple[str, Any] | None, str]:
+    """How the child rebuilds ``client``: ``(recipe, "")`` or ``(None, why not)``."""
+    from watchkeeper.sdk import Client, LocalClient
+
+    if isinstance(client, Client):
+        keys = ("spool_dir", "batch_size", "flush_interval", "timeout", "retry_base",
+                "retry_max", "max_queue", "exit_timeout", "system_metrics")  # fmt: skip
+        # the child's Client locks its own spool file in the same directory
+        return ("client", (client.url, client.token, {k: getattr(client, k) for k in keys})), ""
+    if isinstance(client, LocalClient):
+        db = client.db
+        url = db if db is None or isinstance(db, str | os.PathLike) else getattr(db, "url", "")
+        text = "" if url is None else str(url)
+        if url is not None and (
+            text in ("", "sqlite://", "sqlite:///:memory:", ":memory:") or "mode=memory" in text
+        ):
+            return None, "client: a LocalClient on an in-memory database cannot be shared"
+        return ("local", (None if url is None else text, client.project, client.batch_size)), ""
+    try:
+        return ("pickled", pickle.dumps(client)), ""
+    except Exception as exc:
+        return None, f"client: cannot be sent to the challenger's process ({exc})"
+
+
+def _build_client(recipe: tuple[str, Any]) -> Any:
+    kind, data = recipe
+    if kind == "client":
+        from watchkeeper.sdk import Client
+
+        url, token, kwargs = data
+        return Client(url, token, **kwargs)
+    if kind == "local":
+        from watchkeeper.sdk import LocalClient
+
+        db, project, batch_size = data
+        return LocalClient(db, project, batch_size=batch_size)
+    return pickle.loads(data)
+
+
+def _limit_threads(threads: int) -> None:
+    """One (or ``threads``) math thread in the child: it must not crowd the champion's cores."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except Exception:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        pass
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
+def _child_main(
+    challenger_blob: bytes,
+    client_recipe: tuple[str, Any],
+    name: str,
+    version: str,
+    jobs: Any,
+    counters: Any,
+    error: Any,
+    threads: int,
+    niceness: int,
+) -> None:
+    """The challenger's process: score and log what the queue brings until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if niceness:
+        with contextlib.suppress(OSError):  # not permitted here: run at the same priority
+            os.nice(niceness)
+
+    def note(exc: BaseException) -> None:
+        text = f"{type(exc).__name__}: {exc}".encode(errors="replace")[: len(error) - 1]
+        with error.get_lock():
+            error.value = text
+
+    try:
+        challenger = pickle.loads(challenger_blob)
+        client = _build_client(client_recipe)
+    except Exception as exc:
+        note(exc)
+        sys.exit(3)
+    _limit_threads(threads)
+    parent = mp.parent_process()
+    while True:
+        try:
+            item = jobs.get(timeout=1.0)
+        except queue.Empty:
+            if parent is not None and not parent.is_alive():
+                break  # orphaned: nobody will read what we log, nor stop us
+            continue
+        if item is None:
+            break
+        if item[0] == "flush":
+            try:
+                flush = getattr(client, "flush", None)
+                if flush is not None:
+                    flush(timeout=item[2])
+            except Exception as exc:
+                note(exc)
+            counters[_ACK] = item[1]
+            continue
+        _, ids, inputs, columns = item
+        try:
+            counters[_SCORED] += _score_and_log(challenger, client, name, version, ids, inputs,
+                                                columns)  # fmt: skip
+        except Exception as exc:  # a failing challenger must not stop the shadow
+            counters[_FAILED] += _count(ids)
+            note(exc)
+        counters[_DONE] += 1
+    close = getattr(client, "close", None)
+    if close is not None:
+        close(timeout=30)
+
+
 class Shadow:
-    """Score mirrored requests with a challenger on a background thread; never block serving.
+    """Score mirrored requests with a challenger off the serving path; never block serving.
 
     Parameters
     ----------
     challenger
         ``challenger(inputs) -> scores``: the challenger's positive-class scores for a batch
         (array-like, one per request), or a mapping of ``log_batch`` keyword arguments
-        (``scores``, ``probs``, ``embeddings``...).
+        (``scores``, ``probs``, ``embeddings``...). In process mode it is pickled once and
+        unpickled in the child: a module-level function, a class instance (such as
+        :class:`watchkeeper.integrations.torch.TorchChallenger`) or a torch module.
     client
         Anything with ``log_batch(model, ids=..., version=..., latency_ms=..., **columns)``.
+        In process mode the child builds its own: the same ``Client`` settings (its own spool
+        file), a ``LocalClient`` on the same database, or an unpickled copy of any other
+        picklable client.
     model
         The champion's model name; events go to ``shadow_model(model)`` unless ``log_as``.
     version
         The challenger's version, recorded on every event.
     queue_size
-        Requests waiting at most; beyond it new ones are dropped and counted.
+        Batches waiting at most; beyond it new ones are dropped and counted.
     log_as
         Log under this model name instead of ``shadow_model(model)``.
+    mode
+        ``"process"``, ``"thread"`` or ``"auto"`` (process when possible); see the module
+        docstring.
+    threads
+        Math threads of the child (BLAS, OpenMP, torch intra-op).
+    niceness
+        How much the child lowers its scheduling priority (``os.nice``).
+    max_restarts
+        Child processes started again after a crash; after that the shadow drops (and counts)
+        every request, and serving goes on.
 
     Examples
     --------
@@ -85,7 +290,7 @@ class Shadow:
     ...     def __init__(self): self.rows = []
     ...     def log_batch(self, model, **cols): self.rows.append((model, list(cols["ids"])))
     >>> rec = Recorder()
-    >>> shadow = Shadow(lambda x: np.asarray(x) * 0.5, rec, "fraud", "v2")
+    >>> shadow = Shadow(lambda x: np.asarray(x) * 0.5, rec, "fraud", "v2", mode="thread")
     >>> shadow.submit(["a", "b"], [0.2, 0.8])
     True
     >>> shadow.close()
@@ -102,6 +307,10 @@ class Shadow:
         *,
         queue_size: int = 1000,
         log_as: str | None = None,
+        mode: Mode = "auto",
+        threads: int = 1,
+        niceness: int = 10,
+        max_restarts: int = 3,
     ) -> None:
         if not callable(challenger):
             raise TypeError("challenger: expected a callable")
@@ -111,47 +320,204 @@ class Shadow:
             raise ValueError(f"queue_size must be in [1, 1000000], got {queue_size}")
         if not isinstance(version, str) or not version:
             raise ValueError(f"version: expected a non-empty string, got {version!r}")
+        if not isinstance(model, str) or not model:
+            raise ValueError(f"model: expected a non-empty name, got {model!r}")
+        if mode not in ("auto", "process", "thread"):
+            raise ValueError(f"mode: {mode!r} is not one of auto, process, thread")
+        if isinstance(threads, bool) or not 1 <= int(threads) <= 256:
+            raise ValueError(f"threads must be in [1, 256], got {threads}")
+        if isinstance(niceness, bool) or not 0 <= int(niceness) <= 19:
+            raise ValueError(f"niceness must be in [0, 19], got {niceness}")
+        if isinstance(max_restarts, bool) or not 0 <= int(max_restarts) <= 1000:
+            raise ValueError(f"max_restarts must be in [0, 1000], got {max_restarts}")
         self.challenger = challenger
         self.client = client
         self.model = model
         self.version = version
         self.queue_size = queue_size
         self.log_as = log_as
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=int(queue_size))
+        self.threads = threads
+        self.niceness = niceness
+        self.max_restarts = max_restarts
         self._lock = threading.Lock()
         self._submitted = self._dropped = self._scored = self._failed = 0
-        self.last_error: BaseException | None = None
+        self._accepted = self._accepted_batches = self._lost = self._lost_batches = 0
+        self._crashes = 0
+        self._last_error: BaseException | None = None
         self._closed = False
-        self._thread = threading.Thread(target=self._work, name="watchkeeper-shadow", daemon=True)
-        self._thread.start()
+        self._dead = False
+        self._name = log_as or shadow_model(model)
+        self.mode: str = self._choose(mode)
+        if self.mode == "thread":
+            self._queue: Any = queue.Queue(maxsize=int(queue_size))
+            self._thread = threading.Thread(
+                target=self._work, name="watchkeeper-shadow", daemon=True
+            )
+            self._thread.start()
+        else:
+            self._start_process()
+
+    # --- set-up -------------------------------------------------------------------------------
+
+    def _choose(self, mode: Mode) -> str:
+        if mode == "thread":
+            return "thread"
+        why = ""
+        try:
+            self._blob = pickle.dumps(self.challenger)
+        except Exception as exc:
+            why = (
+                f"challenger: cannot be sent to the challenger's process ({exc}); pass a "
+                "module-level function, a class instance or a torch module, or mode='thread'"
+            )
+        if not why:
+            recipe, why = _client_recipe(self.client)
+            if recipe is not None:
+                self._recipe = recipe
+        if not why:
+            return "process"
+        if mode == "process":
+            raise TypeError(why)
+        _log.warning("watchkeeper shadow of %r runs in a thread: %s", self.model, why)
+        return "thread"
+
+    def _start_process(self) -> None:
+        ctx = mp.get_context("spawn")  # no fork: the serving process holds threads and locks
+        self._ctx = ctx
+        self._counters = ctx.RawArray("q", 4)
+        self._error: Any = ctx.Array("c", 2048)
+        self._error_seen = b""
+        self._flush_token = 0
+        self._generation = 0
+        self._spawn()
+        self._watch_stop = threading.Event()
+        self._watchdog = threading.Thread(
+            target=self._watch, name="watchkeeper-shadow-watchdog", daemon=True
+        )
+        self._watchdog.start()
+
+    def _spawn(self) -> None:
+        ctx = self._ctx
+        jobs = ctx.Queue(maxsize=int(self.queue_size))
+        # A dead child leaves data in the pipe: the feeder thread must not hold up exit for it,
+        # nor print a broken pipe when the queue is closed behind it.
+        jobs.cancel_join_thread()
+        jobs._ignore_epipe = True  # type: ignore[attr-defined]
+        proc = ctx.Process(
+            target=_child_main,
+            name=f"watchkeeper-shadow-{self.model}",
+            args=(
+                self._blob,
+                self._recipe,
+                self._name,
+                self.version,
+                jobs,
+                self._counters,
+                self._error,
+                int(self.threads),
+                int(self.niceness),
+            ),
+            daemon=True,
+        )
+        proc.start()
+        self._jobs, self._process = jobs, proc
+        self._generation += 1
+
+    def _watch(self) -> None:
+        """Reap a dead child, count what it lost, start another (off the serving thread)."""
+        while not self._watch_stop.wait(_WATCH_S):
+            self._check_child()
+
+    def _check_child(self) -> None:
+        proc = self._process
+        if self._dead or proc.is_alive():
+            return
+        with self._lock:
+            if self._closed or self._dead or proc is not self._process:
+                return
+            self._crashes += 1
+            code = proc.exitcode
+            how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            detail = self._read_error()
+            self._error_seen = detail.encode()
+            tail = f"; last error: {detail}" if detail else ""
+            self._last_error = RuntimeError(f"the challenger's process died ({how}){tail}")
+            c = self._counters
+            self._lost = self._accepted - int(c[_SCORED]) - int(c[_FAILED])
+            self._lost_batches = self._accepted_batches - int(c[_DONE])
+            self._jobs.close()
+            _log.error("watchkeeper shadow of %r: %s", self.model, self._last_error)
+            if self._crashes > self.max_restarts:
+                self._dead = True
+                return
+            self._spawn()
+
+    def _read_error(self) -> str:
+        with self._error.get_lock():
+            raw = bytes(self._error.value)
+        return raw.decode(errors="replace")
+
+    # --- serving side -------------------------------------------------------------------------
+
+    @property
+    def last_error(self) -> BaseException | None:
+        """The last error of the challenger or its client (in process mode, as reported)."""
+        if self.mode == "process":
+            text = self._read_error()
+            if text and text != self._error_seen.decode(errors="replace"):
+                self._error_seen = text.encode()
+                with self._lock:
+                    self._last_error = RuntimeError(f"in the challenger's process: {text}")
+        return self._last_error
 
     @property
     def stats(self) -> ShadowStats:
         """The counters so far."""
+        if self.mode == "thread":
+            with self._lock:
+                return ShadowStats(
+                    self._submitted, self._dropped, self._scored, self._failed,
+                    self._queue.qsize(),
+                )  # fmt: skip
         with self._lock:
+            c = self._counters
+            done = int(c[_DONE]) + self._lost_batches
             return ShadowStats(
-                self._submitted, self._dropped, self._scored, self._failed, self._queue.qsize()
+                submitted=self._submitted,
+                dropped=self._dropped,
+                scored=int(c[_SCORED]),
+                failed=int(c[_FAILED]),
+                queued=max(self._accepted_batches - done, 0),
+                lost=self._lost,
+                crashes=self._crashes,
             )
 
     def submit(self, ids: Any, inputs: Any, **columns: Any) -> bool:
         """Mirror one served batch; returns at once, ``False`` when it was dropped.
 
         ``columns`` are logged with the challenger's events as they are (``features``,
-        ``tags``, ``ts``...), so both sides of a pair can carry the same segment tags.
+        ``tags``, ``ts``...), so both sides of a pair can carry the same segment tags. Do not
+        modify ``inputs`` in place after the call: the batch is read (pickled, or scored) a
+        moment later, off the serving thread.
         """
-        ids_list = [str(i) for i in np.atleast_1d(np.asarray(ids, dtype=object))]
-        n = len(ids_list)
+        n = _count(ids)
         if self._closed:
             raise RuntimeError("the shadow is closed")
-        try:
-            self._queue.put_nowait((ids_list, inputs, columns))
-        except queue.Full:
-            with self._lock:
-                self._submitted += n
-                self._dropped += n
-            return False
         with self._lock:
             self._submitted += n
+            if self._dead:
+                self._dropped += n
+                return False
+            try:
+                if self.mode == "thread":
+                    self._queue.put_nowait((ids, inputs, columns))
+                else:
+                    self._jobs.put_nowait(("batch", ids, inputs, columns))
+            except queue.Full:
+                self._dropped += n
+                return False
+            self._accepted += n
+            self._accepted_batches += 1
         return True
 
     def wrap(self, champion: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
@@ -164,8 +530,9 @@ class Shadow:
 
         return serve
 
+    # --- thread mode --------------------------------------------------------------------------
+
     def _work(self) -> None:
-        name = self.log_as or shadow_model(self.model)
         while True:
             item = self._queue.get()
             if item is _STOP:
@@ -173,42 +540,89 @@ class Shadow:
                 return
             ids, inputs, columns = item
             try:
-                t0 = time.perf_counter()
-                out = self.challenger(inputs)
-                elapsed = (time.perf_counter() - t0) * 1000.0
-                cols: dict[str, Any] = dict(columns)
-                if isinstance(out, Mapping):
-                    cols.update(out)
-                else:
-                    cols["scores"] = np.asarray(out, dtype=np.float64).reshape(-1)
-                # each event gets the call's time, as the torch hook records a forward pass
-                cols.setdefault("latency_ms", np.full(len(ids), elapsed))
-                self.client.log_batch(name, ids=ids, version=self.version, **cols)
+                n = _score_and_log(self.challenger, self.client, self._name, self.version, ids,
+                                   inputs, columns)  # fmt: skip
                 with self._lock:
-                    self._scored += len(ids)
+                    self._scored += n
             except Exception as exc:  # a failing challenger must not stop the shadow
-                self.last_error = exc
                 with self._lock:
-                    self._failed += len(ids)
+                    self._last_error = exc
+                    self._failed += _count(ids)
             finally:
                 self._queue.task_done()
 
+    # --- shutdown -----------------------------------------------------------------------------
+
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every queued request is scored and logged; ``False`` on timeout."""
+        """Wait until every accepted request is scored and logged (and, in process mode, the
+        child's client has sent them); ``False`` on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
-            if deadline is not None and time.monotonic() > deadline:
-                return False
-            time.sleep(0.005)
-        return True
+
+        def left() -> float | None:
+            return None if deadline is None else max(deadline - time.monotonic(), 0.0)
+
+        if self.mode == "thread":
+            while self._queue.unfinished_tasks:
+                if deadline is not None and time.monotonic() > deadline:
+                    return False
+                time.sleep(0.005)
+            return True
+        while True:
+            if self._dead:
+                return True  # nothing more will be scored
+            with self._lock:
+                self._flush_token += 1
+                token, generation, jobs = self._flush_token, self._generation, self._jobs
+            rest = left()
+            try:
+                jobs.put(("flush", token, rest), timeout=0.5 if rest is None else min(rest, 0.5))
+            except (queue.Full, ValueError):  # still full, or a crashed child's queue
+                self._check_child()
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                continue
+            while int(self._counters[_ACK]) < token:
+                self._check_child()
+                if self._dead or self._generation != generation:
+                    break  # the child died with our marker: ask its successor
+                if deadline is not None and time.monotonic() > deadline:
+                    return False
+                time.sleep(0.005)
+            else:
+                return True
 
     def close(self, timeout: float | None = 10.0) -> None:
-        """Score what is queued, then stop the thread."""
+        """Score what is queued (up to ``timeout`` seconds), then stop the thread or the child;
+        a child that does not stop in time is terminated, and every child is reaped."""
         if self._closed:
             return
-        self._closed = True
-        self._queue.put(_STOP)
-        self._thread.join(timeout)
+        if self.mode == "thread":
+            self._closed = True
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+            return
+        self._watch_stop.set()
+        self._watchdog.join()
+        self._check_child()
+        with self._lock:
+            self._closed = True
+        proc = self._process
+        if proc.is_alive():
+            with contextlib.suppress(queue.Full, ValueError):
+                self._jobs.put(None, timeout=timeout)
+            proc.join(timeout)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5)
+        if proc.is_alive():  # pragma: no cover - ignores SIGTERM
+            proc.kill()
+            proc.join()
+        self._jobs.close()
+
+    @property
+    def pid(self) -> int | None:
+        """The challenger's process id (process mode), else ``None``."""
+        return None if self.mode == "thread" else self._process.pid
 
     def __enter__(self) -> Shadow:
         return self

@@ -18,8 +18,8 @@ Two modes:
   lock with the serving thread, which shows in the champion's tail latency.
 
 ``"auto"`` (the default) picks ``"process"`` when the challenger can be pickled and the client
-rebuilt in the child (a ``Client``, a ``LocalClient`` on a database file or server, or any
-picklable client), and ``"thread"`` otherwise; :attr:`Shadow.mode` says which.
+rebuilt in the child (a ``Client``, or a ``LocalClient`` on a database file or server), and
+``"thread"`` otherwise, with a warning saying why; :attr:`Shadow.mode` says which.
 
 The challenger's events carry the same request ids as the champion's and the challenger's
 version. The store keys events by (model, id), so they go to a companion stream,
@@ -136,8 +136,12 @@ def _count(ids: Any) -> int:
 # --- shipping the client to the child ---------------------------------------------------------
 
 
-def _client_recipe(client: Any) -> tuple[tuple[str, Any] | None, str]:
-    """How the child rebuilds ``client``: ``(recipe, "")`` or ``(None, why not)``."""
+def _client_recipe(client: Any, copy: bool) -> tuple[tuple[str, Any] | None, str]:
+    """How the child rebuilds ``client``: ``(recipe, "")`` or ``(None, why not)``.
+
+    Any other client is sent as a pickled copy only when ``copy`` (process mode asked for):
+    a copy of an in-memory recorder would log where the parent never looks.
+    """
     from watchkeeper.sdk import Client, LocalClient
 
     if isinstance(client, Client):
@@ -154,6 +158,8 @@ def _client_recipe(client: Any) -> tuple[tuple[str, Any] | None, str]:
         ):
             return None, "client: a LocalClient on an in-memory database cannot be shared"
         return ("local", (None if url is None else text, client.project, client.batch_size)), ""
+    if not copy:
+        return None, "client: only a Client or a LocalClient is rebuilt in the child by default"
     try:
         return ("pickled", pickle.dumps(client)), ""
     except Exception as exc:
@@ -263,8 +269,8 @@ class Shadow:
     client
         Anything with ``log_batch(model, ids=..., version=..., latency_ms=..., **columns)``.
         In process mode the child builds its own: the same ``Client`` settings (its own spool
-        file), a ``LocalClient`` on the same database, or an unpickled copy of any other
-        picklable client.
+        file), a ``LocalClient`` on the same database file or server, or, with
+        ``mode="process"`` only, an unpickled copy of any other picklable client.
     model
         The champion's model name; events go to ``shadow_model(model)`` unless ``log_as``.
     version
@@ -371,7 +377,7 @@ class Shadow:
                 "module-level function, a class instance or a torch module, or mode='thread'"
             )
         if not why:
-            recipe, why = _client_recipe(self.client)
+            recipe, why = _client_recipe(self.client, copy=mode == "process")
             if recipe is not None:
                 self._recipe = recipe
         if not why:

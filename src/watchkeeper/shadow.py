@@ -8,11 +8,12 @@ Serving never waits: when the queue is full the request is dropped from the shad
 Two modes:
 
 - ``"process"``: the challenger runs in a child process (spawned, lowered priority, one
-  math thread) that builds its own client and logs its events itself. The serving thread only
-  appends the batch to a ``multiprocessing`` queue (``put_nowait``); the batch is pickled and
-  written to the pipe by the queue's feeder thread. Nothing of the challenger's work, nor of the
-  logging, shares the serving process's interpreter lock. A child that dies is counted, its
-  queued requests are counted as lost, and a new one is started (``max_restarts``).
+  math thread) that builds its own client and logs its events itself. The serving thread
+  pickles the batch's small parts, copies its arrays' bytes once into a ring buffer in shared
+  memory and posts a semaphore: no thread of its own, no pipe, no wait. Nothing of the
+  challenger's work, nor of the logging, shares the serving process's interpreter lock. A child
+  that dies is counted, its queued requests are counted as lost, and a new one is started
+  (``max_restarts``).
 - ``"thread"``: the challenger runs in a thread of the serving process. Cheaper to start and
   accepts any callable (closures, lambdas), but its Python work competes for the interpreter
   lock with the serving thread, which shows in the champion's tail latency.
@@ -31,6 +32,7 @@ by id in the shadow report (:func:`watchkeeper.loop.shadow_report`).
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import multiprocessing as mp
 import os
@@ -53,8 +55,136 @@ _log = logging.getLogger(__name__)
 _STOP = object()
 Mode = Literal["auto", "process", "thread"]
 # counters the child writes and the parent reads (one writer each: no lock needed)
-_SCORED, _FAILED, _DONE, _ACK = range(4)
-_WATCH_S = 0.2  # how often the watchdog looks at the child
+_SCORED, _FAILED, _DONE, _ACK, _READ, _TAKEN = range(6)
+_WATCH_S = 0.5  # how often the watchdog looks at the child
+_WORD = 8
+_WRAP = -1
+
+
+def _pad(n: int) -> int:
+    return -(-n // _WORD) * _WORD
+
+
+class _Ring:
+    """A byte ring in shared memory: one writer (the serving process), one reader (the child).
+
+    A record is ``[total, meta_len, n_bufs, len_1..len_n]`` (int64 words), the pickled batch
+    without its arrays and the arrays' bytes (copied straight from the caller's arrays, see
+    :class:`_Packer`), each padded to 8 bytes. Positions are running totals: the writer keeps
+    ``written``, the reader publishes ``counters[_READ]`` once it has copied a record out, so
+    the writer never overwrites a record still being read. A record that does not fit before
+    the end leaves a ``_WRAP`` word and starts again at 0. A semaphore counts the records.
+    """
+
+    def __init__(self, data: Any, counters: Any, capacity: int) -> None:
+        self.data = data
+        self.counters = counters
+        self.capacity = capacity
+        self.written = 0  # the writer's side only
+        self._view: memoryview | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"data": self.data, "counters": self.counters, "capacity": self.capacity}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["data"], state["counters"], state["capacity"])  # type: ignore[misc]
+
+    @property
+    def view(self) -> memoryview:
+        if self._view is None:
+            self._view = memoryview(self.data).cast("B")
+        return self._view
+
+    def _words(self, off: int, n: int) -> np.ndarray:
+        return np.frombuffer(self.view, dtype=np.int64, count=n, offset=off)
+
+    def put(self, meta: bytes, bufs: list[memoryview]) -> bool:
+        """Copy one record in; ``False`` (nothing written) when it does not fit now."""
+        head = _WORD * (3 + len(bufs))
+        total = head + _pad(len(meta)) + sum(_pad(b.nbytes) for b in bufs)
+        off = self.written % self.capacity
+        tail = self.capacity - off
+        skip = 0 if total <= tail else tail
+        if self.written + skip + total - int(self.counters[_READ]) > self.capacity:
+            return False
+        if skip:
+            self._words(off, 1)[0] = _WRAP
+            off = 0
+        words = self._words(off, 3 + len(bufs))
+        words[:3] = (total, len(meta), len(bufs))
+        words[3:] = [b.nbytes for b in bufs]
+        view, pos = self.view, off + head
+        view[pos : pos + len(meta)] = meta
+        pos += _pad(len(meta))
+        for b in bufs:
+            view[pos : pos + b.nbytes] = b
+            pos += _pad(b.nbytes)
+        self.written += skip + total
+        return True
+
+    def take(self) -> tuple[bytes, list[bytearray]]:
+        """Copy the next record out and free its room (the reader's side)."""
+        read = int(self.counters[_READ])
+        off = read % self.capacity
+        if self.capacity - off < _WORD or self._words(off, 1)[0] == _WRAP:
+            read += self.capacity - off
+            off = 0
+        total, meta_len, n = (int(v) for v in self._words(off, 3))
+        lens = [int(v) for v in self._words(off + 3 * _WORD, n)]
+        view, pos = self.view, off + _WORD * (3 + n)
+        meta = bytes(view[pos : pos + meta_len])
+        pos += _pad(meta_len)
+        bufs = []
+        for size in lens:
+            bufs.append(bytearray(view[pos : pos + size]))
+            pos += _pad(size)
+        self.counters[_READ] = read + total
+        self.counters[_TAKEN] += 1
+        return meta, bufs
+
+
+class _Packer(pickle.Pickler):
+    """Pickles a batch with its plain arrays left out: their bytes go straight to the ring.
+
+    numpy's own pickling of an array costs tens of microseconds; an array here is a reference
+    (index, dtype, shape) and one ``memcpy`` into the ring.
+    """
+
+    def __init__(self, file: io.BytesIO, bufs: list[memoryview]) -> None:
+        super().__init__(file, protocol=5)
+        self.bufs = bufs
+
+    def persistent_id(self, obj: Any) -> Any:
+        if (
+            type(obj) is np.ndarray
+            and obj.dtype.kind in "biufcSU"
+            and obj.size
+            and obj.flags.c_contiguous
+        ):
+            self.bufs.append(memoryview(obj).cast("B"))  # type: ignore[arg-type]
+            return (len(self.bufs) - 1, obj.dtype.str, obj.shape)
+        return None
+
+
+class _Unpacker(pickle.Unpickler):
+    def __init__(self, meta: bytes, bufs: list[bytearray]) -> None:
+        super().__init__(io.BytesIO(meta))
+        self.bufs = bufs
+
+    def persistent_load(self, pid: Any) -> Any:
+        index, dtype, shape = pid
+        return np.frombuffer(self.bufs[index], dtype=np.dtype(dtype)).reshape(shape)
+
+
+def _pack(obj: Any) -> tuple[bytes, list[memoryview]]:
+    """The pickled batch without its arrays, and the arrays' bytes (not copied yet)."""
+    file, bufs = io.BytesIO(), list[memoryview]()
+    _Packer(file, bufs).dump(obj)
+    return file.getvalue(), bufs
+
+
+def _unpack(meta: bytes, bufs: list[bytearray]) -> Any:
+    return _Unpacker(meta, bufs).load()
 
 
 def shadow_model(model: str) -> str:
@@ -199,13 +329,14 @@ def _child_main(
     client_recipe: tuple[str, Any],
     name: str,
     version: str,
-    jobs: Any,
+    ring: _Ring,
+    ready: Any,
     counters: Any,
     error: Any,
     threads: int,
     niceness: int,
 ) -> None:
-    """The challenger's process: score and log what the queue brings until told to stop."""
+    """The challenger's process: score and log what the ring brings until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     if niceness:
         with contextlib.suppress(OSError):  # not permitted here: run at the same priority
@@ -225,12 +356,12 @@ def _child_main(
     _limit_threads(threads)
     parent = mp.parent_process()
     while True:
-        try:
-            item = jobs.get(timeout=1.0)
-        except queue.Empty:
+        if not ready.acquire(timeout=1.0):
             if parent is not None and not parent.is_alive():
                 break  # orphaned: nobody will read what we log, nor stop us
             continue
+        meta, bufs = ring.take()
+        item = _unpack(meta, bufs)
         if item is None:
             break
         if item[0] == "flush":
@@ -289,6 +420,9 @@ class Shadow:
     max_restarts
         Child processes started again after a crash; after that the shadow drops (and counts)
         every request, and serving goes on.
+    buffer_mb
+        Process mode: size of the shared-memory ring the batches wait in; a batch that finds
+        no room is dropped and counted, like one that finds ``queue_size`` batches waiting.
 
     Examples
     --------
@@ -317,6 +451,7 @@ class Shadow:
         threads: int = 1,
         niceness: int = 10,
         max_restarts: int = 3,
+        buffer_mb: float = 64.0,
     ) -> None:
         if not callable(challenger):
             raise TypeError("challenger: expected a callable")
@@ -336,6 +471,8 @@ class Shadow:
             raise ValueError(f"niceness must be in [0, 19], got {niceness}")
         if isinstance(max_restarts, bool) or not 0 <= int(max_restarts) <= 1000:
             raise ValueError(f"max_restarts must be in [0, 1000], got {max_restarts}")
+        if isinstance(buffer_mb, bool) or not 0.01 <= float(buffer_mb) <= 16384:
+            raise ValueError(f"buffer_mb must be in [0.01, 16384], got {buffer_mb}")
         self.challenger = challenger
         self.client = client
         self.model = model
@@ -345,6 +482,7 @@ class Shadow:
         self.threads = threads
         self.niceness = niceness
         self.max_restarts = max_restarts
+        self.buffer_mb = buffer_mb
         self._lock = threading.Lock()
         self._submitted = self._dropped = self._scored = self._failed = 0
         self._accepted = self._accepted_batches = self._lost = self._lost_batches = 0
@@ -390,7 +528,10 @@ class Shadow:
     def _start_process(self) -> None:
         ctx = mp.get_context("spawn")  # no fork: the serving process holds threads and locks
         self._ctx = ctx
-        self._counters = ctx.RawArray("q", 4)
+        self._counters = ctx.RawArray("q", 6)
+        capacity = _pad(int(self.buffer_mb * 2**20))
+        self._ring = _Ring(ctx.RawArray("B", capacity), self._counters, capacity)
+        self._sent = 0  # records written to the ring (batches and control records)
         self._error: Any = ctx.Array("c", 2048)
         self._error_seen = b""
         self._flush_token = 0
@@ -404,11 +545,10 @@ class Shadow:
 
     def _spawn(self) -> None:
         ctx = self._ctx
-        jobs = ctx.Queue(maxsize=int(self.queue_size))
-        # A dead child leaves data in the pipe: the feeder thread must not hold up exit for it,
-        # nor print a broken pipe when the queue is closed behind it.
-        jobs.cancel_join_thread()
-        jobs._ignore_epipe = True  # type: ignore[attr-defined]
+        # a new child starts where the writer stands: what the dead one left is lost (counted)
+        self._counters[_READ] = self._ring.written
+        self._counters[_TAKEN] = self._sent
+        self._ready = ctx.Semaphore(0)
         proc = ctx.Process(
             target=_child_main,
             name=f"watchkeeper-shadow-{self.model}",
@@ -417,7 +557,8 @@ class Shadow:
                 self._recipe,
                 self._name,
                 self.version,
-                jobs,
+                self._ring,
+                self._ready,
                 self._counters,
                 self._error,
                 int(self.threads),
@@ -426,7 +567,7 @@ class Shadow:
             daemon=True,
         )
         proc.start()
-        self._jobs, self._process = jobs, proc
+        self._process = proc
         self._generation += 1
 
     def _watch(self) -> None:
@@ -451,7 +592,6 @@ class Shadow:
             c = self._counters
             self._lost = self._accepted - int(c[_SCORED]) - int(c[_FAILED])
             self._lost_batches = self._accepted_batches - int(c[_DONE])
-            self._jobs.close()
             _log.error("watchkeeper shadow of %r: %s", self.model, self._last_error)
             if self._crashes > self.max_restarts:
                 self._dead = True
@@ -462,6 +602,17 @@ class Shadow:
         with self._error.get_lock():
             raw = bytes(self._error.value)
         return raw.decode(errors="replace")
+
+    def _put_record(self, item: Any, *, check_queue: bool) -> bool:
+        """Write one record to the ring and wake the child (under ``self._lock``)."""
+        if check_queue and self._sent - int(self._counters[_TAKEN]) >= int(self.queue_size):
+            return False
+        meta, bufs = _pack(item)
+        if not self._ring.put(meta, bufs):
+            return False
+        self._sent += 1
+        self._ready.release()
+        return True
 
     # --- serving side -------------------------------------------------------------------------
 
@@ -514,12 +665,13 @@ class Shadow:
             if self._dead:
                 self._dropped += n
                 return False
-            try:
-                if self.mode == "thread":
+            if self.mode == "thread":
+                try:
                     self._queue.put_nowait((ids, inputs, columns))
-                else:
-                    self._jobs.put_nowait(("batch", ids, inputs, columns))
-            except queue.Full:
+                except queue.Full:
+                    self._dropped += n
+                    return False
+            elif not self._put_record(("batch", ids, inputs, columns), check_queue=True):
                 self._dropped += n
                 return False
             self._accepted += n
@@ -578,22 +730,23 @@ class Shadow:
                 return True  # nothing more will be scored
             with self._lock:
                 self._flush_token += 1
-                token, generation, jobs = self._flush_token, self._generation, self._jobs
-            rest = left()
-            try:
-                jobs.put(("flush", token, rest), timeout=0.5 if rest is None else min(rest, 0.5))
-            except (queue.Full, ValueError):  # still full, or a crashed child's queue
+                token, generation = self._flush_token, self._generation
+                written = self._put_record(("flush", token, left()), check_queue=False)
+            if not written:  # the ring is full: wait for the child to make room
                 self._check_child()
                 if deadline is not None and time.monotonic() >= deadline:
                     return False
+                time.sleep(0.01)
                 continue
+            pause = 0.002
             while int(self._counters[_ACK]) < token:
                 self._check_child()
                 if self._dead or self._generation != generation:
                     break  # the child died with our marker: ask its successor
                 if deadline is not None and time.monotonic() > deadline:
                     return False
-                time.sleep(0.005)
+                time.sleep(pause)
+                pause = min(pause * 1.5, 0.05)
             else:
                 return True
 
@@ -613,17 +766,21 @@ class Shadow:
         with self._lock:
             self._closed = True
         proc = self._process
+        end = None if timeout is None else time.monotonic() + timeout
+        while proc.is_alive():
+            with self._lock:
+                stopped = self._put_record(None, check_queue=False)
+            if stopped or (end is not None and time.monotonic() > end):
+                break
+            time.sleep(0.01)  # the ring is full: the child is making room
         if proc.is_alive():
-            with contextlib.suppress(queue.Full, ValueError):
-                self._jobs.put(None, timeout=timeout)
-            proc.join(timeout)
+            proc.join(None if end is None else max(end - time.monotonic(), 0.0))
         if proc.is_alive():
             proc.terminate()
             proc.join(5)
         if proc.is_alive():  # pragma: no cover - ignores SIGTERM
             proc.kill()
             proc.join()
-        self._jobs.close()
 
     @property
     def pid(self) -> int | None:

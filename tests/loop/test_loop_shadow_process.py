@@ -166,3 +166,30 @@ def test_mode_choice_and_bad_input(tmp_path: Path) -> None:
     sh.close()
     with pytest.raises(RuntimeError, match="closed"):
         sh.submit(["a"], np.zeros((1, 1)))
+
+
+def test_the_ring_wraps_around_intact_and_a_full_ring_drops(tmp_path: Path) -> None:
+    # a 48 kB ring holds three or four batches of ~12 kB: it wraps many times, and fills
+    sh = Shadow(halve, _client(tmp_path), "fraud", "v2", buffer_mb=0.047, mode="process")
+    sh.submit(["warm"], np.ones((1, 10)))
+    assert sh.flush(timeout=120)
+    rng = np.random.default_rng(3)
+    expected: dict[str, float] = {"warm": 0.5}
+    results = []
+    for b in range(150):
+        n = int(rng.integers(50, 150))  # uneven records: the wrap point moves
+        ids = np.char.add(f"b{b}-", np.arange(n).astype(str))
+        x = rng.uniform(0, 1, (n, 10))
+        results.append(sh.submit(ids, x))
+        if results[-1]:
+            expected.update(zip(ids.tolist(), (x[:, 0] / 2).tolist(), strict=True))
+        time.sleep(0.005)
+    assert sh.flush(timeout=120)
+    st = sh.stats
+    assert results.count(False) > 0 and st.dropped > 0 and st.failed == 0
+    assert sh._ring.written > 3 * sh._ring.capacity  # wrapped around several times
+    sh.close()
+    w = _shadow_window(tmp_path)
+    got = dict(zip(map(str, w.ids), w.scores.tolist(), strict=True))
+    assert got.keys() == expected.keys() and st.scored == len(expected)
+    assert all(got[k] == pytest.approx(v) for k, v in expected.items())

@@ -10,7 +10,8 @@ Two modes:
 - ``"process"``: the challenger runs in a child process (spawned, lowered priority, one
   math thread) that builds its own client and logs its events itself. The serving thread
   pickles the batch's small parts, copies its arrays' bytes once into a ring buffer in shared
-  memory and posts a semaphore: no thread of its own, no pipe, no wait. Nothing of the
+  memory and bumps a counter the child polls: no thread of its own, no pipe, no system call,
+  no wait. Nothing of the
   challenger's work, nor of the logging, shares the serving process's interpreter lock. A child
   that dies is counted, its queued requests are counted as lost, and a new one is started
   (``max_restarts``).
@@ -20,7 +21,7 @@ Two modes:
 
 ``"auto"`` (the default) picks ``"process"`` when the challenger can be pickled and the client
 rebuilt in the child (a ``Client``, or a ``LocalClient`` on a database file or server), and
-``"thread"`` otherwise, with a warning saying why; :attr:`Shadow.mode` says which.
+``"thread"`` otherwise (logged at INFO with the reason); :attr:`Shadow.mode` says which.
 
 The challenger's events carry the same request ids as the champion's and the challenger's
 version. The store keys events by (model, id), so they go to a companion stream,
@@ -39,6 +40,7 @@ import os
 import pickle
 import queue
 import signal
+import struct
 import sys
 import threading
 import time
@@ -55,8 +57,9 @@ _log = logging.getLogger(__name__)
 _STOP = object()
 Mode = Literal["auto", "process", "thread"]
 # counters the child writes and the parent reads (one writer each: no lock needed)
-_SCORED, _FAILED, _DONE, _ACK, _READ, _TAKEN = range(6)
-_WATCH_S = 0.5  # how often the watchdog looks at the child
+_SCORED, _FAILED, _DONE, _ACK, _READ, _TAKEN, _SENT = range(7)
+# the child's polling pause while the ring is empty: short while batches flow, longer when idle
+_POLL_MIN_S, _POLL_MAX_S = 0.0005, 0.01
 _WORD = 8
 _WRAP = -1
 
@@ -73,7 +76,8 @@ class _Ring:
     :class:`_Packer`), each padded to 8 bytes. Positions are running totals: the writer keeps
     ``written``, the reader publishes ``counters[_READ]`` once it has copied a record out, so
     the writer never overwrites a record still being read. A record that does not fit before
-    the end leaves a ``_WRAP`` word and starts again at 0. A semaphore counts the records.
+    the end leaves a ``_WRAP`` word and starts again at 0. ``counters[_SENT]`` counts the
+    records written, ``counters[_TAKEN]`` those read.
     """
 
     def __init__(self, data: Any, counters: Any, capacity: int) -> None:
@@ -95,9 +99,6 @@ class _Ring:
             self._view = memoryview(self.data).cast("B")
         return self._view
 
-    def _words(self, off: int, n: int) -> np.ndarray:
-        return np.frombuffer(self.view, dtype=np.int64, count=n, offset=off)
-
     def put(self, meta: bytes, bufs: list[memoryview]) -> bool:
         """Copy one record in; ``False`` (nothing written) when it does not fit now."""
         head = _WORD * (3 + len(bufs))
@@ -107,13 +108,14 @@ class _Ring:
         skip = 0 if total <= tail else tail
         if self.written + skip + total - int(self.counters[_READ]) > self.capacity:
             return False
+        view = self.view
         if skip:
-            self._words(off, 1)[0] = _WRAP
+            struct.pack_into("<q", view, off, _WRAP)
             off = 0
-        words = self._words(off, 3 + len(bufs))
-        words[:3] = (total, len(meta), len(bufs))
-        words[3:] = [b.nbytes for b in bufs]
-        view, pos = self.view, off + head
+        struct.pack_into(
+            f"<{3 + len(bufs)}q", view, off, total, len(meta), len(bufs), *(b.nbytes for b in bufs)
+        )
+        pos = off + head
         view[pos : pos + len(meta)] = meta
         pos += _pad(len(meta))
         for b in bufs:
@@ -126,12 +128,13 @@ class _Ring:
         """Copy the next record out and free its room (the reader's side)."""
         read = int(self.counters[_READ])
         off = read % self.capacity
-        if self.capacity - off < _WORD or self._words(off, 1)[0] == _WRAP:
+        view = self.view
+        if self.capacity - off < _WORD or struct.unpack_from("<q", view, off)[0] == _WRAP:
             read += self.capacity - off
             off = 0
-        total, meta_len, n = (int(v) for v in self._words(off, 3))
-        lens = [int(v) for v in self._words(off + 3 * _WORD, n)]
-        view, pos = self.view, off + _WORD * (3 + n)
+        total, meta_len, n = struct.unpack_from("<3q", view, off)
+        lens = struct.unpack_from(f"<{n}q", view, off + 3 * _WORD)
+        pos = off + _WORD * (3 + n)
         meta = bytes(view[pos : pos + meta_len])
         pos += _pad(meta_len)
         bufs = []
@@ -330,7 +333,6 @@ def _child_main(
     name: str,
     version: str,
     ring: _Ring,
-    ready: Any,
     counters: Any,
     error: Any,
     threads: int,
@@ -355,11 +357,20 @@ def _child_main(
         sys.exit(3)
     _limit_threads(threads)
     parent = mp.parent_process()
+    pause, looked = _POLL_MIN_S, time.monotonic()
     while True:
-        if not ready.acquire(timeout=1.0):
-            if parent is not None and not parent.is_alive():
-                break  # orphaned: nobody will read what we log, nor stop us
+        # The child polls the writer's count rather than wait on a semaphore: posting one would
+        # cost the serving thread a system call (and a wake-up) per batch; polling costs only
+        # this process, which runs at a lower priority.
+        if int(counters[_TAKEN]) >= int(counters[_SENT]):
+            if time.monotonic() - looked > 1.0:
+                looked = time.monotonic()
+                if parent is not None and not parent.is_alive():
+                    break  # orphaned: nobody will read what we log, nor stop us
+            time.sleep(pause)
+            pause = min(pause * 2, _POLL_MAX_S)
             continue
+        pause = _POLL_MIN_S
         meta, bufs = ring.take()
         item = _unpack(meta, bufs)
         if item is None:
@@ -522,22 +533,24 @@ class Shadow:
             return "process"
         if mode == "process":
             raise TypeError(why)
-        _log.warning("watchkeeper shadow of %r runs in a thread: %s", self.model, why)
+        _log.info("watchkeeper shadow of %r runs in a thread: %s", self.model, why)
         return "thread"
 
     def _start_process(self) -> None:
         ctx = mp.get_context("spawn")  # no fork: the serving process holds threads and locks
         self._ctx = ctx
-        self._counters = ctx.RawArray("q", 6)
+        self._counters = ctx.RawArray("q", 7)
         capacity = _pad(int(self.buffer_mb * 2**20))
         self._ring = _Ring(ctx.RawArray("B", capacity), self._counters, capacity)
         self._sent = 0  # records written to the ring (batches and control records)
+        pack_file, pack_bufs = io.BytesIO(), list[memoryview]()
+        self._packing = (pack_file, pack_bufs, _Packer(pack_file, pack_bufs))
         self._error: Any = ctx.Array("c", 2048)
         self._error_seen = b""
         self._flush_token = 0
         self._generation = 0
         self._spawn()
-        self._watch_stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()  # close() wakes the watchdog through it
         self._watchdog = threading.Thread(
             target=self._watch, name="watchkeeper-shadow-watchdog", daemon=True
         )
@@ -548,7 +561,6 @@ class Shadow:
         # a new child starts where the writer stands: what the dead one left is lost (counted)
         self._counters[_READ] = self._ring.written
         self._counters[_TAKEN] = self._sent
-        self._ready = ctx.Semaphore(0)
         proc = ctx.Process(
             target=_child_main,
             name=f"watchkeeper-shadow-{self.model}",
@@ -558,7 +570,6 @@ class Shadow:
                 self._name,
                 self.version,
                 self._ring,
-                self._ready,
                 self._counters,
                 self._error,
                 int(self.threads),
@@ -571,9 +582,21 @@ class Shadow:
         self._generation += 1
 
     def _watch(self) -> None:
-        """Reap a dead child, count what it lost, start another (off the serving thread)."""
-        while not self._watch_stop.wait(_WATCH_S):
+        """Reap a dead child, count what it lost, start another (off the serving thread).
+
+        It sleeps in ``select`` on the child's sentinel, without the interpreter lock, and
+        wakes only when the child dies or the shadow closes: in steady state the serving
+        process runs no other Python thread.
+        """
+        from multiprocessing.connection import wait
+
+        while True:
+            ready = wait([self._process.sentinel, self._wake_r])
+            if self._wake_r in ready:
+                return
             self._check_child()
+            if self._dead:
+                return
 
     def _check_child(self) -> None:
         proc = self._process
@@ -604,14 +627,26 @@ class Shadow:
         return raw.decode(errors="replace")
 
     def _put_record(self, item: Any, *, check_queue: bool) -> bool:
-        """Write one record to the ring and wake the child (under ``self._lock``)."""
+        """Write one record to the ring for the child (under ``self._lock``)."""
         if check_queue and self._sent - int(self._counters[_TAKEN]) >= int(self.queue_size):
             return False
-        meta, bufs = _pack(item)
-        if not self._ring.put(meta, bufs):
+        # one pickler for every record (a new one per batch costs more than the pickling)
+        file, bufs, packer = self._packing
+        file.seek(0)
+        file.truncate()
+        packer.clear_memo()
+        try:
+            packer.dump(item)
+            written = self._ring.put(file.getvalue(), bufs)
+        except Exception as exc:  # an unpicklable column: dropped and reported, never raised
+            self._last_error = exc
+            return False
+        finally:
+            bufs.clear()  # no reference to the caller's arrays is kept
+        if not written:
             return False
         self._sent += 1
-        self._ready.release()
+        self._counters[_SENT] = self._sent  # after the record: the child reads it then
         return True
 
     # --- serving side -------------------------------------------------------------------------
@@ -653,9 +688,9 @@ class Shadow:
         """Mirror one served batch; returns at once, ``False`` when it was dropped.
 
         ``columns`` are logged with the challenger's events as they are (``features``,
-        ``tags``, ``ts``...), so both sides of a pair can carry the same segment tags. Do not
-        modify ``inputs`` in place after the call: the batch is read (pickled, or scored) a
-        moment later, off the serving thread.
+        ``tags``, ``ts``...), so both sides of a pair can carry the same segment tags. In process
+        mode the batch is copied before the call returns; in thread mode it is read later, by
+        reference: do not modify it in place after mirroring it.
         """
         n = _count(ids)
         if self._closed:
@@ -760,8 +795,10 @@ class Shadow:
             self._queue.put(_STOP)
             self._thread.join(timeout)
             return
-        self._watch_stop.set()
+        os.write(self._wake_w, b"x")
         self._watchdog.join()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
         self._check_child()
         with self._lock:
             self._closed = True

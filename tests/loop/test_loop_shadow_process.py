@@ -188,6 +188,9 @@ def test_the_ring_wraps_around_intact_and_a_full_ring_drops(tmp_path: Path) -> N
     st = sh.stats
     assert results.count(False) > 0 and st.dropped > 0 and st.failed == 0
     assert sh._ring.written > 3 * sh._ring.capacity  # wrapped around several times
+    # a column that cannot be pickled: the batch is dropped and reported, submit does not raise
+    assert sh.submit(["bad"], np.ones((1, 10)), tags={"f": lambda: 0}) is False
+    assert "pickle" in str(sh.last_error).lower()
     sh.close()
     w = _shadow_window(tmp_path)
     got = dict(zip(map(str, w.ids), w.scores.tolist(), strict=True))

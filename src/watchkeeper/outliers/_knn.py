@@ -157,7 +157,7 @@ class IVFIndex:
     True
     """
 
-    CHUNK = 16_384
+    CHUNK = 65_536
     """Most queries one worker handles at a time (bounds the memory of a search)."""
 
     def __init__(
@@ -176,6 +176,13 @@ class IVFIndex:
 
     def fit(self, reference: np.ndarray) -> IVFIndex:
         """Project, cluster and bucket the reference rows."""
+        from threadpoolctl import threadpool_limits
+
+        # Small products: on a busy machine, waking BLAS threads costs more than they save.
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._fit(reference)
+
+    def _fit(self, reference: np.ndarray) -> IVFIndex:
         x = np.ascontiguousarray(reference, dtype=np.float32)
         if x.ndim != 2 or x.shape[0] < 1:
             raise ValueError(f"reference: expected a non-empty 2-D array, got shape {x.shape}")
@@ -185,8 +192,12 @@ class IVFIndex:
         r = d if self.n_components is None else min(d, int(self.n_components))
         if r < d:
             sample = xc[np.random.default_rng(self.seed).permutation(n)[: min(n, 20_000)]]
-            _, _, vt = np.linalg.svd(sample.astype(np.float64), full_matrices=False)
-            self.components_: np.ndarray | None = np.ascontiguousarray(vt[:r].T, dtype=np.float32)
+            sample = sample.astype(np.float64)
+            # Principal axes from the d x d covariance: far cheaper than an SVD of the sample.
+            _, vecs = np.linalg.eigh(sample.T @ sample)
+            self.components_: np.ndarray | None = np.ascontiguousarray(
+                vecs[:, ::-1][:, :r], dtype=np.float32
+            )
             z = xc @ self.components_
         else:
             self.components_ = None
@@ -320,6 +331,7 @@ class KNNScorer(ConformalScorer):
     """
 
     method = "knn"
+    dtype = np.float32  # the searches run in float32: no float64 copy of a window
 
     def __init__(
         self,

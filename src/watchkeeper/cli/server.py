@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from watchkeeper.cli._common import DB_HELP
+from watchkeeper.cli._common import DB_HELP, cli_actor
 from watchkeeper.cli._common import open_store as _store
 
 
@@ -103,6 +103,10 @@ def register(app: typer.Typer) -> None:
 
         _ensure_project(store, project)
         token = store.create_token(project, set(scope), expires_at=expires_at)
+        store.audit(
+            "token.create", project=project, actor=cli_actor(), target=f"token:{token[:10]}",
+            details={"scopes": sorted(set(scope)), "expires_at": expires_at},
+        )
         typer.echo(token)
 
     @token_app.command("list")
@@ -137,8 +141,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Revoke a token (other replicas stop accepting it within WATCHKEEPER_TOKEN_CACHE_SECONDS,
         5 by default)."""
-        if not _store(db).revoke_token(token):
+        store = _store(db)
+        found = store.authenticate(token)
+        if not store.revoke_token(token):
             typer.echo("no active token matches", err=True)
             raise typer.Exit(1)
+        store.audit(
+            "token.revoke", project=found[0] if found else None, actor=cli_actor(),
+            target=f"token:{token[:10]}",
+        )
         typer.echo("revoked")
 

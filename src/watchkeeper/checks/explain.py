@@ -98,7 +98,7 @@ class Explanation:
                 return clean(v.item())
             return v
 
-        return clean(
+        out: dict[str, Any] = clean(
             {
                 "kind": self.kind,
                 "subject": self.subject,
@@ -111,6 +111,7 @@ class Explanation:
                 "details": dict(self.details),
             }
         )
+        return out
 
 
 # -- the domain classifier and its permutation importance ------------------------------------
@@ -201,7 +202,7 @@ def feature_importance(
     names, ref_x, cur_x, categorical = _design(reference, current)
     rng = np.random.default_rng(seed)
     n = min(len(ref_x), len(cur_x), max_samples)
-    empty = {"auc": None, "auc_p_value": None, "threshold": None, "features": []}
+    empty: dict[str, Any] = {"auc": None, "auc_p_value": None, "threshold": None, "features": []}
     if not names or n < 40:
         return {**empty, "n_reference": len(ref_x), "n_window": len(cur_x)}
     ref_x = ref_x[rng.choice(len(ref_x), n, replace=False)]
@@ -247,11 +248,13 @@ def feature_importance(
     def aucs(labels: np.ndarray) -> np.ndarray:
         """AUC of every score vector under each row of ``labels`` (k, m) -> (k, 1 + p*r)."""
         sums = labels.astype(np.float64) @ ranks.T
-        return (sums - n1 * (n1 + 1) / 2.0) / (n1 * n0)
+        out: np.ndarray = (sums - n1 * (n1 + 1) / 2.0) / (n1 * n0)
+        return out
 
     def importance(auc: np.ndarray) -> np.ndarray:
         permuted = auc[:, 1:].reshape(len(auc), p, n_repeats).mean(axis=2)
-        return auc[:, :1] - permuted  # (k, p)
+        out: np.ndarray = auc[:, :1] - permuted  # (k, p)
+        return out
 
     observed = aucs(y_held[None, :])
     imp = importance(observed)[0]

@@ -12,6 +12,7 @@ from watchkeeper.server.routers import (
     audit,
     console,
     events,
+    explain,
     health,
     labels,
     loop,
@@ -42,4 +43,5 @@ ROUTERS: list[APIRouter] = [
     outliers.router,
     profiles.router,
     audit.router,
+    explain.router,
 ]

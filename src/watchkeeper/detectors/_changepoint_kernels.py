@@ -64,6 +64,7 @@ def bocpd(  # type: ignore[no-untyped-def]
         a = alpha0 + 0.5 * r
         const[r] = math.lgamma(a + 0.5) - math.lgamma(a) - 0.5 * math.log(2.0 * a * math.pi)
     joint = np.empty(size)
+    last = prev = -np.inf
     for i in range(values.size):
         if scalars[2] != 0.0 and reset:
             scalars[:] = 0.0
@@ -121,9 +122,16 @@ def bocpd(  # type: ignore[no-untyped-def]
             logp[size - 1] = (
                 hi + math.log(math.exp(last - hi) + math.exp(prev - hi)) if hi > -np.inf else hi
             )
+            if last >= prev:
+                # The longest run keeps its own statistics when it holds more of the mass.
+                k = kappa0 + size - 1
+                mu_prev = mu[size - 1]
+                mu[size - 1] = (k * mu_prev + x) / (k + 1.0)
+                beta[size - 1] = beta[size - 1] + k * (x - mu_prev) ** 2 / (2.0 * (k + 1.0))
         for r in range(top, 0, -1):
             if r == size - 1 and m == size:
-                pass
+                if last >= prev:
+                    continue
             else:
                 logp[r] = joint[r - 1] + log_survive
             k = kappa0 + r - 1
@@ -220,6 +228,7 @@ def seasonal_residual(  # type: ignore[no-untyped-def]
     k,
     h,
     clip,
+    max_phi,
     reset,
 ):
     size = ring.size
@@ -256,7 +265,7 @@ def seasonal_residual(  # type: ignore[no-untyped-def]
                         if j > 0:
                             num += (u[j] - um) * (u[j - 1] - um)
                     phi = num / den if den > 0.0 else 0.0
-                    phi = min(max(phi, 0.0), 0.9)
+                    phi = min(max(phi, 0.0), max_phi)
                     z = min(max((e - centre) / scale, -clip), clip)
                     z /= math.sqrt((1.0 + phi) / (1.0 - phi))
                 elif e == centre:

@@ -39,8 +39,8 @@ FACTORIES: dict[str, Callable[[], Detector]] = {
     "CUSUM-keep": lambda: CUSUM(h=5.0, warm_start=50, reset_after_drift=False),
     "KSWIN": lambda: KSWIN(alpha=0.001, seed=3),
     "KSWIN-keep": lambda: KSWIN(alpha=0.001, seed=3, reset_after_drift=False),
-    "BOCPD": lambda: BOCPD(hazard=0.01, max_run_length=120),
-    "BOCPD-keep": lambda: BOCPD(max_run_length=120, reset_after_drift=False),
+    "BOCPD": lambda: BOCPD(hazard=0.01, lag=12, max_run_length=120),
+    "BOCPD-keep": lambda: BOCPD(lag=12, max_run_length=120, reset_after_drift=False),
     "BOCPD-known": lambda: BOCPD(mu=0.0, sigma=1.0, max_run_length=60, lag=12, hazard=0.01),
     "SeasonalCUSUM": lambda: SeasonalCUSUM(h=5.0),
     "SeasonalCUSUM-week": lambda: SeasonalCUSUM(period=7, h=5.0),
@@ -394,7 +394,11 @@ def test_change_point_kernels_equal_their_python_source(
         monkeypatch.setattr(kernels, kernel, getattr(kernels, kernel).py_func)
     interpreted = FACTORIES[name]()
     assert interpreted.update_many(values).tolist() == expected.tolist()
-    assert interpreted.to_dict() == compiled.to_dict()
+    # lgamma / exp / log of the compiled code may differ from CPython's in the last bits
+    a, b = interpreted._state, compiled._state
+    assert a is not None and b is not None
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-9, atol=1e-12)
 
 
 def test_kswin_keeps_its_most_recent_values_when_not_resetting() -> None:

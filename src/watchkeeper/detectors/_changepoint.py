@@ -92,12 +92,12 @@ class BOCPD(_Kernelled, RealDetector):
     >>> rng = np.random.default_rng(0)
     >>> stream = np.r_[rng.normal(0, 1, 300), rng.normal(3, 1, 300)]
     >>> BOCPD().update_many(stream)
-    array([302])
-    >>> det = BOCPD()
-    >>> for x in stream[:303]:
-    ...     _ = det.update(x)
-    >>> det.drift_detected, det.change_probability > 0.5
-    (False, True)
+    array([301])
+    >>> det = BOCPD(reset_after_drift=False)  # carries on after a detection
+    >>> det.update_many(stream[:310]).tolist()
+    [301, 302, 303, 304]
+    >>> det.run_length  # values since the change: the posterior dates it to value 300
+    10
     """
 
     method: ClassVar[str] = "BOCPD"
@@ -251,7 +251,7 @@ class SeasonalCUSUM(_Kernelled, RealDetector):
     first values after a change, so a level shift leaves residuals of its size for about
     ``level_window / 2`` values.
 
-    Defaults (``k=1``, ``h=14``, a level over 15 values) were chosen on generated daily series
+    Defaults (``k=1``, ``h=12``, a level over 15 values) were chosen on generated daily series
     with a weekly pattern, trend, AR(1) noise and level shifts (benchmark W6 streaming). With
     them (``period=1``) the expected number of false alarms per 100,000 values of an
     unchanging Gaussian stream is at most :attr:`false_alarms_per_100k` (3; checked by
@@ -290,7 +290,7 @@ class SeasonalCUSUM(_Kernelled, RealDetector):
     >>> weekly = 0.05 + 0.01 * np.sin(2 * np.pi * days / 7) + 1e-5 * days
     >>> rate = weekly + rng.normal(0, 0.002, days.size) + 0.01 * (days >= 200)
     >>> SeasonalCUSUM(period=7).update_many(rate)
-    array([201])
+    array([204])
     """
 
     method: ClassVar[str] = "SeasonalCUSUM"
@@ -315,7 +315,7 @@ class SeasonalCUSUM(_Kernelled, RealDetector):
         level_window: int | None = None,
         trend: bool = True,
         k: float = 1.0,
-        h: float = 14.0,
+        h: float = 12.0,
         clip: float = 4.0,
         autocorrelation: bool = False,
         warm_start: int | None = None,

@@ -711,8 +711,8 @@ def model_drift(
     the predicted labels: both test whether the predicted-class counts moved). Their raw
     p-values are combined with :func:`~watchkeeper.stats.combine_p_values` (``method``:
     ``cauchy`` by default, valid however the tests depend on each other; ``harmonic`` or
-    ``bonferroni``); ``drift`` is ``p_value < alpha``. One clear test suffices (a k-of-n vote of the tests misses what only
-    one of them sees), at about the price of a Bonferroni correction, and the level holds for
+    ``bonferroni``); ``drift`` is ``p_value < alpha``. One clear test suffices (a k-of-n vote
+    of the tests misses what only one of them sees), at about the price of a Bonferroni correction, and the level holds for
     correlated tests, which a vote's does not. ``details["tests"]`` holds each test's own
     p-value.
 

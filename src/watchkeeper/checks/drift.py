@@ -706,15 +706,15 @@ def model_drift(
     ran on a window, combined by a rule that keeps the level.
 
     The tests: feature drift (each feature's raw p-value, the features sharing one test's
-    weight), the embedding test, each prediction test (the per-class probability tests share
-    one weight) and the class-mix test (which shares one weight with the chi-squared test of
-    the predicted labels: both test whether the predicted-class counts moved). Their raw
-    p-values are combined with :func:`~watchkeeper.stats.combine_p_values` (``method``:
-    ``cauchy`` by default, valid however the tests depend on each other; ``harmonic`` or
-    ``bonferroni``); ``drift`` is ``p_value < alpha``. One clear test suffices (a k-of-n vote
-    of the tests misses what only one of them sees), at about the price of a Bonferroni correction, and the level holds for
-    correlated tests, which a vote's does not. ``details["tests"]`` holds each test's own
-    p-value.
+    weight), the embedding test, each prediction test (the per-class probability tests share one
+    weight) and the class-mix test (which shares one weight with the chi-squared test of the
+    predicted labels: both test whether the predicted-class counts moved). Their raw p-values
+    are combined with :func:`~watchkeeper.stats.combine_p_values` (``method``: ``cauchy`` by
+    default, valid however the tests depend on each other; ``harmonic`` or ``bonferroni``);
+    ``drift`` is ``p_value < alpha``. One clear test suffices (a k-of-n vote of the tests misses
+    what only one of them sees), at about the price of a Bonferroni correction, and the level
+    holds for correlated tests, which a vote's does not. ``details["tests"]`` holds each test's
+    own p-value.
 
     Examples
     --------

@@ -165,7 +165,26 @@ def main() -> None:
         + " | ".join(f"**{np.mean(res_gen[n]):.3f}**" for n in names)
         + " |"
     )
-    lines += ["", f"Took {seconds:.0f} s."]
+    real_mean = {n: float(np.mean(res_real[n])) for n in names}
+    gen_mean = {n: float(np.mean(res_gen[n])) for n in names}
+    above = [n for n in names if n != "never" and gen_mean[n] > gen_mean["never"]]
+    lines += [
+        "",
+        f"**Reading.** On the generated series only {', '.join(above) or 'none'} beat the "
+        f"detector that never fires ({gen_mean['never']:.3f}); the detectors that assume "
+        "independent values around one mean fire on the weekly swing, the trend and the "
+        "autocorrelation. On the annotated series BOCPD scores "
+        f"{real_mean['BOCPD']:.3f} and SeasonalCUSUM {real_mean['SeasonalCUSUM']:.3f} "
+        f"(never: {real_mean['never']:.3f}: two of the four series have no annotated change, "
+        "where silence scores 1). Neither new detector signals the Nile's drop (about two "
+        "standard deviations of the yearly noise, after 28 values of warm-up and history): "
+        "BOCPD's rule needs the evidence within six values, SeasonalCUSUM's residuals shrink "
+        "as its level follows; the GDP break is a change of variance only, which BOCPD "
+        "(unknown variance per run) signals late and SeasonalCUSUM not at all. "
+        "Both new detectors ran with their defaults; only the seasonal period was given.",
+        "",
+        f"Took {seconds:.0f} s.",
+    ]
     text = "\n".join(lines)
     print(text)
     write_section("W6-streaming", text)

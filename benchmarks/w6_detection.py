@@ -166,7 +166,8 @@ def deep_monitor(trials: int) -> dict[str, Any]:
             p = np.where(y[pool] < 5, 2.0, 1.0)
         elif shift == "knockout":
             p = np.where(y[pool] == 3, 0.5, 1.0)
-        rows = rng.choice(pool, n, p=p / p.sum())
+        # without replacement: repeated rows would look like a change to the kernel tests
+        rows = rng.choice(pool, n, replace=False, p=p / p.sum())
         xs = x[rows]
         if shift == "noise":
             xs = np.clip(xs + rng.normal(0, 0.3, xs.shape), 0, 1)

@@ -198,9 +198,11 @@ def _forecast(y, phase, period, level_window, trend):  # type: ignore[no-untyped
     ahead = 0.5 * (lw + 1)
     slope = 0.0
     if trend and m >= 4:
+        # Median of the slopes between values half the history apart: the values after a
+        # recent level shift straddle few of these pairs, so the trend does not absorb it.
         h = m // 2
-        # Slope between the medians of the older and newer halves of the history.
-        slope = (np.median(d[m - h :]) - np.median(d[: m - h])) / (m - h)
+        pairs = (d[h:] - d[: m - h]) / h
+        slope = np.median(pairs)
     return level + slope * ahead + season[phase % period]
 
 

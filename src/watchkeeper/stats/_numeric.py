@@ -57,31 +57,47 @@ KS_LIMIT_MIN_EN = 10_000
 
 
 def _ks_statistic_sorted(xs: np.ndarray, ys: np.ndarray) -> float:
-    """The two-sample KS statistic of two sorted samples, without sorting them together.
+    """The two-sample KS statistic of two sorted samples, with one binary search per value of
+    the smaller sample.
 
-    The gap between the two right-continuous empirical CDFs can only peak at a data point. At
-    its own points a sorted sample's count of values ``<= t`` is the end of ``t``'s run of
-    ties (an O(n) pass), so only the other sample needs a binary search: two searches, where
-    evaluating both CDFs on the pooled sample costs a pooled sort and four.
+    Between two consecutive values of ``xs`` the CDF of ``xs`` is flat while that of ``ys``
+    rises, so ``Fx - Fy`` peaks at a value of ``xs`` and ``Fy - Fx`` just before one (past the
+    last, ``Fx`` is 1 and past neither side). Both need only the count of ``ys`` below or at
+    each ``x``: one ``searchsorted``; the count strictly below differs from it only where a
+    value of ``ys`` equals that ``x``, which one look at the preceding ``ys`` value tells (a
+    second search runs for those values only). Counts of ``xs`` itself come from its runs of
+    ties in one pass. Gaps are kept as exact integers ``n2·cx - n1·cy`` until the end.
     """
-    gap_x = _right_counts(xs) / xs.size - np.searchsorted(ys, xs, side="right") / ys.size
-    gap_y = np.searchsorted(xs, ys, side="right") / xs.size - _right_counts(ys) / ys.size
-    return max(float(gap_x.max()), float(-gap_x.min()), float(gap_y.max()),
-               float(-gap_y.min()), 0.0)
+    if ys.size < xs.size:
+        xs, ys = ys, xs
+    n1, n2 = xs.size, ys.size
+    below_or_at = np.searchsorted(ys, xs, side="right")
+    previous = ys[np.maximum(below_or_at - 1, 0)]
+    tied = (below_or_at > 0) & (previous == xs)
+    below = below_or_at
+    if tied.any():
+        below = below_or_at.copy()
+        below[tied] = np.searchsorted(ys, xs[tied], side="left")
+    x_before, x_through = _run_counts(xs)
+    up = x_through * n2 - below_or_at * n1
+    down = below * n1 - x_before * n2
+    return max(int(up.max()), int(down.max()), 0) / (n1 * n2)
 
 
-def _right_counts(s: np.ndarray) -> np.ndarray:
-    """For a sorted array, the number of its values ``<= s[i]`` at each ``i`` (ties counted)."""
+def _run_counts(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For a sorted array, the number of its values ``< s[i]`` and ``<= s[i]`` at each ``i``."""
     last = np.empty(s.size, dtype=bool)
     last[-1] = True
     np.not_equal(s[1:], s[:-1], out=last[:-1])
     ends = np.flatnonzero(last) + 1
-    if ends.size == s.size:  # no ties: the counts are 1..n
-        return np.arange(1, s.size + 1)
+    if ends.size == s.size:  # no ties: the counts are 0..n-1 and 1..n
+        through = np.arange(1, s.size + 1)
+        return through - 1, through
     group = np.empty(s.size, dtype=np.intp)
     group[0] = 0
     np.cumsum(last[:-1], out=group[1:])
-    return ends[group]
+    starts = np.concatenate(([0], ends[:-1]))
+    return starts[group], ends[group]
 
 
 def _ks_asymptotic_p(d: float, en: float) -> float:

@@ -145,7 +145,6 @@ def _arrow_categories(col: Any) -> Categories | None:
     would copy them all); indices without nulls are used in place, as Arrow's ``int32``.
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     typ = col.type
     if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)
@@ -161,6 +160,8 @@ def _arrow_categories(col: Any) -> Categories | None:
         encoded = encoded.combine_chunks()
     indices = encoded.indices
     if indices.null_count:
+        import pyarrow.compute as pc  # only here: its first import costs a tenth of a second
+
         indices = pc.fill_null(indices, -1)
     codes = indices.to_numpy(zero_copy_only=False)
     labels = np.asarray(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)

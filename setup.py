@@ -1,7 +1,9 @@
-"""The optional C extension of the streaming detectors (everything else is in pyproject.toml).
+"""The optional C extensions: the streaming detectors' kernels and the KS merge of the drift
+tests (everything else is in pyproject.toml).
 
-``optional=True``: without a C compiler the install still succeeds and the detectors use their
-numba kernels instead (``watchkeeper --version`` says which kernels are in use).
+``optional=True``: without a C compiler the install still succeeds; the detectors then use their
+numba kernels (``watchkeeper --version`` says which kernels are in use) and the KS statistic
+its numpy form.
 """
 
 import sys
@@ -19,6 +21,12 @@ setup(
             ["src/watchkeeper/detectors/_ckernels.c"],
             extra_compile_args=FLAGS,
             optional=True,
-        )
+        ),
+        Extension(
+            "watchkeeper.stats._cstats",
+            ["src/watchkeeper/stats/_cstats.c"],
+            extra_compile_args=FLAGS,
+            optional=True,
+        ),
     ]
 )

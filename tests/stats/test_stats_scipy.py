@@ -196,3 +196,25 @@ def test_chi2_sf_matches_scipy_special_tails_included(dofs: tuple[int, ...], rel
     assert chi2_sf(0.0, 3) == 1.0
     with pytest.raises(ValueError, match="dof"):
         chi2_sf(1.0, 0)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_ks_statistic_both_paths_match_scipy_with_ties(
+    compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The compiled merge (when built) and the numpy form give scipy's statistic, ties included.
+    from watchkeeper.stats import _numeric
+
+    if compiled and _numeric._cstats is None:
+        pytest.skip("the compiled KS merge is not built here")
+    if not compiled:
+        monkeypatch.setattr(_numeric, "_cstats", None)
+    for seed in range(150):
+        r = np.random.default_rng(seed)
+        a = np.sort(r.integers(0, r.integers(2, 30), r.integers(1, 60)).astype(np.float64))
+        b = np.sort(r.integers(0, 20, r.integers(1, 60)).astype(np.float64))
+        expected = ss.ks_2samp(a, b).statistic
+        assert _numeric._ks_statistic_sorted(a, b) == pytest.approx(expected, abs=1e-12), seed
+    x, y = _samples(3000, 2000, 5)
+    got = _numeric._ks_statistic_sorted(np.sort(x), np.sort(y))
+    assert got == pytest.approx(ss.ks_2samp(x, y).statistic, abs=1e-12)

@@ -16,6 +16,7 @@ Run: ``.venv/bin/python -m benchmarks.w1_users [--rows 100000 1000000] [--repeat
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -65,11 +66,12 @@ def run_tool(python: Path, script: str, directory: Path, repeats: int, *args: st
 def run_all(n: int, repeats: int, runs: int, workdir: Path) -> list[dict[str, Any]]:
     """Each tool ``runs`` times in a fresh process; cold and warm are medians over the runs."""
     write_parquet(n, workdir)
+    print(f"load average before {n:,} rows: {os.getloadavg()[0]:.1f}", flush=True)
     tools: list[tuple[str, Path | None, str, tuple[str, ...]]] = [
         (label, Path(sys.executable), "w1_watchkeeper.py", args) for label, args in OURS
     ]
     tools += [(p, peer_python(p), f"w1_{p}.py", ()) for p in PEERS]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for label, python, script, args in tools:
         if python is None:
             rows.append({"tool": label, "error": "environment not set up"})
@@ -82,7 +84,9 @@ def run_all(n: int, repeats: int, runs: int, workdir: Path) -> list[dict[str, An
         row = {**good[0], "tool": label}
         for key in ("cold_s", "warm_s", "peak_rss_mb", "import_s"):
             row[key] = statistics.median(o[key] for o in good)
-        print(label, n, {k: row[k] for k in ("cold_s", "warm_s", "peak_rss_mb")}, flush=True)
+        row["load"] = os.getloadavg()[0]
+        print(label, n, {k: row[k] for k in ("cold_s", "warm_s", "peak_rss_mb", "load")},
+              flush=True)
         rows.append(row)
     return rows
 
@@ -96,19 +100,19 @@ def to_markdown(n: int, rows: list[dict[str, Any]]) -> str:
         f"#### {n:,} rows per side",
         "",
         "| tool | cold (s) | warm (s) | best peer cold ÷ this cold | peak RSS (MB) | "
-        "import (s) | planted found (of 8) | false flags |",
-        "|---|---|---|---|---|---|---|---|",
+        "import (s) | planted found (of 8) | false flags | load average after |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['tool']} | failed: {r['error']} | | | | | | |")
+            lines.append(f"| {r['tool']} | failed: {r['error']} | | | | | | | |")
             continue
         flagged = set(r["flagged"])
         ratio = f"{best['cold_s'] / r['cold_s']:.1f}×" if best else "-"
         lines.append(
             f"| {r['tool']} | {r['cold_s']:.3f} | {r['warm_s']:.3f} | {ratio} | "
             f"{r['peak_rss_mb']:.0f} | {r['import_s']:.2f} | {len(flagged & set(PLANTED))} | "
-            f"{len(flagged - set(PLANTED))} |"
+            f"{len(flagged - set(PLANTED))} | {r.get('load', float('nan')):.1f} |"
         )
     ours = {r["tool"]: r for r in rows if r["tool"].startswith("watchkeeper") and "error" not in r}
     notes = []

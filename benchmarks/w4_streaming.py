@@ -149,6 +149,7 @@ def main() -> None:
     parser.add_argument("--cold-runs", type=int, default=3, help="fresh processes per cold figure")
     args = parser.parse_args()
 
+    load_start = os.getloadavg()[0]
     data = streams()
     river: dict[str, Any] = {}
     cold: dict[str, dict[str, Any]] = {}
@@ -235,7 +236,8 @@ def main() -> None:
     lines += [
         "",
         machine_line() + " The machine is shared (2 cores); ratios within one run are the "
-        "meaningful figures.",
+        f"meaningful figures. Load average (1 min) at the start {load_start:.1f}, at the end "
+        f"{os.getloadavg()[0]:.1f}.",
         "",
         "Reproduce: `.venv/bin/python -m benchmarks.w4_streaming` (River from "
         "`/work/.peers/river`, see `benchmarks/peers/setup.sh`).",

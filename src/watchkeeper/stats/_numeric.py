@@ -370,9 +370,40 @@ def _cdf_distance(xs: np.ndarray, ys: np.ndarray, power: int) -> float:
     return float(np.dot(gap if power == 1 else gap * gap, deltas))
 
 
+_BLOCK = 1 << 15  # values per block of the blockwise sums: temporaries that stay in cache
+
+
+def _mean_abs_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """``mean(|a - b|)`` of two equal-length arrays, a block at a time (no full-size temporary)."""
+    if a.size <= _BLOCK:
+        return float(np.abs(a - b).mean())
+    tmp = np.empty(_BLOCK, dtype=np.float64)
+    total = 0.0
+    for start in range(0, a.size, _BLOCK):  # a few dozen blocks per million values
+        t = tmp[: min(_BLOCK, a.size - start)]
+        np.subtract(a[start : start + _BLOCK], b[start : start + _BLOCK], out=t)
+        np.abs(t, out=t)
+        total += float(t.sum())
+    return total / a.size
+
+
+def _std(x: np.ndarray) -> float:
+    """Population standard deviation, a block at a time (no full-size temporary)."""
+    if x.size <= _BLOCK:
+        return float(x.std())
+    mean = float(x.mean())
+    tmp = np.empty(_BLOCK, dtype=np.float64)
+    total = 0.0
+    for start in range(0, x.size, _BLOCK):
+        t = tmp[: min(_BLOCK, x.size - start)]
+        np.subtract(x[start : start + _BLOCK], mean, out=t)
+        total += float(np.dot(t, t))
+    return math.sqrt(total / x.size)
+
+
 def _scale(xs: np.ndarray, ys: np.ndarray) -> float:
     """Reference spread; the pooled spread if the reference is constant, 1 if both are."""
-    sd = float(xs.std())
+    sd = _std(xs)
     if sd > 0:
         return sd
     sd = float(np.concatenate([xs, ys]).std())
@@ -385,7 +416,7 @@ def _wasserstein_sorted(xs: np.ndarray, ys: np.ndarray, info: dict[str, Any],
     if xs.size == 0 or ys.size == 0:
         return skipped("wasserstein", "no finite values on one side", None, threshold, details)
     # Equal sizes: the quantile functions step together, W1 is a mean of sorted gaps.
-    dist = float(np.abs(xs - ys).mean()) if xs.size == ys.size else _cdf_distance(xs, ys, 1)
+    dist = _mean_abs_difference(xs, ys) if xs.size == ys.size else _cdf_distance(xs, ys, 1)
     scale = _scale(xs, ys)
     details.update(distance=dist, scale=scale)
     stat = dist / scale

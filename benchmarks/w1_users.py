@@ -134,18 +134,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=4, help="calls per process")
-    parser.add_argument("--runs", type=int, default=3, help="fresh processes per tool")
+    parser.add_argument("--runs", type=int, nargs="+", default=[3],
+                        help="fresh processes per tool: one number, or one per --rows size")
     args = parser.parse_args()
+    if len(args.runs) not in (1, len(args.rows)):
+        parser.error("--runs takes one number or one per --rows size")
+    runs = args.runs * len(args.rows) if len(args.runs) == 1 else args.runs
     sections = []
-    for n in args.rows:
+    for n, n_runs in zip(args.rows, runs, strict=True):
         with tempfile.TemporaryDirectory() as tmp:
-            sections.append(to_markdown(n, run_all(n, args.repeats, args.runs, Path(tmp))))
+            rows = run_all(n, args.repeats, n_runs, Path(tmp))
+            sections.append(to_markdown(n, rows) + f"\n\nMedians over {n_runs} fresh "
+                            f"process(es) per tool.")
     md = "\n\n".join([
         "### W1 as users hold it: Parquet → pandas (string categories), polars, Arrow; cold "
         "and warm",
         machine_line(),
         f"Command: `.venv/bin/python -m benchmarks.w1_users --rows "
-        f"{' '.join(map(str, args.rows))} --repeats {args.repeats} --runs {args.runs}`. "
+        f"{' '.join(map(str, args.rows))} --repeats {args.repeats} --runs "
+        f"{' '.join(map(str, args.runs))}`. "
         "Cold: the first call in a fresh process after the import (shown apart); warm: the "
         "median of the calls after it; both are medians over the fresh processes. Peers' "
         "inputs are converted from the frames before the clock starts. Verdicts as in W1.",

@@ -397,7 +397,8 @@ def _std(x: np.ndarray) -> float:
     for start in range(0, x.size, _BLOCK):
         t = tmp[: min(_BLOCK, x.size - start)]
         np.subtract(x[start : start + _BLOCK], mean, out=t)
-        total += float(np.dot(t, t))
+        np.multiply(t, t, out=t)  # not np.dot: BLAS threads spin on a busy machine
+        total += float(t.sum())
     return math.sqrt(total / x.size)
 
 

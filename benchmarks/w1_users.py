@@ -136,6 +136,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=4, help="calls per process")
     parser.add_argument("--runs", type=int, nargs="+", default=[3],
                         help="fresh processes per tool: one number, or one per --rows size")
+    parser.add_argument("--section", default="w1_users",
+                        help="section of RESULTS.md to write (to keep sizes run apart)")
     args = parser.parse_args()
     if len(args.runs) not in (1, len(args.rows)):
         parser.error("--runs takes one number or one per --rows size")
@@ -152,13 +154,14 @@ def main() -> None:
         machine_line(),
         f"Command: `.venv/bin/python -m benchmarks.w1_users --rows "
         f"{' '.join(map(str, args.rows))} --repeats {args.repeats} --runs "
-        f"{' '.join(map(str, args.runs))}`. "
+        f"{' '.join(map(str, args.runs))}"
+        f"{'' if args.section == 'w1_users' else ' --section ' + args.section}`. "
         "Cold: the first call in a fresh process after the import (shown apart); warm: the "
         "median of the calls after it; both are medians over the fresh processes. Peers' "
         "inputs are converted from the frames before the clock starts. Verdicts as in W1.",
         *sections,
     ])
-    write_section("w1_users", md)
+    write_section(args.section, md)
     print(md)
 
 

@@ -3,7 +3,8 @@
 :func:`loop_step` drives one model's loop (triggers, job, gate, shadow, promotion, watch);
 :func:`evaluate_gate` compares a challenger with the champion on the same labelled evaluation
 sets with paired tests (:func:`mcnemar`, :func:`delong`, :func:`fpr_at_tpr`) and applies the
-plan's rules. docs/loop.md tells the whole cycle.
+plan's rules. :func:`fit_awe` and :func:`register_awe` build an accuracy-weighted ensemble
+of recent versions (``retraining.strategy: awe``). docs/loop.md tells the whole cycle.
 """
 
 from __future__ import annotations
@@ -24,6 +25,15 @@ from watchkeeper.loop._dataset import (
     DatasetManifest,
     build_dataset,
     dataset_config,
+)
+from watchkeeper.loop._ensemble import (
+    STRATEGIES,
+    WeightedEnsemble,
+    awe_weights,
+    ensemble_config,
+    fit_awe,
+    load_ensemble,
+    register_awe,
 )
 from watchkeeper.loop._gate import (
     EvalSet,
@@ -57,6 +67,7 @@ from watchkeeper.loop._shadow import ShadowReport, shadow_report
 __all__ = [
     "DATASET_DEFAULTS",
     "RETRAINING_DEFAULTS",
+    "STRATEGIES",
     "Cron",
     "DatasetManifest",
     "EvalSet",
@@ -68,20 +79,26 @@ __all__ = [
     "SequentialPairedTest",
     "SequentialState",
     "ShadowReport",
+    "WeightedEnsemble",
     "approve",
+    "awe_weights",
     "build_dataset",
     "dataset_config",
     "delong",
+    "ensemble_config",
     "evaluate_gate",
+    "fit_awe",
     "fixed_horizon_discordant",
     "fpr_at_tpr",
     "gate_config",
     "gate_job",
     "gate_report",
+    "load_ensemble",
     "loop_status",
     "loop_step",
     "mcnemar",
     "promote_version",
+    "register_awe",
     "retraining_config",
     "roc_auc",
     "shadow_report",

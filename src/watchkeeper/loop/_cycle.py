@@ -87,11 +87,12 @@ def _champion(store: Any, project: str, model: str) -> dict[str, Any] | None:
 def _challenger_scores(outputs: dict[str, Any]) -> Any:
     import pandas as pd
 
-    places = [Path(outputs.get("workdir", "")) / "output"]
+    places = []
     artifact = outputs.get("artifact")
-    if artifact:
+    if artifact:  # beside the challenger's artifact first, then the trainer's output directory
         a = Path(artifact)
         places.append(a if a.is_dir() else a.parent)
+    places.append(Path(outputs.get("workdir", "")) / "output")
     for place in places:
         for name in SCORE_FILES:
             path = place / name

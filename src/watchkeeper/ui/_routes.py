@@ -301,6 +301,30 @@ def finding_samples(request: Request, session: SessionDep, model: str, finding_i
     return RedirectResponse(f"{PREFIX}/models/{model}/samples?{urlencode(params)}", 303)
 
 
+@router.get("/models/{model}/findings/{finding_id}")
+def finding_page(request: Request, session: SessionDep, model: str, finding_id: int) -> Response:
+    """One finding: its figures, its details, and its explanation when one was computed."""
+    _model(request, session, model)
+    if not 1 <= finding_id <= 2**62:
+        raise HTTPException(404, detail=f"finding {finding_id} not found")
+    try:
+        finding = _state(request).store.get_finding(session.project, model, finding_id)
+    except KeyError:
+        raise HTTPException(404, detail=f"finding {finding_id} not found") from None
+    details = dict(finding.get("details") or {})
+    explanation = details.pop("explanation", None)
+    return _page(
+        request,
+        "finding.html",
+        session,
+        model=model,
+        finding=finding,
+        details=V.plain_details(details),
+        explanation=explanation,
+        samples=V.samples_link(model, finding),
+    )
+
+
 @router.get("/alerts/{alert_id}")
 def alert_page(request: Request, session: SessionDep, alert_id: int) -> Response:
     store = _state(request).store

@@ -352,8 +352,8 @@ def main() -> None:
         lines += [
             "",
             f"Run time {time.perf_counter() - t0:.0f} s. Reproduce: "
-            f"`.venv/bin/python -m benchmarks.adversaries --seeds {args.seeds} --epochs "
-            f"{args.epochs}`.",
+            f"`.venv/bin/python -m benchmarks.adversaries --seeds {args.seeds} --windows "
+            f"{args.windows} --epochs {args.epochs}`.",
         ]
         write_section("adversaries", "\n".join(lines))  # after every seed: partial is kept
         print("\n".join(lines), flush=True)

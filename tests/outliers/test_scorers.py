@@ -173,11 +173,13 @@ def test_result_is_frozen_and_serialises() -> None:
 
 
 @pytest.mark.slow
-def test_false_positive_rate_over_many_calibrations() -> None:
-    # Marginal validity: averaged over calibration draws, P(p <= alpha) <= alpha.
+@pytest.mark.parametrize("index", ["exact", "ivf"])
+def test_false_positive_rate_over_many_calibrations(index: str) -> None:
+    # Marginal validity: averaged over calibration draws, P(p <= alpha) <= alpha, for the
+    # approximate index as for exact search (it is calibrated through the same index).
     rates = []
     for seed in range(40):
         gen = np.random.default_rng(seed)
-        scorer = KNNScorer(k=5, seed=seed).fit(gen.normal(size=(1200, 6)))
+        scorer = KNNScorer(k=5, index=index, n_probe=1, seed=seed).fit(gen.normal(size=(1200, 6)))
         rates.append(scorer.score(gen.normal(size=(400, 6)), alpha=0.05).n_outliers / 400)
     assert abs(np.mean(rates) - 0.05) < 3 * np.sqrt(0.05 * 0.95 / 16000) + 0.005

@@ -113,9 +113,13 @@ def _nearest(x: np.ndarray, centroids: np.ndarray, block: int = 8192) -> np.ndar
     return out
 
 
+MAX_JOBS = 64
+"""Most worker threads one search starts, whatever ``n_jobs`` asks."""
+
+
 def _n_jobs(n_jobs: int | None) -> int:
     if n_jobs is not None:
-        return max(1, int(n_jobs))
+        return max(1, min(int(n_jobs), MAX_JOBS))
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux

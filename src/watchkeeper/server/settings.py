@@ -68,6 +68,12 @@ class Settings:
         (``WATCHKEEPER_RUN_SCHEDULER``).
     scheduler_interval
         Seconds between scheduler ticks (``WATCHKEEPER_SCHEDULER_INTERVAL``).
+    run_loop
+        With the scheduler, also drive each model's retraining loop after its monitors:
+        triggers, jobs, gate, shadow test, promotion and rollback (``WATCHKEEPER_RUN_LOOP``).
+    jobs_dir
+        Where training jobs write their datasets and outputs (``WATCHKEEPER_JOBS_DIR``);
+        ``None``: ``jobs/`` beside the SQLite file.
     max_heavy_requests
         Most CPU-heavy requests (``/v1/tools/...``, ``monitors:run``) running at once on this
         server; more get 429 with ``Retry-After`` (``WATCHKEEPER_MAX_HEAVY_REQUESTS``).
@@ -139,6 +145,8 @@ class Settings:
     monitor_metrics: bool = True
     run_scheduler: bool = False
     scheduler_interval: float = 60.0
+    run_loop: bool = True
+    jobs_dir: str | None = None
     max_heavy_requests: int = 4
     public_metrics: bool = False
     token_cache_seconds: float = 5.0

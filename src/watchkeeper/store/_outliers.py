@@ -27,6 +27,21 @@ AUDIT_ACTIONS = (
     "alias.move",
     "alias.rollback",
     "project.create",
+    "job.queue",
+    "job.cancel",
+    "loop.job_queued",
+    "loop.job_started",
+    "loop.job_succeeded",
+    "loop.job_failed",
+    "loop.job_cancelled",
+    "loop.gate_passed",
+    "loop.gate_failed",
+    "loop.shadow_started",
+    "loop.shadow_decided",
+    "loop.promotion_pending",
+    "loop.promoted",
+    "loop.rolled_back",
+    "loop.confirmed",
 )
 """Admin actions the audit log records (others are refused, so a typo is not a new action)."""
 

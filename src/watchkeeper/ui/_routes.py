@@ -179,6 +179,7 @@ def parse_query(params: Any) -> tuple[SampleQuery, str | None, int]:
         version=single.get("version") or None,
         score_min=_opt_float(single, "score_min"),
         score_max=_opt_float(single, "score_max"),
+        outlier_p_max=_opt_float(single, "outlier_p_max"),
         flagged=_opt_bool(single, "flagged"),
         predicted=single.get("predicted") or None,
         label=single.get("label") or None,

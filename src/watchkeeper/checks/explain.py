@@ -120,8 +120,10 @@ class Explanation:
 def _text(column: np.ndarray) -> np.ndarray:
     """Values as text (``(missing)`` for None and NaN), vectorised."""
     arr = np.asarray(column)
-    missing = np.asarray(np.equal(arr, None), dtype=bool) if arr.dtype == object else None
-    if arr.dtype.kind == "f":
+    missing: np.ndarray | None = None
+    if arr.dtype == object:
+        missing = np.asarray(arr == None, dtype=np.bool_)  # noqa: E711 (elementwise)
+    elif arr.dtype.kind == "f":
         missing = np.isnan(arr)
     out = arr.astype(str).astype(object)
     if missing is not None and missing.any():

@@ -40,7 +40,7 @@ def test_a_burst_gets_429_with_retry_after_and_other_tokens_pass(
     store: Any, tokens: dict[str, str]
 ) -> None:
     settings = {
-        "rate_limit_per_second": 0.5,
+        "rate_limit_per_second": 0.05,  # slow enough that a loaded machine earns no credit
         "rate_limit_burst": 5,
         "rate_limit_heavy_cost": 1,
         "public_metrics": True,
@@ -54,9 +54,9 @@ def test_a_burst_gets_429_with_retry_after_and_other_tokens_pass(
         assert codes[5:] == [429] * 3
         refused = client.get("/v1/models/m/aliases", headers=_h(tokens["a"]))
         assert refused.status_code == 429
-        # a whole credit comes back in 2 s at 0.5/s (less of it is missing when the requests
+        # a whole credit comes back in 20 s at 0.05/s (less of it is missing when the requests
         # took time): the header says so, in whole seconds
-        assert refused.headers["retry-after"] in {"1", "2"}
+        assert 1 <= int(refused.headers["retry-after"]) <= 20
         body = refused.json()
         assert set(body) == {"detail"}
         assert "WATCHKEEPER_RATE_LIMIT_PER_SECOND" in body["detail"]
@@ -67,12 +67,12 @@ def test_a_burst_gets_429_with_retry_after_and_other_tokens_pass(
 
 
 def test_the_bucket_refills(store: Any, tokens: dict[str, str]) -> None:
-    settings = {"rate_limit_per_second": 0.5, "rate_limit_burst": 2, "rate_limit_heavy_cost": 1}
+    settings = {"rate_limit_per_second": 0.25, "rate_limit_burst": 2, "rate_limit_heavy_cost": 1}
     with _client(store, **settings) as client:
         url, head = "/v1/models/m/aliases", _h(tokens["a"])
         codes = [client.get(url, headers=head).status_code for _ in range(4)]
         assert codes[:2] == [200, 200] and 429 in codes[2:]
-        time.sleep(2.1)  # at 0.5 per second: at least one whole credit back
+        time.sleep(4.1)  # at 0.25 per second: at least one whole credit back
         assert client.get(url, headers=head).status_code == 200
         assert client.get(url, headers=head).status_code == 429  # and only about one
 

@@ -60,7 +60,7 @@ MAX_SEGMENT_ROWS = 20
 """Most segments an explanation lists (largest shares first)."""
 MAX_CATEGORIES = 250
 """Most categories of a text feature the classifier tells apart (the rest pooled)."""
-HIDDEN_TAGS = frozenset({"payload_ref", "text", "source_id"})
+HIDDEN_TAGS = frozenset({"payload_ref", "text"})
 OTHER = "(other)"
 MISSING = "(missing)"
 
@@ -118,10 +118,17 @@ class Explanation:
 
 
 def _text(column: np.ndarray) -> np.ndarray:
-    return np.asarray(
-        [MISSING if v is None else str(v) for v in np.asarray(column, dtype=object).tolist()],
-        dtype=object,
-    )
+    """Values as text (``(missing)`` for None and NaN), vectorised."""
+    arr = np.asarray(column)
+    missing: np.ndarray | None = None
+    if arr.dtype == object:
+        missing = np.asarray(arr == None, dtype=np.bool_)  # noqa: E711 (elementwise)
+    elif arr.dtype.kind == "f":
+        missing = np.isnan(arr)
+    out = arr.astype(str).astype(object)
+    if missing is not None and missing.any():
+        out[missing] = MISSING
+    return out
 
 
 def _numeric(column: np.ndarray) -> np.ndarray | None:
@@ -302,18 +309,16 @@ def _bh(p: np.ndarray) -> np.ndarray:
 def _segment_labels(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Codes of each row's segment (the most frequent values, the rest pooled)."""
     ta, tb = _text(ref), _text(cur)
-    values, counts = np.unique(np.concatenate([ta, tb]), return_counts=True)
+    values, inverse, counts = np.unique(
+        np.concatenate([ta, tb]), return_inverse=True, return_counts=True
+    )
     order = np.argsort(-counts, kind="stable")
     keep = list(values[order][:MAX_VALUES].tolist())
-    pooled = len(values) > MAX_VALUES
-    names = [*keep, OTHER] if pooled else keep
-    lookup = {v: i for i, v in enumerate(keep)}
-    other = len(keep)
-    return (
-        np.fromiter((lookup.get(v, other) for v in ta.tolist()), dtype=np.int64, count=len(ta)),
-        np.fromiter((lookup.get(v, other) for v in tb.tolist()), dtype=np.int64, count=len(tb)),
-        names,
-    )
+    names = [*keep, OTHER] if len(values) > MAX_VALUES else keep
+    code_of = np.full(len(values), len(keep), dtype=np.int64)  # past the kept: pooled
+    code_of[order[:MAX_VALUES]] = np.arange(len(keep))
+    codes = code_of[inverse.reshape(-1)]
+    return codes[: len(ta)], codes[len(ta) :], names
 
 
 def _bins(ref: np.ndarray, cur: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray, int]:

@@ -121,7 +121,7 @@ def _with_time_and_embeddings(n: int, seed: int) -> pd.DataFrame:
     rows: list[object] = list(emb)
     for i in rng.choice(n, n // 50, replace=False):
         rows[i] = None  # missing embeddings count as missing rows
-    pdf["emb"] = rows
+    pdf["emb"] = pd.Series(rows, dtype=object)
     pdf["ts"] = 1_790_000_000.0 + rng.uniform(0, 86_400 * 3, n)
     return pdf
 
@@ -180,9 +180,12 @@ def test_time_column_types_and_bad_input() -> None:
         embedding_matrix(pa.array([[1.0, 2.0], [1.0]]))
     with pytest.raises(ValueError, match="embedding"):
         embedding_matrix(pa.array([1.0, 2.0]))
-    for arg in ("time_column", "embedding", "by"):
-        with pytest.raises(ValueError, match=arg):
-            ProfileOptions.plan(["x"], **{arg: "nope"})
+    with pytest.raises(ValueError, match="time_column"):
+        ProfileOptions.plan(["x"], time_column="nope")
+    with pytest.raises(ValueError, match="embedding"):
+        ProfileOptions.plan(["x"], embedding="nope")
+    with pytest.raises(ValueError, match="by"):
+        ProfileOptions.plan(["x"], by="nope")
     with pytest.raises(ValueError, match="embedding_map"):
         ProfileOptions.plan(["x"], embedding_map="auto")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_categories"):
@@ -195,7 +198,8 @@ def test_spark_time_and_embeddings_equal_in_memory(spark) -> None:  # type: igno
 
     pdf = _with_time_and_embeddings(20_000, 5)
     rff_map = RFFMap.from_sample(np.stack(pdf["emb"].dropna().to_list()[:500]), n_features=32)
-    sdf = pdf.assign(emb=[None if e is None else e.tolist() for e in pdf["emb"]])
+    sdf = pdf.assign(emb=pd.Series([None if e is None else e.tolist() for e in pdf["emb"]],
+                                   dtype=object))
     df = spark.createDataFrame(sdf[["x", "c", "ts", "emb", "day"]]).repartition(3)
     p = wks.profile(df, columns=["x", "c"], time_column="ts", embedding="emb",
                     embedding_map=rff_map, batch_rows=4000)
@@ -205,7 +209,8 @@ def test_spark_time_and_embeddings_equal_in_memory(spark) -> None:  # type: igno
     # Without a map one is chosen on the driver, and every task uses it: the sums still add up.
     auto = wks.profile(df, columns=["x"], embedding="emb")
     assert auto.embeddings is not None and auto.embeddings.rff_map is not None
-    assert auto.embeddings.rff is not None and auto.embeddings.rff.count == whole.embeddings.count
+    assert auto.embeddings.rff is not None and whole.embeddings is not None
+    assert auto.embeddings.rff.count == whole.embeddings.count
     with pytest.raises(ValueError, match="batch_rows"):
         wks.profile(df, batch_rows=0)
 

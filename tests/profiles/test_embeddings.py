@@ -38,7 +38,7 @@ def test_merge_is_associative_and_equals_the_whole() -> None:
     assert EmbeddingSummary().merge(whole) == whole
     assert EmbeddingSummary(missing=3).merge(whole).missing == whole.missing + 3
     again = EmbeddingSummary.from_dict(whole.to_dict())
-    assert again.rff_map == m and again.rff is not None
+    assert again.rff_map == m and again.rff is not None and whole.rff is not None
     np.testing.assert_allclose(again.rff.outer, whole.rff.outer)
 
 

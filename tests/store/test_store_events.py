@@ -144,6 +144,12 @@ def test_missing_values_survive(store: Store) -> None:
         ({"features": {"x": np.array([1, {"a": 1}], dtype=object)}}, "features.x[1]"),
         ({"probs": [[0.5, np.inf], [0.5, 0.5]]}, "probs[0]"),
         ({"versions": np.array(["v1", 3], dtype=object)}, "versions[1]"),
+        # PostgreSQL's text cannot hold NUL: both backends refuse it, naming the value
+        ({"ids": ["a", "b\x00"]}, "ids[1]"),
+        ({"versions": np.array(["v1", "v\x002"], dtype=object)}, "versions[1]"),
+        ({"tags": {"client": np.array(["x", "\x00"], dtype=object)}}, "tags.client[1]"),
+        ({"features": {"c": np.array(["ok\x00", "b"], dtype=object)}}, "features.c[0]"),
+        ({"predicted": np.array(["1", "\x00"], dtype=object)}, "predicted[1]"),
     ],
 )
 def test_bad_batch_names_the_field_and_stores_nothing(
@@ -176,6 +182,10 @@ def test_wrong_types_and_missing_model(store: Store) -> None:
         store.log_events("p", "m", Window(ids=np.array([None], dtype=object), ts=np.zeros(1)))
     with pytest.raises(ValueError, match=r"labels\[1\]"):
         store.log_labels("p", "m", ["a", "b"], [1, None])
+    with pytest.raises(ValueError, match=r"labels\[0\]: NUL"):
+        store.log_labels("p", "m", ["a", "b"], ["x\x00", "y"])
+    with pytest.raises(ValueError, match=r"ids\[1\]: NUL"):
+        store.log_labels("p", "m", ["a", "b\x00"], [1, 0])
     with pytest.raises(ValueError, match="labels: expected 1-D with 2 rows"):
         store.log_labels("p", "m", ["a", "b"], [1])
     with pytest.raises(ValueError, match="last_n"):

@@ -130,7 +130,7 @@ class RFFMap:
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"embeddings: dimension {x.shape[-1]}, the map's is {self.dim}")
         w, b = self._weights()
-        phi: np.ndarray = x @ w
+        phi: np.ndarray = np.asarray(x @ w)
         phi += b
         np.cos(phi, out=phi)
         phi *= math.sqrt(2.0 / self.n_features)

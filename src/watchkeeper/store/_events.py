@@ -89,7 +89,25 @@ def check_name(value: Any, what: str, limit: int = MAX_NAME) -> str:
         raise ValueError(
             f"{what}: expected a non-empty string of at most {limit} characters, got {value!r}"
         )
+    if "\x00" in value:
+        raise ValueError(f"{what}: NUL characters are not allowed")
     return value
+
+
+def refuse_nul(encoded: str, columns: Mapping[str, Sequence[Any]]) -> None:
+    """ValueError naming the first value holding a NUL character, if the JSON text has one.
+
+    PostgreSQL's text columns cannot hold NUL, and SQLite would store what PostgreSQL refuses:
+    both backends refuse it here, before any transaction. The scan runs once over the JSON text
+    the batch is stored as (JSON always escapes NUL as ``\\u0000``); only a hit pays for the
+    search of which field it came from.
+    """
+    if "\\u0000" not in encoded:
+        return
+    for what, values in columns.items():
+        for i, value in enumerate(values):
+            if isinstance(value, str) and "\x00" in value:
+                raise ValueError(f"{what}[{i}]: NUL characters are not allowed")
 
 
 def check_ids(values: Any, what: str = "ids") -> np.ndarray:
@@ -237,14 +255,18 @@ def encode_events(events: Any) -> EncodedBatch:
         n_in=n,
     )
     out.ids_json = dumps(out.ids)
+    refuse_nul(out.ids_json, {"ids": out.ids})
     out.ts_bytes = np.asarray(out.ts, dtype=np.float64).tobytes()
     # one version for the whole batch (the usual case) is stored once, not once per event
     uniform = len(set(out.versions)) <= 1
     out.versions_json = dumps(out.versions[0] if uniform and n else out.versions)
+    refuse_nul(out.versions_json, {"versions": out.versions})
     if num_cols and n:
         out.nums = np.ascontiguousarray(rows(np.column_stack(num_cols))).tobytes()
     if obj_cols and n:
         out.objs = dumps([items(c) for c in obj_cols])
+        named = zip(map(_field_name, obj_names), obj_cols, strict=True)
+        refuse_nul(out.objs, {name: items(column) for name, column in named})
     if emb is not None and emb.shape[1] and not np.isnan(emb).all():
         out.embeddings = np.ascontiguousarray(rows(emb)).tobytes()
         out.embedding_dim = int(emb.shape[1])
@@ -265,7 +287,15 @@ def encode_labels(ids: Any, labels: Any) -> tuple[list[str], list[str]]:
     last: dict[str, str] = {}
     for i, text in zip(id_array.tolist(), map(dumps, values), strict=True):
         last[i] = text
+    refuse_nul(dumps(list(last)) + "".join(last.values()),
+               {"ids": id_array.tolist(), "labels": values})  # fmt: skip
     return list(last), list(last.values())
+
+
+def _field_name(stored: str) -> str:
+    """The caller's name of an object column stored as ``predicted``, ``f:name`` or ``t:name``."""
+    kind, _, name = stored.partition(":")
+    return {"f": f"features.{name}", "t": f"tags.{name}"}.get(kind, stored) if name else stored
 
 
 def _objects(values: Sequence[Any]) -> np.ndarray:

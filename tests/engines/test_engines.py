@@ -245,9 +245,12 @@ def test_dask_time_and_embeddings_equal_in_memory() -> None:
     from watchkeeper.engines import dask as wkd
     from watchkeeper.profiles import RFFMap
 
+    import dask
+
     pdf = _with_time_and_embeddings(20_000, 7)
     rff_map = RFFMap.from_sample(np.stack(pdf["emb"].dropna().to_list()[:500]), n_features=32)
-    ddf = dd.from_pandas(pdf[["x", "c", "ts", "emb"]], npartitions=4)
+    with dask.config.set({"dataframe.convert-string": False}):  # keep the arrays as arrays
+        ddf = dd.from_pandas(pdf[["x", "c", "ts", "emb"]], npartitions=4)
     p = wkd.profile(ddf, columns=["x", "c"], time_column="ts", embedding="emb",
                     embedding_map=rff_map)
     whole = _in_memory_with(pdf, rff_map)

@@ -242,10 +242,10 @@ def test_spark_parquet_direct_equals_in_memory(spark, tmp_path) -> None:  # type
 
 def test_dask_time_and_embeddings_equal_in_memory() -> None:
     dd = pytest.importorskip("dask.dataframe")
+    import dask
+
     from watchkeeper.engines import dask as wkd
     from watchkeeper.profiles import RFFMap
-
-    import dask
 
     pdf = _with_time_and_embeddings(20_000, 7)
     rff_map = RFFMap.from_sample(np.stack(pdf["emb"].dropna().to_list()[:500]), n_features=32)

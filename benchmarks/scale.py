@@ -58,7 +58,7 @@ def make_table(n: int, directory: Path, seed: int = 0) -> Path:
         name = f"part-{part:04d}-{m}.parquet"
         link = directory / name
         if not link.exists():
-            link.symlink_to(store / name)
+            link.symlink_to((store / name).resolve())
         if (store / name).exists():
             continue
         rng = np.random.default_rng([seed, part])

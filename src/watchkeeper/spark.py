@@ -5,6 +5,6 @@ The engine lives in :mod:`watchkeeper.engines.spark`; this module names it where
 
 from __future__ import annotations
 
-from watchkeeper.engines.spark import profile, profile_by
+from watchkeeper.engines.spark import profile, profile_by, profile_parquet
 
-__all__ = ["profile", "profile_by"]
+__all__ = ["profile", "profile_by", "profile_parquet"]

@@ -238,8 +238,9 @@ fixed-mix band alarms on 15–17% of normal days at α = 0.01). When the day's p
 wanders, only the band with the over-dispersion learnt from 60 past days holds. Learnt naively
 it exceeded α at autocorrelation 0.9 (0.09–0.12 at α = 0.05 with 1,000–10,000 events); with the
 autocorrelation correction of `fit_dispersion` (lag-1 autocorrelation, effective number of
-independent days, Student-t widening) it is 0.018–0.038 there and within about a point of α at
-autocorrelation 0 and 0.5: conservative when sixty slow-moving days are all there is. The
+independent days, Student-t widening) it is 0.018–0.038 there, and at autocorrelation 0 and 0.5
+within about a point of α at 1,000–10,000 events (up to 2 points below it at 100): conservative
+when sixty slow-moving days are all there is. The
 class-mix test keeps its level from n = 10 (cells within sampling noise of 100 trials, sd 2.2
 points) and catches the one-class knockout at n = 500 with power 0.80 at 98% accuracy but 0.64
 at 92%: with ten classes and no knowledge of which class moves, the largest standardised

@@ -27,6 +27,7 @@ Run: ``.venv/bin/python -m benchmarks.w6_detection [--quick]``
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Any
 
@@ -256,6 +257,7 @@ def markdown(res: dict[str, Any], trials: dict[str, int]) -> str:
         "## W6: detection quality (levels at every window size, power of the default monitor)",
         "",
         machine_line(),
+        f"Load average at the end of the run {os.getloadavg()[0]:.1f}. "
         "Reproduce: `.venv/bin/python -m benchmarks.w6_detection`. Everything is simulated "
         "with seeds; the classifier of part 4 is a logistic regression on sklearn's digits.",
         "",

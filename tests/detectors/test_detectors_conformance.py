@@ -369,8 +369,9 @@ def test_compiled_kernels_equal_their_python_source(
 ) -> None:
     # Run each kernel's outer loop as plain Python (numba's py_func) and compare: catches typing
     # surprises of the compiled code (integer division, casts, wrapping).
-    from watchkeeper.detectors import _kernels
+    from watchkeeper.detectors import _backend, _kernels
 
+    monkeypatch.setattr(_backend, "_chosen", "numba")
     values = _stream(FACTORIES[name](), seed=13, n=1500)
     compiled = FACTORIES[name]()
     expected = compiled.update_many(values)

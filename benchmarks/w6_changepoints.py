@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -138,6 +139,7 @@ def main() -> None:
         "## W6 streaming: margin-F1 on series with trends, seasonality and autocorrelation",
         "",
         machine_line(),
+        f"Load average at the end of the run {os.getloadavg()[0]:.1f}. "
         "Reproduce: `.venv/bin/python -m benchmarks.w6_changepoints` (no network; the "
         "annotated series are committed in `benchmarks/data/changepoints.json` with their "
         f"sources). Margin {MARGIN}; F1 as in van den Burg & Williams (2020) (the start "

@@ -122,3 +122,23 @@ def test_class_mix_check_for_a_ten_class_model() -> None:
     knocked = Window.from_columns(probs=_softmax(rng, rng.choice(10, 500, p=pri)))
     report = watchkeeper.monitor(ref, knocked)
     assert report.drift and report.of("class_mix")[0].drift
+
+
+def test_model_drift_weighs_the_class_count_tests_as_much_as_the_others() -> None:
+    """A pure label shift is seen by the tests of the predicted-class counts alone; they weigh
+    half of the combination, so their p = 0.02 gives drift next to two quiet input tests (with a
+    third each, the Cauchy combination would give about 0.06)."""
+    w = Window.from_columns(scores=[0.1, 0.2])
+    found = [
+        finding("embedding_drift", "embedding", "mmd", 0.0, False, p_value=0.5, alpha=0.05),
+        finding("prediction_drift", "prob_0", "ks", 0.0, False, p_value=1.0, alpha=0.05,
+                details={"p_value_raw": 0.5}),
+        finding("prediction_drift", "predicted", "chi2", 0.0, True, p_value=0.02, alpha=0.05),
+        finding("class_mix", "*", "class_mix", 0.0, True, p_value=0.02, alpha=0.05),
+    ]  # fmt: skip
+    f = model_drift(found, w)[0]
+    assert f.drift and f.p_value is not None and 0.02 <= f.p_value < 0.05
+    assert {"prediction_drift.predicted", "class_mix.*"} <= set(f.details["tests"])
+    quiet = [found[0], found[1]]
+    g = model_drift(quiet, w)[0]
+    assert not g.drift and g.p_value is not None and g.p_value > 0.3

@@ -708,13 +708,14 @@ def model_drift(
     The tests: feature drift (each feature's raw p-value, the features sharing one test's
     weight), the embedding test, each prediction test (the per-class probability tests share one
     weight) and the class-mix test (which shares one weight with the chi-squared test of the
-    predicted labels: both test whether the predicted-class counts moved). Their raw p-values
-    are combined with :func:`~watchkeeper.stats.combine_p_values` (``method``: ``cauchy`` by
-    default, valid however the tests depend on each other; ``harmonic`` or ``bonferroni``);
-    ``drift`` is ``p_value < alpha``. One clear test suffices (a k-of-n vote of the tests misses
-    what only one of them sees), at about the price of a Bonferroni correction, and the level
-    holds for correlated tests, which a vote's does not. ``details["tests"]`` holds each test's
-    own p-value.
+    predicted labels: both test whether the predicted-class counts moved; these two, the only
+    tests that see a pure label shift, weigh as much as all the others together). Their raw
+    p-values are combined with :func:`~watchkeeper.stats.combine_p_values` (``method``:
+    ``cauchy`` by default, valid however the tests depend on each other; ``harmonic`` or
+    ``bonferroni``); ``drift`` is ``p_value < alpha``. One clear test suffices (a k-of-n vote of
+    the tests misses what only one of them sees), at about the price of a Bonferroni correction,
+    and the level holds for correlated tests, which a vote's does not. ``details["tests"]``
+    holds each test's own p-value.
 
     Examples
     --------
@@ -753,13 +754,22 @@ def model_drift(
     # every test weighs the same; a group (the features, the class probabilities, the tests of
     # the predicted-class counts) shares its weight among its members, which the Cauchy rule
     # allows whatever their dependence
+    # Two kinds of evidence weigh the same: the predicted-class counts (the only tests that see
+    # a pure label shift) and the tests of the inputs and scores (several of which see the same
+    # covariate shift), so neither kind is outvoted by the number of tests of the other.
+    families = [
+        {n: m for n, m in groups.items() if (n == _COUNTS) is label} for label in (True, False)
+    ]
+    families = [f for f in families if f]
     ps: list[float] = []
     weights: list[float] = []
     tests: dict[str, float] = {}
+    for family in families:
+        for members in family.values():
+            for v in members.values():
+                ps.append(v)
+                weights.append(1.0 / (len(families) * len(family) * len(members)))
     for name, members in groups.items():
-        for v in members.values():
-            ps.append(v)
-            weights.append(1.0 / (len(groups) * len(members)))
         if name == _COUNTS:
             tests.update(members)
         else:

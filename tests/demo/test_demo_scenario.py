@@ -20,7 +20,7 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> object:
     db = tmp_path_factory.mktemp("demo") / "demo.db"
     out = io.StringIO()
     res = run_demo(
-        DemoConfig(days=5, db=db, n_train=2000, n_val=1500, epochs=4, volume=500, seed=7,
+        DemoConfig(days=6, db=db, n_train=2000, n_val=1500, epochs=4, volume=600, seed=7,
                    label_delay=1),
         console=Console(file=out, width=120),
     )
@@ -81,24 +81,44 @@ def test_alerts_labels_and_where_things_are(result: object) -> None:
 
 
 @pytest.mark.slow
-def test_the_loop_runs(result: object) -> None:
+def test_the_loop_closes(result: object) -> None:
+    """The scanner days' model change starts the loop; the fine-tuned challenger passes the
+    gate and the shadow test, is promoted, and the days it serves are as expected against its
+    own operating point and reference; the prior-shift day queued nothing."""
     r = result
     loop = r.loop  # type: ignore[attr-defined]
-    assert loop["prior_shift_triggers"] == []  # the prior-shift day triggers nothing
+    assert loop["prior_shift_job"] is None  # the loop queued no job at the prior-shift day
+    from watchkeeper.store import Store
+
+    store = Store(f"sqlite:///{r.db}")  # type: ignore[attr-defined]
+    jobs = store.list_jobs("demo")
+    assert len(jobs) == 1 and jobs[0]["state"] == "succeeded"  # the scanner days' job only
+    assert jobs[0]["trigger"]["fired"][0]["verdict"] == "model_change"
     assert loop["job"] == "succeeded"
     gate = loop["gate"]
     assert set(gate["sets"]) == {"validation", "recent"}
-    if not gate["passed"]:
-        return
+    assert gate["passed"], gate
     assert loop["shadow"]["n_paired"] > 0.9 * loop["shadow"]["n_champion"]
-    if loop["shadow"]["decision"] != "promote":
-        return
+    assert loop["shadow"]["decision"] == "promote"
     assert loop["promoted"] == "cnn-v2"
-    after = r.days[-1]  # type: ignore[attr-defined]
-    assert after.act == "new scanner, cnn-v2 champion"
-    # the watch rolls back exactly when the day after is a model change again
-    assert (loop["watch"] == "rolled_back") == (after.verdict == "model_change")
-    assert set(loop["timings"]) >= {"dataset and training job", "gate", "shadow day"}
+    assert store.get_alias("demo", "document-fraud", "champion") == "cnn-v2"
+    v2 = store.get_model_version("demo", "document-fraud", "cnn-v2")
+    assert v2["lineage"]["parent"] == "cnn-v1"
+    # cnn-v2 is monitored against its own operating point and reference (recent faded scans)
+    v1 = store.get_model_version("demo", "document-fraud", "cnn-v1")
+    assert v2["operating_point"]["threshold"] != v1["operating_point"]["threshold"]
+    ref = store.get_reference("demo", "document-fraud", "cnn-v2")
+    assert all(str(i).startswith("recent:") for i in ref.ids)
+    after = [d for d in r.days if d.act == "new scanner, cnn-v2 champion"]  # type: ignore[attr-defined]
+    assert after and [a["day"] for a in loop["after"]] == [d.day for d in after]
+    for d in after:
+        assert d.verdict == "as_expected", d
+        assert d.count_verdict == "as_expected", d
+    assert loop["watch"] == "confirmed"
+    assert set(loop["timings"]) >= {"dataset and training job", "gate", "shadow day",
+                                    "promotion and the days after"}
+    assert {"training and operating point", "the days"} <= set(r.timings)  # type: ignore[attr-defined]
+    store.close()
 
 
 def test_config_errors_name_the_field(tmp_path: Path) -> None:

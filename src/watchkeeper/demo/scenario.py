@@ -175,6 +175,8 @@ class DemoResult:
     seconds: float
     server: Any = None
     loop: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per phase of the run, in order."""
 
 
 def _console(console: Any) -> Any:
@@ -226,6 +228,7 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
     from watchkeeper.estimation import OperatingPoint, expect_flags
 
     notes: list[str] = []
+    timings: dict[str, float] = {}
     volume = int(cfg.volume or 1000)
     n_train, n_val, epochs = int(cfg.n_train or 0), int(cfg.n_val or 0), int(cfg.epochs or 0)
 
@@ -241,11 +244,13 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
     t0 = time.perf_counter()
     train = generate_documents(n_train, photocopy_share=0.3, seed=rng)
     val = generate_documents(n_val, photocopy_share=cfg.prevalence, seed=rng)
+    timings["drawing documents"] = time.perf_counter() - t0
     out.print(
         f"\n[bold]1. Training.[/] {n_train:,} synthetic documents (genuine colour originals and "
         f"B/W photocopies, with stamps, photos, skew and noise) drawn in "
         f"{time.perf_counter() - t0:.1f} s."
     )
+    t0 = time.perf_counter()
     net, trained = train_model(train.images, train.labels, epochs=epochs, seed=cfg.seed)
     out.print(f"   Small CNN trained on the CPU in {trained.seconds:.0f} s "
               f"({trained.epochs} epochs, final loss {trained.loss:.3f}).")
@@ -264,6 +269,8 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
 
     val_perf = _metric_dict(realised_performance(
         val_scores, val.labels, float(op.threshold), metrics=("precision", "recall")))
+    timings["training and operating point"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
 
     # --- 2. the real path ----------------------------------------------------------------------
     artifacts = db.parent / "demo-artifacts"
@@ -337,6 +344,7 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
     )
 
     # --- 3. the days ---------------------------------------------------------------------------
+    from watchkeeper.demo.retrain import DAYS_AFTER
     from watchkeeper.integrations.torch import monitor_module
     from watchkeeper.payloads import PayloadStore, default_root, thumbnail
     from watchkeeper.sdk import Client
@@ -355,12 +363,15 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
         notes.append("watchkeeper.runner is not available: the operating-point verdict, prior "
                      "shift and drift below are computed with watchkeeper.estimation and "
                      "watchkeeper.stats directly on the stored windows, and no alert is sent")
-    # two days more in the past: the loop's shadow day and the day after the promotion
-    base = math.floor(time.time() / DAY) * DAY - (cfg.days + 2) * DAY  # type: ignore[operator]
+    # more days in the past: the loop's shadow day and the days after the promotion
+    base = math.floor(time.time() / DAY) * DAY - (
+        cfg.days + 1 + DAYS_AFTER) * DAY  # type: ignore[operator]
     day_docs: dict[int, tuple[np.ndarray, Any, np.ndarray]] = {}
     day_ids: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     reports: list[DayReport] = []
     estimator = _estimator(op, val_scores, val.labels)
+    timings["server, registration, reference"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     out.print("\n[bold]3. The days.[/]")
     for plan in cfg.schedule():
         d = plan["day"]
@@ -418,6 +429,7 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
         if tb is not None:
             _write_tensorboard(tb, report)
 
+    timings["the days"] = time.perf_counter() - t0
     from watchkeeper.demo.retrain import close_the_loop
 
     loop = close_the_loop(
@@ -426,6 +438,7 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
         base=base, day_docs=day_docs, reports=reports, rng=rng, artifacts=artifacts,
         report_day=_report_day, narrate_day=_narrate_day, estimator_for=_estimator,
     )
+    timings.update({f"loop: {k}": v for k, v in loop.get("timings", {}).items()})
     client.close(timeout=30)
     monitor.remove()
     admin.close()
@@ -440,6 +453,7 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
         alerts=list(hook.received), db=db, url=server.url,
         tensorboard=(db.parent / "demo-tensorboard") if tb is not None else None,
         notes=notes, seconds=time.perf_counter() - started, server=server, loop=loop,
+        timings=timings,
     )
     _summary(out, result, server)
     hook.stop()
@@ -805,4 +819,7 @@ def _summary(out: Any, result: DemoResult, server: Any) -> None:
         lines.append(f"   TensorBoard: [cyan]tensorboard --logdir {result.tensorboard}[/]")
     for line in lines:
         out.print(line, soft_wrap=True)
+    if result.timings:
+        out.print("Phase timings: " + ", ".join(
+            f"{k} {v:.1f} s" for k, v in result.timings.items()), soft_wrap=True)
     out.print(f"Done in {result.seconds:.0f} s.")

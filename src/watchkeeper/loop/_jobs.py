@@ -8,6 +8,10 @@ artifact is ``{output}`` (or the last line it prints starting with ``artifact:``
 subprocess, in their own process group, with the plan's timeout; the runner renews the job's
 heartbeat and log every ``HEARTBEAT`` seconds and stops the trainer when the job is cancelled.
 
+With ``strategy: awe`` in the job's spec, the trainer's artifact then joins the registry
+and the job's challenger is the accuracy-weighted ensemble of recent versions
+(:func:`watchkeeper.loop._ensemble.awe_after_training`).
+
 One job per model at a time: the store refuses a second active job, and the runner holds the
 lease ``retrain:<model>`` while the trainer runs. When the runner itself dies (a server killed
 with ``kill -9``), the job's heartbeat stops; :func:`recover_jobs` requeues it once (resumed from
@@ -164,6 +168,20 @@ def run_job(
         if state == "cancelled":
             store.heartbeat_job(project, job_id, holder, full)
             return dict(store.get_job(project, job_id))
+        if state == "succeeded" and spec.get("strategy") == "awe":
+            # AWE: the new model joins the registry and the ensemble of recent versions,
+            # weighted on the latest labelled chunk, is the job's challenger.
+            from watchkeeper.loop._ensemble import awe_after_training
+
+            try:
+                outputs["ensemble"] = awe_after_training(
+                    store, project, model, job_id, artifact=artifact, eval_path=manifest.eval,
+                    config=spec.get("ensemble") or {}, out_dir=output / "ensemble",
+                    fingerprint=manifest.fingerprint,
+                )  # fmt: skip
+                outputs["artifact"] = str(output / "ensemble" / "ensemble.json")
+            except (ValueError, OSError, ImportError, KeyError) as exc:
+                state, error = "failed", f"retraining.ensemble: {exc}"
         return dict(
             store.finish_job(project, job_id, state, outputs=outputs, log=full, error=error)
         )

@@ -12,6 +12,8 @@ The plan is the monitors YAML (``window``, ``checks``, ``rules``, ``sinks``; see
         schedule: "0 3 * * 1"              # cron, UTC: Mondays 03:00
         new_labels: 5000                   # labelled events since the last retraining
       cooldown: 7d                         # no new retraining sooner after one started
+      strategy: transfer                   # or awe: a weighted ensemble of recent versions
+      ensemble: {max_members: 5, scorer: "package.module:score"}   # with strategy awe
       dataset: {...}                       # see watchkeeper.loop.dataset_config
       trainer: {command: [...], timeout: 1h}   # or {callable: "package.module:train"}
       gate: {...}                          # see watchkeeper.loop.gate_config
@@ -40,6 +42,8 @@ VERDICTS = ("model_change", "prior_shift")
 
 RETRAINING_DEFAULTS: dict[str, Any] = {
     "enabled": True,
+    "strategy": "transfer",
+    "ensemble": None,
     "triggers": {
         "alerts": [],
         "verdicts": ["model_change"],
@@ -259,6 +263,7 @@ def retraining_config(value: Any, where: str = "retraining") -> dict[str, Any]:
     ValueError: retraining.promotion: expected 'auto' or 'approval', got 'yes'
     """
     from watchkeeper.loop._dataset import dataset_config
+    from watchkeeper.loop._ensemble import STRATEGIES, ensemble_config
 
     v = _mapping(value, where)
     _unknown(v, set(RETRAINING_DEFAULTS), where)
@@ -268,6 +273,13 @@ def retraining_config(value: Any, where: str = "retraining") -> dict[str, Any]:
     if not isinstance(enabled, bool):
         raise ValueError(f"{where}.enabled: expected true or false, got {enabled!r}")
     out["enabled"] = enabled
+    strategy = v.get("strategy", d["strategy"])
+    if strategy not in STRATEGIES:
+        raise ValueError(
+            f"{where}.strategy: expected one of {', '.join(STRATEGIES)}, got {strategy!r}"
+        )
+    out["strategy"] = strategy
+    out["ensemble"] = ensemble_config(v.get("ensemble"), strategy, f"{where}.ensemble")
     t = _mapping(v.get("triggers", d["triggers"]), f"{where}.triggers")
     _unknown(t, _TRIGGER_KEYS, f"{where}.triggers")
     dt_ = d["triggers"]

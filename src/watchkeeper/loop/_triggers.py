@@ -101,7 +101,9 @@ def maybe_retrain(
         fired = due_triggers(store, project, model, retraining, now=now, since=last)
         if not fired:
             return None
-    spec = {"dataset": retraining["dataset"], "trainer": retraining["trainer"], "now": now}
+    spec = {"dataset": retraining["dataset"], "trainer": retraining["trainer"], "now": now,
+            "strategy": retraining.get("strategy", "transfer"),
+            "ensemble": retraining.get("ensemble")}  # fmt: skip
     try:
         job = store.create_job(project, model, spec=spec, trigger={"fired": fired, "at": now})
     except ValueError:

@@ -19,12 +19,13 @@ Every window goes through :func:`watchkeeper.checks.adversaries.adversaries` as 
 attack: whether it was detected, which tests named it, the windows and queries until the first
 detection; and the share of benign (source, window) pairs flagged by any test.
 
-Run: ``.venv/bin/python -m benchmarks.adversaries [--windows 4] [--attack-rate 300 60]``
+Run: ``.venv/bin/python -m benchmarks.adversaries [--seeds 3] [--windows 4] [--attack-rate 300 60]``
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -157,6 +158,34 @@ def _attack_images(
     raise ValueError(f"attack: unknown attack {attack!r}; known: {ATTACKS}")
 
 
+@dataclass
+class BenignWindow:
+    """One window of benign traffic, already through the model (reused by every attack)."""
+
+    sources: np.ndarray
+    scores: np.ndarray
+    embeddings: np.ndarray
+    counts: np.ndarray
+
+
+def benign_traffic(
+    model: Model, *, windows: int, n_sources: int = 50, benign_rate: float = 60.0, seed: int = 0
+) -> list[BenignWindow]:
+    """``windows`` windows of ``n_sources`` benign sources at steady log-normal rates."""
+    from watchkeeper.demo.documents import generate_documents
+
+    rng = np.random.default_rng(seed)
+    rates = rng.lognormal(np.log(benign_rate), 0.5, n_sources)
+    names = np.array([f"benign{i:02d}" for i in range(n_sources)], dtype=object)
+    out = []
+    for _ in range(windows):
+        counts = rng.poisson(rates)
+        docs = generate_documents(int(counts.sum()), photocopy_share=0.1, seed=rng)
+        scores, emb = model(docs.images)
+        out.append(BenignWindow(np.repeat(names, counts), scores, emb, counts))
+    return out
+
+
 def simulate(
     attack: str,
     *,
@@ -168,32 +197,39 @@ def simulate(
     benign_rate: float = 60.0,
     seed: int = 0,
     options: dict[str, Any] | None = None,
+    benign: list[BenignWindow] | None = None,
 ) -> Outcome:
-    """Run one attack through ``windows`` windows of mixed traffic; see the module docstring."""
+    """Run one attack through ``windows`` windows of mixed traffic; see the module docstring.
+
+    ``benign`` (from :func:`benign_traffic`) reuses one draw of benign traffic across attacks;
+    by default it is drawn here from ``seed``.
+    """
     if attack not in ATTACKS:
         raise ValueError(f"attack: unknown attack {attack!r}; known: {ATTACKS}")
     from watchkeeper.checks.adversaries import adversaries
-    from watchkeeper.demo.documents import SIZE, generate_documents
+    from watchkeeper.demo.documents import SIZE
     from watchkeeper.window import Window
 
-    rng = np.random.default_rng(seed)
-    rates = rng.lognormal(np.log(benign_rate), 0.5, n_sources)
-    names = np.array([f"benign{i:02d}" for i in range(n_sources)], dtype=object)
+    if benign is None:
+        benign = benign_traffic(
+            model, windows=windows, n_sources=n_sources, benign_rate=benign_rate, seed=seed
+        )
+    if len(benign) < windows:
+        raise ValueError(f"benign: {len(benign)} windows of traffic for {windows} windows")
+    rng = np.random.default_rng([seed, ATTACKS.index(attack), attack_rate])
     out = Outcome(attack)
     state: dict[str, Any] | None = None
     sent = 0
     for w in range(windows):
-        counts = rng.poisson(rates)
-        src = np.repeat(names, counts)
-        docs = generate_documents(int(counts.sum()), photocopy_share=0.1, seed=rng)
-        images = docs.images
+        part = benign[w]
+        src, scores, emb = part.sources, part.scores, part.embeddings
         attacking = w >= attack_start
         if attacking:
             imgs = _attack_images(attack, model, attack_rate, rng, SIZE)
-            images = np.concatenate([images, imgs])
+            a_scores, a_emb = model(imgs)
+            scores, emb = np.concatenate([scores, a_scores]), np.concatenate([emb, a_emb])
             src = np.concatenate([src, np.full(len(imgs), "attacker", dtype=object)])
             sent += len(imgs)
-        scores, emb = model(images)
         start = w * HOUR
         ts = start + rng.uniform(0, HOUR, len(src))
         if attacking:  # the attacker's queries are sequential: keep their order in time
@@ -212,7 +248,7 @@ def simulate(
         flagged = {(f.check, f.subject) for f in found if f.drift and f.subject != "*"}
         tagged = {s for _, s in flagged}
         out.benign_flags += sum(1 for s in tagged if s.startswith("source=benign"))
-        out.benign_pairs += int((counts > 0).sum())
+        out.benign_pairs += int((part.counts > 0).sum())
         hits = {c.split(".", 1)[1] for c, s in flagged if s == "source=attacker"}
         if hits:
             out.tests |= hits
@@ -222,6 +258,28 @@ def simulate(
                 out.queries_to_detection = sent
     out.attack_queries = sent
     return out
+
+
+def _summary(outcomes: list[Outcome]) -> dict[str, Any]:
+    """Detection rate, medians of the time to detection (over detected runs), tests, FPR."""
+    import statistics
+
+    hit = [o for o in outcomes if o.detected]
+    pairs = sum(o.benign_pairs for o in outcomes)
+    flags = sum(o.benign_flags for o in outcomes)
+    return {
+        "runs": len(outcomes),
+        "detected": len(hit),
+        "windows": statistics.median([o.first_window or 0 for o in hit]) if hit else None,
+        "queries": statistics.median([o.queries_to_detection or 0 for o in hit]) if hit else None,
+        "tests": sorted(set().union(*(o.tests for o in outcomes))) if outcomes else [],
+        "benign_flags": flags,
+        "benign_pairs": pairs,
+    }
+
+
+def _g(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
 
 
 def main() -> None:
@@ -234,50 +292,71 @@ def main() -> None:
     parser.add_argument("--benign-rate", type=float, default=60.0)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--train", type=int, default=2000)
+    parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
     t0 = time.perf_counter()
+    load_start = os.getloadavg()[0]
     model = Model(args.train, args.epochs, seed=0)
-    lines = [
-        "## Adversaries: attacks on the demo CNN among 50 benign sources (issue 15)",
-        "",
-        f"{machine_line()} {args.windows} windows of an hour; benign sources at log-normal "
-        f"rates (median {args.benign_rate:g} documents per window); the attacker from window "
-        f"{args.attack_start} on at the rate shown. All five per-source tests at alpha = 0.01 "
-        "(Holm across sources, per test and window). Detection: the attacker named by a "
-        "finding; time to detection in windows after the attack started (0 = its first "
-        "window) and in attack queries sent by the end of that window.",
-        "",
-        "| attack | queries/window | detected | windows to detection | queries to detection "
-        "| tests that named it | benign (source, window) pairs flagged |",
-        "|---|---:|---|---:|---:|---|---:|",
-    ]
-    for rate in args.attack_rate:
-        for i, attack in enumerate(ATTACKS):
-            o = simulate(
-                attack,
-                model=model,
-                windows=args.windows,
-                attack_start=args.attack_start,
-                attack_rate=rate,
-                benign_rate=args.benign_rate,
-                seed=100 + i,
-            )
-            share = o.benign_flags / max(o.benign_pairs, 1)
+    trained = (
+        f"The demo CNN trained on {args.train:,} synthetic documents ({args.epochs} epochs)"
+        if args.epochs > 0
+        else "The demo CNN untrained (random weights: a decision boundary and embedding all the "
+        "same; `--epochs` trains it)"
+    )
+    runs: dict[tuple[int, str], list[Outcome]] = {}
+    for seed in range(args.seeds):
+        benign = benign_traffic(
+            model, windows=args.windows, benign_rate=args.benign_rate, seed=100 + seed
+        )
+        for rate in args.attack_rate:
+            for attack in ATTACKS:
+                o = simulate(
+                    attack,
+                    model=model,
+                    windows=args.windows,
+                    attack_start=args.attack_start,
+                    attack_rate=rate,
+                    benign_rate=args.benign_rate,
+                    seed=100 + seed,
+                    benign=benign,
+                )
+                runs.setdefault((rate, attack), []).append(o)
+                print(seed, rate, o, flush=True)
+        lines = [
+            "## Adversaries: attacks on the demo CNN among 50 benign sources (issue 15)",
+            "",
+            f"{machine_line()} Load average {load_start:.1f} at the start, "
+            f"{os.getloadavg()[0]:.1f} now. {trained}; {args.windows} windows of an hour; "
+            f"50 benign sources at log-normal rates (median {args.benign_rate:g} documents per "
+            f"window); the attacker from window {args.attack_start} on at the rate shown. All "
+            "five per-source tests at alpha = 0.01 (Holm across sources, per test and window). "
+            f"{seed + 1} seed(s) per row (benign traffic and attack drawn afresh per seed). "
+            "Detected: runs in which a finding named the attacker; time to detection (median "
+            "over the detected runs) in windows after the attack started (0 = its first "
+            "window) and in attack queries sent by the end of that window. Benign: (source, "
+            "window) pairs flagged by any test, pooled over seeds and windows.",
+            "",
+            "| attack | queries/window | detected | windows to detection | queries to "
+            "detection | tests that named it | benign (source, window) pairs flagged |",
+            "|---|---:|---|---:|---:|---|---:|",
+        ]
+        for (rate, attack), outs in runs.items():
+            r = _summary(outs)
+            share = r["benign_flags"] / max(r["benign_pairs"], 1)
             lines.append(
-                f"| {attack} | {rate} | {'yes' if o.detected else 'no'} | "
-                f"{'' if o.first_window is None else o.first_window} | "
-                f"{'' if o.queries_to_detection is None else o.queries_to_detection} | "
-                f"{', '.join(sorted(o.tests))} | {o.benign_flags} of {o.benign_pairs} "
+                f"| {attack} | {rate} | {r['detected']} of {r['runs']} | "
+                f"{_g(r['windows'])} | {_g(r['queries'])} | "
+                f"{', '.join(r['tests'])} | {r['benign_flags']} of {r['benign_pairs']} "
                 f"({share:.2%}) |"
             )
-            print(lines[-1], flush=True)
-    lines += [
-        "",
-        f"Total run time {time.perf_counter() - t0:.0f} s. Reproduce: "
-        "`.venv/bin/python -m benchmarks.adversaries`.",
-    ]
-    write_section("adversaries", "\n".join(lines))
-    print("\n".join(lines))
+        lines += [
+            "",
+            f"Run time {time.perf_counter() - t0:.0f} s. Reproduce: "
+            f"`.venv/bin/python -m benchmarks.adversaries --seeds {args.seeds} --epochs "
+            f"{args.epochs}`.",
+        ]
+        write_section("adversaries", "\n".join(lines))  # after every seed: partial is kept
+        print("\n".join(lines), flush=True)
 
 
 if __name__ == "__main__":

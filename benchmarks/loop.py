@@ -1,11 +1,17 @@
 """The retraining loop: shadow overhead on the champion's latency; sequential versus fixed horizon.
 
-1. **Shadow overhead.** A champion (a numpy two-layer network on batches of 32 × 256 features,
-   about a millisecond) serves 2,000 requests at a steady rate, alone and with a
-   :class:`watchkeeper.shadow.Shadow` (queue of 1,000) that scores every request with a
-   challenger of the same size on a background thread and logs its events into a
-   :class:`watchkeeper.LocalClient` on an embedded SQLite file. Figures: the champion's p50 and
-   p99 latency per request, medians of ``REPEATS`` runs, and the requests the shadow dropped.
+1. **Shadow overhead.** Two realistic CPU champions serve ``REQUESTS`` batches of 32 at a steady
+   rate (a request every ``GAP_S`` plus its own time), each three ways, interleaved in every
+   repeat: alone; with a :class:`watchkeeper.shadow.Shadow` in **thread** mode; and in
+   **process** mode (the default); and in process mode with a challenger that computes and
+   logs nothing (what is left is the serving path's own cost: packing the batch into the
+   shared-memory ring). The challenger is the same network with other weights
+   (a :class:`~watchkeeper.integrations.torch.TorchChallenger`), its events logged into a
+   ``LocalClient`` on an SQLite file; queue of 1,000 batches. Champions: an MLP (256-256-256-1,
+   under a millisecond) and the document-fraud demo's CNN on 64x64 RGB images (a few ms).
+   Figures: the champion's p50 and p99 latency per request (forward pass plus ``submit``),
+   medians of ``REPEATS`` runs, and the events the shadow dropped. One torch thread in the
+   serving process; the shadow's child has one too, at niceness 10.
 2. **Sequential versus fixed horizon.** The always-valid :class:`SequentialPairedTest`
    (alpha 0.05) against the exact McNemar test at alpha 0.05 with 80% power: discordant events
    each needs to decide, for a challenger winning 60-75% of the discordant events, over
@@ -33,73 +39,121 @@ import numpy as np
 
 from benchmarks._common import machine_line, write_section
 
-REPEATS = 3
+REPEATS = int(os.environ.get("WK_BENCH_REPEATS", "5"))
 REQUESTS = 1000
-GAP_S = 0.002  # a request every ~2 ms plus its own time: ~300 requests/s
+GAP_S = 0.002  # a request every ~2 ms plus its own time
+BATCH = 32
 RUNS = 400
+MODES = ("alone", "thread", "process", "no-op")
 
 
-def _network(seed: int) -> Any:
-    rng = np.random.default_rng(seed)
-    w1 = rng.normal(0, 0.05, (256, 256)).astype(np.float32)
-    w2 = rng.normal(0, 0.05, (256, 1)).astype(np.float32)
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        h = np.maximum(x @ w1, 0)
-        h = np.maximum(h @ w1, 0)
-        return np.asarray(1 / (1 + np.exp(-(h @ w2)[:, 0])))
-
-    return predict
+def noop_challenger(x: Any) -> np.ndarray:
+    """A challenger that computes nothing: what is left is the serving path's own cost."""
+    return np.zeros(len(x))
 
 
-def _serve(shadow: Any | None) -> list[float]:
-    champion = _network(1)
+class NullClient:
+    def log_batch(self, model: str, **columns: Any) -> None:
+        return None
+
+
+def _mlp(seed: int) -> Any:
+    import torch
+
+    torch.manual_seed(seed)
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 1)
+    ).eval()
+
+
+def _cnn(seed: int) -> Any:
+    from watchkeeper.demo.model import build_model
+
+    return build_model(seed).eval()
+
+
+def _inputs(kind: str) -> np.ndarray:
     rng = np.random.default_rng(2)
-    x = rng.normal(size=(32, 256)).astype(np.float32)
+    if kind == "mlp":
+        return rng.normal(size=(BATCH, 256)).astype(np.float32)
+    return rng.uniform(0, 1, (BATCH, 3, 64, 64)).astype(np.float32)
+
+
+def _serve(champion: Any, x: np.ndarray, shadow: Any | None, tag: str) -> tuple[list[float], float]:
+    """Latencies per request (ms), and CPU ms per request of the whole serving process (every
+    thread: the queue's feeder, and in thread mode the challenger)."""
+    import torch
+
+    xt = torch.from_numpy(x)
     lat = []
-    for i in range(REQUESTS):
-        ids = [f"q{i}-{j}" for j in range(32)]
-        t0 = time.perf_counter()
-        champion(x)
+    base = np.arange(BATCH).astype(str)
+    with torch.no_grad():
+        champion(xt)  # warm-up
+        cpu = time.process_time()
+        for i in range(REQUESTS):
+            ids = np.char.add(f"{tag}-{i}-", base)  # the request ids arrive with the request
+            t0 = time.perf_counter()
+            champion(xt)
+            if shadow is not None:
+                shadow.submit(ids, x)
+            lat.append((time.perf_counter() - t0) * 1000.0)
+            time.sleep(GAP_S)
         if shadow is not None:
-            shadow.submit(ids, x)
-        lat.append((time.perf_counter() - t0) * 1000.0)
-        time.sleep(GAP_S)
-    return lat
+            shadow.flush(timeout=600)  # the serving process's part of the shadow's work
+        cpu = time.process_time() - cpu
+    return lat, cpu / REQUESTS * 1000.0
 
 
-def shadow_overhead() -> dict[str, Any]:
+def _q(run: tuple[list[float], float]) -> tuple[float, float, float]:
+    lat, cpu = run
+    return float(np.quantile(lat, 0.5)), float(np.quantile(lat, 0.99)), cpu
+
+
+def shadow_overhead() -> dict[str, dict[str, tuple[float, ...]]]:
+    import torch
+
+    from watchkeeper.integrations.torch import TorchChallenger
     from watchkeeper.sdk import LocalClient
     from watchkeeper.shadow import Shadow
-    from watchkeeper.store import Store
 
-    rows: dict[str, list[tuple[float, float, int]]] = {"champion alone": [], "with shadow": []}
-    for r in range(REPEATS):
-        rows["champion alone"].append((*_q(_serve(None)), 0))
-        with tempfile.TemporaryDirectory() as tmp:
-            store = Store(f"{tmp}/wk.db")
-            wk = LocalClient(store, project="bench")
-            challenger = _network(3)
-            shadow = Shadow(challenger, wk, "bench", "v2", queue_size=1000)
-            lat = _serve(shadow)
-            shadow.flush(timeout=600)
-            shadow.close()
-            rows["with shadow"].append((*_q(lat), shadow.stats.dropped))
-            assert shadow.stats.scored + shadow.stats.dropped == REQUESTS * 32, shadow.stats
-            store.close()
-        print(f"  repeat {r + 1}: {rows['champion alone'][-1]} / {rows['with shadow'][-1]}")
-    return {
-        k: (
-            statistics.median(v[0] for v in vals),
-            statistics.median(v[1] for v in vals),
-            statistics.median(v[2] for v in vals),
-        )
-        for k, vals in rows.items()
-    }
+    torch.set_num_threads(1)
+    out: dict[str, dict[str, tuple[float, ...]]] = {}
+    for kind, build in (("mlp", _mlp), ("cnn", _cnn)):
+        champion, x = build(1), _inputs(kind)
+        challenger = TorchChallenger(build(3), output="logits")
+        rows: dict[str, list[tuple[float, ...]]] = {m: [] for m in MODES}
+        for r in range(REPEATS):
+            for mode in MODES:
+                if mode == "alone":
+                    rows[mode].append((*_q(_serve(champion, x, None, f"{kind}{r}")), 0))
+                    continue
+                with tempfile.TemporaryDirectory() as tmp:
+                    wk = LocalClient(f"{tmp}/wk.db", project="bench")
+                    if mode == "no-op":  # process mode, nothing computed nor logged
+                        shadow = Shadow(noop_challenger, NullClient(), "bench", "v2",
+                                        queue_size=1000, mode="process")  # fmt: skip
+                    else:
+                        shadow = Shadow(challenger, wk, "bench", "v2", queue_size=1000, mode=mode)
+                    # process mode: let the child start (imports torch) before timing
+                    shadow.submit(["warm"], x[:1])
+                    shadow.flush(timeout=600)
+                    run = _serve(champion, x, shadow, f"{kind}{r}{mode}")
+                    shadow.close()
+                    st = shadow.stats
+                    assert st.scored + st.dropped == REQUESTS * BATCH + 1, st
+                    rows[mode].append((*_q(run), st.dropped))
+                    wk.close()
+            print(f"  {kind} repeat {r + 1}: " + ", ".join(
+                f"{m} p50 {rows[m][-1][0]:.3f} p99 {rows[m][-1][1]:.3f} cpu {rows[m][-1][2]:.3f}"
+                for m in MODES
+            ), f"(load {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
 
-
-def _q(lat: list[float]) -> tuple[float, float]:
-    return float(np.quantile(lat, 0.5)), float(np.quantile(lat, 0.99))
+        out[kind] = {
+            m: tuple(statistics.median(v[j] for v in vals) for j in range(4))
+            for m, vals in rows.items()
+        }
+    return out
 
 
 def sequential_vs_fixed() -> list[dict[str, Any]]:
@@ -128,26 +182,48 @@ def sequential_vs_fixed() -> list[dict[str, Any]]:
 
 def main() -> None:
     t0 = time.perf_counter()
+    load_before = os.getloadavg()
     ov = shadow_overhead()
+    load_after = os.getloadavg()
     seq = sequential_vs_fixed()
-    alone, shadow = ov["champion alone"], ov["with shadow"]
     lines = [
         "## Retraining loop: shadow overhead, sequential decisions",
         "",
         machine_line(),
         "Command: `.venv/bin/python -m benchmarks.loop` "
-        f"(medians of {REPEATS} runs; {time.perf_counter() - t0:.0f} s in all).",
+        f"(medians of {REPEATS} runs; {time.perf_counter() - t0:.0f} s in all). Load average "
+        f"(1/5/15 min) {' / '.join(f'{v:.1f}' for v in load_before)} before the shadow runs, "
+        f"{' / '.join(f'{v:.1f}' for v in load_after)} after.",
         "",
-        f"Champion latency per request ({REQUESTS:,} requests of 32 events, one every "
-        f"~{GAP_S * 1000:.0f} ms; challenger of the same size in shadow, queue 1,000, events "
-        "logged to SQLite):",
+        f"Champion latency per request (forward pass plus `submit`; {REQUESTS:,} requests of "
+        f"{BATCH}, one every ~{GAP_S * 1000:.0f} ms plus their own time; challenger of the "
+        "same size in shadow, queue 1,000 batches, its events logged to SQLite; one torch "
+        "thread; every mode interleaved with the champion alone in every repeat). The no-op row "
+        "is process mode with a challenger that computes and logs nothing: the serving path's "
+        "own cost. On two cores the challenger's compute competes with the champion's for the "
+        "same cores (and caches), which the process row includes and the no-op row does not:",
         "",
-        "| | p50 ms | p99 ms | dropped events |",
-        "|---|---|---|---|",
-        f"| champion alone | {alone[0]:.3f} | {alone[1]:.3f} | - |",
-        f"| with shadow | {shadow[0]:.3f} | {shadow[1]:.3f} | {shadow[2]:.0f} |",
-        f"| overhead | {100 * (shadow[0] / alone[0] - 1):+.1f}% | "
-        f"{100 * (shadow[1] / alone[1] - 1):+.1f}% | |",
+        "| champion | mode | p50 ms | p99 ms | p50 overhead | p99 overhead | serving process "
+        "CPU ms / request | dropped events |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    names = {"mlp": "MLP 256-256-256-1", "cnn": "demo CNN, 64x64 RGB"}
+    labels = {"alone": "alone", "thread": "thread", "process": "process",
+              "no-op": "process, no-op challenger"}  # fmt: skip
+    for kind, rows in ov.items():
+        alone = rows["alone"]
+        for mode in MODES:
+            p50, p99, cpu, dropped = rows[mode]
+            over = (
+                ("-", "-")
+                if mode == "alone"
+                else (f"{100 * (p50 / alone[0] - 1):+.1f}%", f"{100 * (p99 / alone[1] - 1):+.1f}%")
+            )
+            lines.append(
+                f"| {names[kind]} | {labels[mode]} | {p50:.3f} | {p99:.3f} | {over[0]} | "
+                f"{over[1]} | {cpu:.3f} | {'-' if mode == 'alone' else f'{dropped:.0f}'} |"
+            )
+    lines += [
         "",
         f"Sequential paired test (alpha 0.05) against the exact McNemar test (alpha 0.05, power "
         f"0.8): discordant events to a decision, {RUNS} simulated streams each; the sequential "

@@ -16,6 +16,7 @@ Run: ``.venv/bin/python -m benchmarks.w1_users [--rows 100000 1000000] [--repeat
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -65,11 +66,12 @@ def run_tool(python: Path, script: str, directory: Path, repeats: int, *args: st
 def run_all(n: int, repeats: int, runs: int, workdir: Path) -> list[dict[str, Any]]:
     """Each tool ``runs`` times in a fresh process; cold and warm are medians over the runs."""
     write_parquet(n, workdir)
+    print(f"load average before {n:,} rows: {os.getloadavg()[0]:.1f}", flush=True)
     tools: list[tuple[str, Path | None, str, tuple[str, ...]]] = [
         (label, Path(sys.executable), "w1_watchkeeper.py", args) for label, args in OURS
     ]
     tools += [(p, peer_python(p), f"w1_{p}.py", ()) for p in PEERS]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for label, python, script, args in tools:
         if python is None:
             rows.append({"tool": label, "error": "environment not set up"})
@@ -82,7 +84,9 @@ def run_all(n: int, repeats: int, runs: int, workdir: Path) -> list[dict[str, An
         row = {**good[0], "tool": label}
         for key in ("cold_s", "warm_s", "peak_rss_mb", "import_s"):
             row[key] = statistics.median(o[key] for o in good)
-        print(label, n, {k: row[k] for k in ("cold_s", "warm_s", "peak_rss_mb")}, flush=True)
+        row["load"] = os.getloadavg()[0]
+        print(label, n, {k: row[k] for k in ("cold_s", "warm_s", "peak_rss_mb", "load")},
+              flush=True)
         rows.append(row)
     return rows
 
@@ -96,19 +100,19 @@ def to_markdown(n: int, rows: list[dict[str, Any]]) -> str:
         f"#### {n:,} rows per side",
         "",
         "| tool | cold (s) | warm (s) | best peer cold ÷ this cold | peak RSS (MB) | "
-        "import (s) | planted found (of 8) | false flags |",
-        "|---|---|---|---|---|---|---|---|",
+        "import (s) | planted found (of 8) | false flags | load average after |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['tool']} | failed: {r['error']} | | | | | | |")
+            lines.append(f"| {r['tool']} | failed: {r['error']} | | | | | | | |")
             continue
         flagged = set(r["flagged"])
         ratio = f"{best['cold_s'] / r['cold_s']:.1f}×" if best else "-"
         lines.append(
             f"| {r['tool']} | {r['cold_s']:.3f} | {r['warm_s']:.3f} | {ratio} | "
             f"{r['peak_rss_mb']:.0f} | {r['import_s']:.2f} | {len(flagged & set(PLANTED))} | "
-            f"{len(flagged - set(PLANTED))} |"
+            f"{len(flagged - set(PLANTED))} | {r.get('load', float('nan')):.1f} |"
         )
     ours = {r["tool"]: r for r in rows if r["tool"].startswith("watchkeeper") and "error" not in r}
     notes = []
@@ -130,24 +134,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=4, help="calls per process")
-    parser.add_argument("--runs", type=int, default=3, help="fresh processes per tool")
+    parser.add_argument("--runs", type=int, nargs="+", default=[3],
+                        help="fresh processes per tool: one number, or one per --rows size")
+    parser.add_argument("--section", default="w1_users",
+                        help="section of RESULTS.md to write (to keep sizes run apart)")
     args = parser.parse_args()
+    if len(args.runs) not in (1, len(args.rows)):
+        parser.error("--runs takes one number or one per --rows size")
+    runs = args.runs * len(args.rows) if len(args.runs) == 1 else args.runs
     sections = []
-    for n in args.rows:
+    for n, n_runs in zip(args.rows, runs, strict=True):
         with tempfile.TemporaryDirectory() as tmp:
-            sections.append(to_markdown(n, run_all(n, args.repeats, args.runs, Path(tmp))))
+            rows = run_all(n, args.repeats, n_runs, Path(tmp))
+            sections.append(to_markdown(n, rows) + f"\n\nMedians over {n_runs} fresh "
+                            f"process(es) per tool.")
     md = "\n\n".join([
         "### W1 as users hold it: Parquet → pandas (string categories), polars, Arrow; cold "
         "and warm",
         machine_line(),
         f"Command: `.venv/bin/python -m benchmarks.w1_users --rows "
-        f"{' '.join(map(str, args.rows))} --repeats {args.repeats} --runs {args.runs}`. "
+        f"{' '.join(map(str, args.rows))} --repeats {args.repeats} --runs "
+        f"{' '.join(map(str, args.runs))}"
+        f"{'' if args.section == 'w1_users' else ' --section ' + args.section}`. "
         "Cold: the first call in a fresh process after the import (shown apart); warm: the "
         "median of the calls after it; both are medians over the fresh processes. Peers' "
         "inputs are converted from the frames before the clock starts. Verdicts as in W1.",
         *sections,
     ])
-    write_section("w1_users", md)
+    write_section(args.section, md)
     print(md)
 
 

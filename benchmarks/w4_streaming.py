@@ -7,12 +7,22 @@ delay (first detection at or after the change), false alarms before the change, 
 its defaults, Watchkeeper at River's parameters (detections must be identical) and Watchkeeper
 with its own defaults. River's KSWIN runs on a slice (it manages a few thousand updates/s).
 
+Cold: the first ``update_many`` over the 1,000,000 values in a fresh process (after the import,
+timed apart), median of ``--cold-runs`` processes, with the kernels in use (the C extension
+when built) and with the numba kernels forced (``WATCHKEEPER_KERNELS=numba``). A CLI run or a
+cron job always pays the cold figure.
+
     .venv/bin/python -m benchmarks.w4_streaming [--repeats 3] [--kswin-slice 20000]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,6 +36,10 @@ from watchkeeper import detectors as wk
 
 HERE = Path(__file__).resolve().parent / "peers"
 N, CHANGE = 1_000_000, 500_000
+
+# The detectors that run a compiled sequential kernel at the parameters timed cold (the others
+# are vectorised numpy; Page-Hinkley at River's parameters forgets, so it runs a kernel).
+KERNELLED = ("ADWIN", "PageHinkley", "KSWIN", "EDDM", "HDDM_A", "HDDM_W")
 
 # Watchkeeper at River 0.26's default parameters (names as in River where they differ).
 RIVER_PARAMS: dict[str, dict[str, Any]] = {
@@ -70,6 +84,45 @@ def time_wk(make: Callable[[], wk.Detector], values: np.ndarray, repeats: int) -
     return {"n": values.size, "median_s": seconds, "detections": np.asarray(found).tolist()}
 
 
+COLD = """
+import json, sys, time
+t0 = time.perf_counter()
+import numpy as np
+from watchkeeper import detectors as wk
+from watchkeeper.detectors import _backend
+imported = time.perf_counter() - t0
+values = np.load(sys.argv[1])[sys.argv[2]]
+det = wk.DETECTORS[sys.argv[3]](**json.loads(sys.argv[4]))
+t0 = time.perf_counter()
+found = det.update_many(values)
+cold = time.perf_counter() - t0
+print(json.dumps({"import_s": imported, "cold_s": cold, "backend": _backend.name(),
+                  "detections": found.tolist()}))
+"""
+
+
+def time_cold(npz: Path, stream: str, name: str, params: dict[str, Any], runs: int,
+              backend: str | None) -> dict[str, Any]:
+    """The first call in a fresh process: median over ``runs`` processes."""
+    env = dict(os.environ)
+    env.pop("WATCHKEEPER_KERNELS", None)
+    if backend is not None:
+        env["WATCHKEEPER_KERNELS"] = backend
+    outs = []
+    for _ in range(runs):
+        proc = subprocess.run(
+            [sys.executable, "-c", COLD, str(npz), stream, name, json.dumps(params)],
+            capture_output=True, text=True, env=env, check=True, timeout=1800,
+        )
+        outs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return {
+        "cold_s": statistics.median(o["cold_s"] for o in outs),
+        "import_s": statistics.median(o["import_s"] for o in outs),
+        "backend": outs[0]["backend"],
+        "detections": outs[0]["detections"],
+    }
+
+
 def time_wk_update(make: Callable[[], wk.Detector], values: np.ndarray, repeats: int) -> float:
     """Updates/s of the one-value ``update()`` loop (for comparison with River's loop)."""
 
@@ -97,10 +150,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--kswin-slice", type=int, default=20_000)
     parser.add_argument("--update-slice", type=int, default=100_000)
+    parser.add_argument("--cold-runs", type=int, default=3, help="fresh processes per cold figure")
     args = parser.parse_args()
 
+    load_start = os.getloadavg()[0]
     data = streams()
     river: dict[str, Any] = {}
+    cold: dict[str, dict[str, Any]] = {}
+    cold_numba: dict[str, dict[str, Any]] = {}
     python = peer_python("river")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "w4.npz"
@@ -111,6 +168,13 @@ def main() -> None:
                 python, HERE / "w4_river.py", str(path), str(args.repeats), str(args.kswin_slice)
             )["detectors"]
             print(f"river done in {time.perf_counter() - started:.0f} s")
+        for name in wk.DETECTORS:
+            params = RIVER_PARAMS.get(name, {})
+            cold[name] = time_cold(path, STREAM_OF[name], name, params, args.cold_runs, None)
+            if name in KERNELLED:  # the others are numpy only: no backend to compare
+                cold_numba[name] = time_cold(path, STREAM_OF[name], name, params,
+                                             args.cold_runs, "numba")
+            print(name, "cold", cold[name]["cold_s"], flush=True)
 
     rows = []
     for name, cls in wk.DETECTORS.items():
@@ -135,6 +199,12 @@ def main() -> None:
                     # KSWIN: River ran on a slice; compare rates only (different random draws).
                     row["river_fa"], row["river_delay"] = None, None
                     row["identical"] = "n/a (own sampler; same decisions given River's samples)"
+        row["cold_rate"] = N / cold[name]["cold_s"]
+        row["cold_import_s"] = cold[name]["import_s"]
+        row["backend"] = cold[name]["backend"]
+        if name in cold_numba:
+            row["cold_numba_rate"] = N / cold_numba[name]["cold_s"]
+            row["cold_same"] = cold[name]["detections"] == cold_numba[name]["detections"]
         rows.append(row)
         print(name, {k: v for k, v in row.items() if k != "name"}, flush=True)
 
@@ -171,11 +241,38 @@ def main() -> None:
     lines += [
         "",
         machine_line() + " The machine is shared (2 cores); ratios within one run are the "
-        "meaningful figures.",
+        f"meaningful figures. Load average (1 min) at the start {load_start:.1f}, at the end "
+        f"{os.getloadavg()[0]:.1f}.",
         "",
         "Reproduce: `.venv/bin/python -m benchmarks.w4_streaming` (River from "
         "`/work/.peers/river`, see `benchmarks/peers/setup.sh`).",
     ]
+    backend = rows[0]["backend"] if rows else "?"
+    lines += [
+        "",
+        "### Cold: the first call in a fresh process (what a CLI run or a cron job pays)",
+        "",
+        f"`update_many` over the {N:,} values, first call after `import watchkeeper.detectors`"
+        f" (the import itself in its own column), median of {args.cold_runs} fresh processes, at"
+        " River's parameters where River has the detector (defaults otherwise). Kernels in use:"
+        f" `{backend}`; 'numba' forces the numba fallback (`WATCHKEEPER_KERNELS=numba`), which"
+        " loads numba and its cached machine code on the first call. River's rate is its"
+        " median (River has no compilation, so its first call is its typical one).",
+        "",
+        "| detector | River upd/s | WK cold upd/s | cold ÷ River | WK cold upd/s (numba) | "
+        "WK warm upd/s | import (s) | same detections both backends |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        rr = row.get("river_rate")
+        warm = row.get("wkr_rate", row["wk_rate"])
+        ratio = f"{row['cold_rate'] / rr:.1f}×" if rr else "–"
+        lines.append(
+            f"| {row['name']} | {_fmt_rate(rr)} | {_fmt_rate(row['cold_rate'])} | {ratio} | "
+            f"{_fmt_rate(row.get('cold_numba_rate'))} | {_fmt_rate(warm)} | "
+            f"{row['cold_import_s']:.2f} | "
+            f"{('yes' if row['cold_same'] else 'NO') if 'cold_same' in row else '– (numpy)'} |"
+        )
     write_section("w4_streaming", "\n".join(lines))
     print("\n".join(lines))
 

@@ -14,6 +14,9 @@ def test_version_option() -> None:
     result = CliRunner().invoke(create_app(), ["--version"])
     assert result.exit_code == 0
     assert "watchkeeper 0.1.0" in result.output
+    from watchkeeper.detectors import _backend
+
+    assert f"(detector kernels: {_backend.name()})" in result.output
 
 
 def test_import_does_not_load_heavy_libraries() -> None:

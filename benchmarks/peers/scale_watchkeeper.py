@@ -1,8 +1,11 @@
 """Scale with Watchkeeper: profile a Parquet table (run by benchmarks/scale.py).
 
-Modes: ``spark`` (``watchkeeper.spark.profile`` on Spark local[2]), ``arrow`` (the same code
-path in this process over the Parquet batches), ``memory`` (the in-memory
-``watchkeeper.profiles.profile`` of the whole table read into numpy).
+Modes: ``spark`` (``watchkeeper.spark.profile(spark.read.parquet(path))`` on Spark local[2],
+``mapInArrow``), ``spark-parquet`` (``watchkeeper.spark.profile_parquet``: Spark schedules, the
+Python workers read the Parquet files with Arrow), ``arrow`` (the same profile code in this
+process over the Parquet batches), ``memory`` (the in-memory ``watchkeeper.profiles.profile``:
+each 1M-row file read into numpy arrays and profiled, the file profiles merged, so 50M rows
+need the memory of one file).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ warnings.filterwarnings("ignore")
 
 
 def main(mode: str, path: str, repeats: int) -> None:
-    if mode == "spark":
+    if mode in ("spark", "spark-parquet"):
         os.environ["PYSPARK_PYTHON"] = sys.executable
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         from pyspark.sql import SparkSession
@@ -33,7 +36,12 @@ def main(mode: str, path: str, repeats: int) -> None:
         spark.sparkContext.setLogLevel("ERROR")
         df = spark.read.parquet(path)
         watchkeeper.spark.profile(df.limit(10_000))  # warm-up: JVM code paths, Python workers
-        stats, p = measure(lambda: watchkeeper.spark.profile(df), repeats)
+        if mode == "spark":
+            stats, p = measure(lambda: watchkeeper.spark.profile(df), repeats)
+        else:
+            stats, parts = measure(lambda: watchkeeper.spark.profile_parquet(spark, path),
+                                   repeats)
+            p = parts[""]
         cores = 2
     elif mode == "arrow":
         import pyarrow.dataset as ds
@@ -45,17 +53,20 @@ def main(mode: str, path: str, repeats: int) -> None:
         p = parts[""]
         cores = 1
     else:
-        import numpy as np
+        import pyarrow.dataset as ds
         import pyarrow.parquet as pq
 
+        from watchkeeper.engines import merge_all
         from watchkeeper.profiles import profile
 
         def run() -> object:
-            table = pq.read_table(path)
-            cols = {name: (table.column(name).to_numpy() if name.startswith("num")
-                           else np.asarray(table.column(name).to_pylist(), dtype=object))
-                    for name in table.schema.names}
-            return profile(cols)
+            profiles = []
+            for file in sorted(ds.dataset(path, format="parquet").files):
+                table = pq.read_table(file)
+                cols = {name: table.column(name).to_numpy() for name in table.schema.names}
+                del table
+                profiles.append(profile(cols))
+            return merge_all(profiles)
 
         stats, p = measure(run, repeats)
         cores = 1

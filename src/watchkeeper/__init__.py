@@ -14,16 +14,18 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from watchkeeper.checks import monitor
+    from watchkeeper.runner import explain
     from watchkeeper.sdk import Client, LocalClient
 
 __version__ = "0.1.0"
 
-__all__ = ["Client", "LocalClient", "__version__", "monitor"]
+__all__ = ["Client", "LocalClient", "__version__", "explain", "monitor"]
 
 _LAZY = {
     "Client": "watchkeeper.sdk",
     "LocalClient": "watchkeeper.sdk",
     "monitor": "watchkeeper.checks",
+    "explain": "watchkeeper.runner",
 }
 
 

@@ -89,19 +89,26 @@ def _datetime_seconds(arr: np.ndarray) -> np.ndarray:
 
 
 def _pandas_categories(s: Any) -> Categories | None:
-    """Codes from pandas' own factorisation, for string and category dtypes."""
+    """Codes without hashing a string per row where the column already has them: a
+    ``category`` column's own codes, Arrow's dictionary encoding for Arrow-backed strings
+    (pandas 3's default ``str``), pandas' factorisation for other string storage."""
     import pandas as pd
 
     dtype = s.dtype
-    if not (isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(dtype)):
+    if isinstance(dtype, pd.CategoricalDtype):
+        labels = np.asarray(dtype.categories.astype(str), dtype=object)
+        return Categories(np.asarray(s.cat.codes), labels)
+    if not pd.api.types.is_string_dtype(dtype):
         return None
     if dtype == object:  # noqa: E721 - object columns may mix types: keep them as objects
         return None
+    arrow = getattr(s.array, "__arrow_array__", None)
+    if arrow is not None:
+        coded = _arrow_categories(arrow())
+        if coded is not None:
+            return coded
     codes, uniques = pd.factorize(s, use_na_sentinel=True)
-    labels = np.asarray(uniques, dtype=object)
-    if not pd.api.types.is_string_dtype(uniques.dtype):
-        labels = np.asarray(uniques.astype(str), dtype=object)
-    return Categories(np.asarray(codes, dtype=np.int64), labels)
+    return Categories(np.asarray(codes), np.asarray(uniques.astype(str), dtype=object))
 
 
 def _from_pandas(frame: Any, encode: bool = False) -> dict[str, Any]:
@@ -132,22 +139,33 @@ def _from_pandas(frame: Any, encode: bool = False) -> dict[str, Any]:
 
 
 def _arrow_categories(col: Any) -> Categories | None:
-    """Codes from Arrow's dictionary encoding, for string columns."""
+    """Codes from Arrow's dictionary encoding, for string columns.
+
+    Chunks are encoded first and their integer indices joined after (joining the strings
+    would copy them all); indices without nulls are used in place, as Arrow's ``int32``.
+    """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     typ = col.type
     if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)
             or pa.types.is_string_view(typ)):
         return None
     try:
-        arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-        encoded = arr.dictionary_encode()
+        encoded = col.dictionary_encode()
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
         return None
-    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+    if isinstance(encoded, pa.ChunkedArray):
+        if encoded.num_chunks == 0:
+            return Categories(np.empty(0, dtype=np.int32), np.empty(0, dtype=object))
+        encoded = encoded.combine_chunks()
+    indices = encoded.indices
+    if indices.null_count:
+        import pyarrow.compute as pc  # only here: its first import costs a tenth of a second
+
+        indices = pc.fill_null(indices, -1)
+    codes = indices.to_numpy(zero_copy_only=False)
     labels = np.asarray(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
-    return Categories(np.asarray(codes, dtype=np.int64), labels)
+    return Categories(codes, labels)
 
 
 def _from_arrow(table: Any, encode: bool = False) -> dict[str, Any]:

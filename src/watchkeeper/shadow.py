@@ -1,10 +1,27 @@
 """Shadow a challenger on mirrored production traffic, off the serving path.
 
-:class:`Shadow` takes each request the champion serves (its request ids and inputs), hands it to
-a background thread through a bounded queue, scores it with the challenger there and logs the
-challenger's events through any client with ``log_batch`` (:class:`watchkeeper.Client`,
-:class:`watchkeeper.LocalClient`). Serving never waits: when the queue is full the request is
-dropped from the shadow and counted, never queued behind the champion.
+:class:`Shadow` takes each request the champion serves (its request ids and inputs) and hands it
+through a bounded queue to the challenger, which scores it and logs its events through any
+client with ``log_batch`` (:class:`watchkeeper.Client`, :class:`watchkeeper.LocalClient`).
+Serving never waits: when the queue is full the request is dropped from the shadow and counted.
+
+Two modes:
+
+- ``"process"``: the challenger runs in a child process (spawned, lowered priority, one
+  math thread) that builds its own client and logs its events itself. The serving thread
+  pickles the batch's small parts, copies its arrays' bytes once into a ring buffer in shared
+  memory and bumps a counter the child polls: no thread of its own, no pipe, no system call,
+  no wait. Nothing of the
+  challenger's work, nor of the logging, shares the serving process's interpreter lock. A child
+  that dies is counted, its queued requests are counted as lost, and a new one is started
+  (``max_restarts``).
+- ``"thread"``: the challenger runs in a thread of the serving process. Cheaper to start and
+  accepts any callable (closures, lambdas), but its Python work competes for the interpreter
+  lock with the serving thread, which shows in the champion's tail latency.
+
+``"auto"`` (the default) picks ``"process"`` when the challenger can be pickled and the client
+rebuilt in the child (a ``Client``, or a ``LocalClient`` on a database file or server), and
+``"thread"`` otherwise (logged at INFO with the reason); :attr:`Shadow.mode` says which.
 
 The challenger's events carry the same request ids as the champion's and the challenger's
 version. The store keys events by (model, id), so they go to a companion stream,
@@ -15,16 +32,183 @@ by id in the shadow report (:func:`watchkeeper.loop.shadow_report`).
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import multiprocessing as mp
+import os
+import pickle
 import queue
+import signal
+import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+__all__ = ["Shadow", "ShadowStats", "shadow_model"]
+
+_log = logging.getLogger(__name__)
+
 _STOP = object()
+Mode = Literal["auto", "process", "thread"]
+# counters the child writes and the parent reads (one writer each: no lock needed)
+_SCORED, _FAILED, _DONE, _ACK, _READ, _TAKEN, _SENT = range(7)
+# the child's polling pause while the ring is empty: short while batches flow, longer when idle
+_POLL_MIN_S, _POLL_MAX_S = 0.002, 0.02
+_WORD = 8
+_WRAP = -1
+
+
+def _pad(n: int) -> int:
+    return -(-n // _WORD) * _WORD
+
+
+class _Ring:
+    """A byte ring in shared memory: one writer (the serving process), one reader (the child).
+
+    A record is ``[total, meta_len, n_bufs, len_1..len_n]`` (int64 words), the pickled batch
+    without its arrays and the arrays' bytes (copied straight from the caller's arrays, see
+    :class:`_Packer`), each padded to 8 bytes. Positions are running totals: the writer keeps
+    ``written``, the reader publishes ``counters[_READ]`` once it has copied a record out, so
+    the writer never overwrites a record still being read. A record that does not fit before
+    the end leaves a ``_WRAP`` word and starts again at 0. ``counters[_SENT]`` counts the
+    records written, ``counters[_TAKEN]`` those read.
+    """
+
+    def __init__(self, data: Any, counters: Any, capacity: int) -> None:
+        self.data = data
+        self.counters = counters
+        self.capacity = capacity
+        self.written = 0  # the writer's side only
+        self._view: memoryview | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"data": self.data, "counters": self.counters, "capacity": self.capacity}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["data"], state["counters"], state["capacity"])  # type: ignore[misc]
+
+    @property
+    def view(self) -> memoryview:
+        if self._view is None:
+            self._view = memoryview(self.data).cast("B")
+        return self._view
+
+    def put(self, meta: bytes, bufs: list[memoryview]) -> bool:
+        """Copy one record in; ``False`` (nothing written) when it does not fit now."""
+        head = _WORD * (3 + len(bufs))
+        total = head + _pad(len(meta)) + sum(_pad(b.nbytes) for b in bufs)
+        off = self.written % self.capacity
+        tail = self.capacity - off
+        skip = 0 if total <= tail else tail
+        if self.written + skip + total - int(self.counters[_READ]) > self.capacity:
+            return False
+        view = self.view
+        if skip:
+            struct.pack_into("<q", view, off, _WRAP)
+            off = 0
+        struct.pack_into(
+            f"<{3 + len(bufs)}q", view, off, total, len(meta), len(bufs), *(b.nbytes for b in bufs)
+        )
+        pos = off + head
+        view[pos : pos + len(meta)] = meta
+        pos += _pad(len(meta))
+        for b in bufs:
+            view[pos : pos + b.nbytes] = b
+            pos += _pad(b.nbytes)
+        self.written += skip + total
+        return True
+
+    def take(self) -> tuple[bytes, list[bytearray]]:
+        """Copy the next record out and free its room (the reader's side)."""
+        read = int(self.counters[_READ])
+        off = read % self.capacity
+        view = self.view
+        if self.capacity - off < _WORD or struct.unpack_from("<q", view, off)[0] == _WRAP:
+            read += self.capacity - off
+            off = 0
+        total, meta_len, n = struct.unpack_from("<3q", view, off)
+        lens = struct.unpack_from(f"<{n}q", view, off + 3 * _WORD)
+        pos = off + _WORD * (3 + n)
+        meta = bytes(view[pos : pos + meta_len])
+        pos += _pad(meta_len)
+        bufs = []
+        for size in lens:
+            bufs.append(bytearray(view[pos : pos + size]))
+            pos += _pad(size)
+        self.counters[_READ] = read + total
+        self.counters[_TAKEN] += 1
+        return meta, bufs
+
+
+class _Packer(pickle.Pickler):
+    """Pickles a batch with its plain arrays left out: their bytes go straight to the ring.
+
+    numpy's own pickling of an array costs tens of microseconds; an array here is a reference
+    (index, dtype, shape) and one ``memcpy`` into the ring.
+    """
+
+    def __init__(self, file: io.BytesIO, bufs: list[memoryview]) -> None:
+        super().__init__(file, protocol=5)
+        self.bufs = bufs
+
+    def persistent_id(self, obj: Any) -> Any:
+        if _array(obj):
+            self.bufs.append(memoryview(obj).cast("B"))
+            return (len(self.bufs) - 1, obj.dtype.str, obj.shape)
+        return None
+
+
+class _Unpacker(pickle.Unpickler):
+    def __init__(self, meta: bytes, bufs: list[bytearray]) -> None:
+        super().__init__(io.BytesIO(meta))
+        self.bufs = bufs
+
+    def persistent_load(self, pid: Any) -> Any:
+        index, dtype, shape = pid
+        return np.frombuffer(self.bufs[index], dtype=np.dtype(dtype)).reshape(shape)
+
+
+def _pack(obj: Any) -> tuple[bytes, list[memoryview]]:
+    """The pickled batch without its arrays, and the arrays' bytes (not copied yet)."""
+    file, bufs = io.BytesIO(), list[memoryview]()
+    _Packer(file, bufs).dump(obj)
+    return file.getvalue(), bufs
+
+
+def _array(obj: Any) -> bool:
+    return (
+        type(obj) is np.ndarray
+        and obj.dtype.kind in "biufcSU"
+        and bool(obj.size)
+        and bool(obj.flags.c_contiguous)
+    )
+
+
+def _plain(item: Any) -> bool:
+    """A batch of two plain arrays and no column: sent without the pickler's callbacks."""
+    return (
+        item is not None
+        and item[0] == "batch"
+        and not item[3]
+        and _array(item[1])
+        and (_array(item[2]))
+    )
+
+
+def _unpack(meta: bytes, bufs: list[bytearray]) -> Any:
+    item = _Unpacker(meta, bufs).load()
+    if item is not None and item[0] == "raw":
+        _, ids_dtype, ids_shape, x_dtype, x_shape = item
+        ids = np.frombuffer(bufs[0], dtype=np.dtype(ids_dtype)).reshape(ids_shape)
+        x = np.frombuffer(bufs[1], dtype=np.dtype(x_dtype)).reshape(x_shape)
+        return ("batch", ids, x, {})
+    return item
 
 
 def shadow_model(model: str) -> str:
@@ -40,13 +224,21 @@ def shadow_model(model: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ShadowStats:
-    """Counters of a :class:`Shadow`: requests submitted, dropped (queue full), scored, failed."""
+    """Counters of a :class:`Shadow`, in events (requests).
+
+    ``submitted = dropped + scored + failed + lost +`` what is still on its way. ``dropped``:
+    the queue was full (or the shadow gave up after too many crashes); ``failed``: the
+    challenger or the client raised; ``lost``: queued when the challenger's process died;
+    ``queued``: batches waiting; ``crashes``: child processes that died.
+    """
 
     submitted: int
     dropped: int
     scored: int
     failed: int
     queued: int
+    lost: int = 0
+    crashes: int = 0
 
     def to_dict(self) -> dict[str, int]:
         """Return a JSON-serialisable dict."""
@@ -56,28 +248,213 @@ class ShadowStats:
             "scored": self.scored,
             "failed": self.failed,
             "queued": self.queued,
+            "lost": self.lost,
+            "crashes": self.crashes,
         }
 
 
+def _score_and_log(
+    challenger: Callable[[Any], Any],
+    client: Any,
+    name: str,
+    version: str,
+    ids: Any,
+    inputs: Any,
+    columns: Mapping[str, Any],
+) -> int:
+    """Score one mirrored batch and log it as the challenger's version; the events logged."""
+    ids_arr = np.atleast_1d(np.asarray(ids, dtype=object)).astype(str).astype(object)
+    t0 = time.perf_counter()
+    out = challenger(inputs)
+    elapsed = (time.perf_counter() - t0) * 1000.0
+    cols: dict[str, Any] = dict(columns)
+    if isinstance(out, Mapping):
+        cols.update(out)
+    else:
+        cols["scores"] = np.asarray(out, dtype=np.float64).reshape(-1)
+    # each event gets the call's time, as the torch hook records a forward pass
+    cols.setdefault("latency_ms", np.full(len(ids_arr), elapsed))
+    client.log_batch(name, ids=ids_arr, version=version, **cols)
+    return len(ids_arr)
+
+
+def _count(ids: Any) -> int:
+    if isinstance(ids, str | bytes):
+        return 1
+    try:
+        return len(ids)
+    except TypeError:
+        return 1
+
+
+# --- shipping the client to the child ---------------------------------------------------------
+
+
+def _client_recipe(client: Any, copy: bool) -> tuple[tuple[str, Any] | None, str]:
+    """How the child rebuilds ``client``: ``(recipe, "")`` or ``(None, why not)``.
+
+    Any other client is sent as a pickled copy only when ``copy`` (process mode asked for):
+    a copy of an in-memory recorder would log where the parent never looks.
+    """
+    from watchkeeper.sdk import Client, LocalClient
+
+    if isinstance(client, Client):
+        keys = ("spool_dir", "batch_size", "flush_interval", "timeout", "retry_base",
+                "retry_max", "max_queue", "exit_timeout", "system_metrics")  # fmt: skip
+        # the child's Client locks its own spool file in the same directory
+        return ("client", (client.url, client.token, {k: getattr(client, k) for k in keys})), ""
+    if isinstance(client, LocalClient):
+        db = client.db
+        url = db if db is None or isinstance(db, str | os.PathLike) else getattr(db, "url", "")
+        text = "" if url is None else str(url)
+        if url is not None and (
+            text in ("", "sqlite://", "sqlite:///:memory:", ":memory:") or "mode=memory" in text
+        ):
+            return None, "client: a LocalClient on an in-memory database cannot be shared"
+        return ("local", (None if url is None else text, client.project, client.batch_size)), ""
+    if not copy:
+        return None, "client: only a Client or a LocalClient is rebuilt in the child by default"
+    try:
+        return ("pickled", pickle.dumps(client)), ""
+    except Exception as exc:
+        return None, f"client: cannot be sent to the challenger's process ({exc})"
+
+
+def _build_client(recipe: tuple[str, Any]) -> Any:
+    kind, data = recipe
+    if kind == "client":
+        from watchkeeper.sdk import Client
+
+        url, token, kwargs = data
+        return Client(url, token, **kwargs)
+    if kind == "local":
+        from watchkeeper.sdk import LocalClient
+
+        db, project, batch_size = data
+        return LocalClient(db, project, batch_size=batch_size)
+    return pickle.loads(data)
+
+
+def _limit_threads(threads: int) -> None:
+    """One (or ``threads``) math thread in the child: it must not crowd the champion's cores."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except Exception:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        pass
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
+def _child_main(
+    challenger_blob: bytes,
+    client_recipe: tuple[str, Any],
+    name: str,
+    version: str,
+    ring: _Ring,
+    counters: Any,
+    error: Any,
+    threads: int,
+    niceness: int,
+) -> None:
+    """The challenger's process: score and log what the ring brings until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if niceness:
+        with contextlib.suppress(OSError):  # not permitted here: run at the same priority
+            os.nice(niceness)
+
+    def note(exc: BaseException) -> None:
+        text = f"{type(exc).__name__}: {exc}".encode(errors="replace")[: len(error) - 1]
+        with error.get_lock():
+            error.value = text
+
+    try:
+        challenger = pickle.loads(challenger_blob)
+        client = _build_client(client_recipe)
+    except Exception as exc:
+        note(exc)
+        sys.exit(3)
+    _limit_threads(threads)
+    parent = mp.parent_process()
+    pause, looked = _POLL_MIN_S, time.monotonic()
+    while True:
+        # The child polls the writer's count rather than wait on a semaphore: posting one would
+        # cost the serving thread a system call (and a wake-up) per batch; polling costs only
+        # this process, which runs at a lower priority.
+        if int(counters[_TAKEN]) >= int(counters[_SENT]):
+            if time.monotonic() - looked > 1.0:
+                looked = time.monotonic()
+                if parent is not None and not parent.is_alive():
+                    break  # orphaned: nobody will read what we log, nor stop us
+            time.sleep(pause)
+            pause = min(pause * 2, _POLL_MAX_S)
+            continue
+        pause = _POLL_MIN_S
+        meta, bufs = ring.take()
+        item = _unpack(meta, bufs)
+        if item is None:
+            break
+        if item[0] == "flush":
+            try:
+                flush = getattr(client, "flush", None)
+                if flush is not None:
+                    flush(timeout=item[2])
+            except Exception as exc:
+                note(exc)
+            counters[_ACK] = item[1]
+            continue
+        _, ids, inputs, columns = item
+        try:
+            counters[_SCORED] += _score_and_log(challenger, client, name, version, ids, inputs,
+                                                columns)  # fmt: skip
+        except Exception as exc:  # a failing challenger must not stop the shadow
+            counters[_FAILED] += _count(ids)
+            note(exc)
+        counters[_DONE] += 1
+    close = getattr(client, "close", None)
+    if close is not None:
+        close(timeout=30)
+
+
 class Shadow:
-    """Score mirrored requests with a challenger on a background thread; never block serving.
+    """Score mirrored requests with a challenger off the serving path; never block serving.
 
     Parameters
     ----------
     challenger
         ``challenger(inputs) -> scores``: the challenger's positive-class scores for a batch
         (array-like, one per request), or a mapping of ``log_batch`` keyword arguments
-        (``scores``, ``probs``, ``embeddings``...).
+        (``scores``, ``probs``, ``embeddings``...). In process mode it is pickled once and
+        unpickled in the child: a module-level function, a class instance (such as
+        :class:`watchkeeper.integrations.torch.TorchChallenger`) or a torch module.
     client
         Anything with ``log_batch(model, ids=..., version=..., latency_ms=..., **columns)``.
+        In process mode the child builds its own: the same ``Client`` settings (its own spool
+        file), a ``LocalClient`` on the same database file or server, or, with
+        ``mode="process"`` only, an unpickled copy of any other picklable client.
     model
         The champion's model name; events go to ``shadow_model(model)`` unless ``log_as``.
     version
         The challenger's version, recorded on every event.
     queue_size
-        Requests waiting at most; beyond it new ones are dropped and counted.
+        Batches waiting at most; beyond it new ones are dropped and counted.
     log_as
         Log under this model name instead of ``shadow_model(model)``.
+    mode
+        ``"process"``, ``"thread"`` or ``"auto"`` (process when possible); see the module
+        docstring.
+    threads
+        Math threads of the child (BLAS, OpenMP, torch intra-op).
+    niceness
+        How much the child lowers its scheduling priority (``os.nice``).
+    max_restarts
+        Child processes started again after a crash; after that the shadow drops (and counts)
+        every request, and serving goes on.
+    buffer_mb
+        Process mode: size of the shared-memory ring the batches wait in; a batch that finds
+        no room is dropped and counted, like one that finds ``queue_size`` batches waiting.
 
     Examples
     --------
@@ -85,7 +462,7 @@ class Shadow:
     ...     def __init__(self): self.rows = []
     ...     def log_batch(self, model, **cols): self.rows.append((model, list(cols["ids"])))
     >>> rec = Recorder()
-    >>> shadow = Shadow(lambda x: np.asarray(x) * 0.5, rec, "fraud", "v2")
+    >>> shadow = Shadow(lambda x: np.asarray(x) * 0.5, rec, "fraud", "v2", mode="thread")
     >>> shadow.submit(["a", "b"], [0.2, 0.8])
     True
     >>> shadow.close()
@@ -102,6 +479,11 @@ class Shadow:
         *,
         queue_size: int = 1000,
         log_as: str | None = None,
+        mode: Mode = "auto",
+        threads: int = 1,
+        niceness: int = 10,
+        max_restarts: int = 3,
+        buffer_mb: float = 64.0,
     ) -> None:
         if not callable(challenger):
             raise TypeError("challenger: expected a callable")
@@ -111,47 +493,253 @@ class Shadow:
             raise ValueError(f"queue_size must be in [1, 1000000], got {queue_size}")
         if not isinstance(version, str) or not version:
             raise ValueError(f"version: expected a non-empty string, got {version!r}")
+        if not isinstance(model, str) or not model:
+            raise ValueError(f"model: expected a non-empty name, got {model!r}")
+        if mode not in ("auto", "process", "thread"):
+            raise ValueError(f"mode: {mode!r} is not one of auto, process, thread")
+        if isinstance(threads, bool) or not 1 <= int(threads) <= 256:
+            raise ValueError(f"threads must be in [1, 256], got {threads}")
+        if isinstance(niceness, bool) or not 0 <= int(niceness) <= 19:
+            raise ValueError(f"niceness must be in [0, 19], got {niceness}")
+        if isinstance(max_restarts, bool) or not 0 <= int(max_restarts) <= 1000:
+            raise ValueError(f"max_restarts must be in [0, 1000], got {max_restarts}")
+        if isinstance(buffer_mb, bool) or not 0.01 <= float(buffer_mb) <= 16384:
+            raise ValueError(f"buffer_mb must be in [0.01, 16384], got {buffer_mb}")
         self.challenger = challenger
         self.client = client
         self.model = model
         self.version = version
         self.queue_size = queue_size
         self.log_as = log_as
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=int(queue_size))
+        self.threads = threads
+        self.niceness = niceness
+        self.max_restarts = max_restarts
+        self.buffer_mb = buffer_mb
         self._lock = threading.Lock()
         self._submitted = self._dropped = self._scored = self._failed = 0
-        self.last_error: BaseException | None = None
+        self._accepted = self._accepted_batches = self._lost = self._lost_batches = 0
+        self._crashes = 0
+        self._last_error: BaseException | None = None
         self._closed = False
-        self._thread = threading.Thread(target=self._work, name="watchkeeper-shadow", daemon=True)
-        self._thread.start()
+        self._dead = False
+        self._name = log_as or shadow_model(model)
+        self.mode: str = self._choose(mode)
+        if self.mode == "thread":
+            self._queue: Any = queue.Queue(maxsize=int(queue_size))
+            self._thread = threading.Thread(
+                target=self._work, name="watchkeeper-shadow", daemon=True
+            )
+            self._thread.start()
+        else:
+            self._start_process()
+
+    # --- set-up -------------------------------------------------------------------------------
+
+    def _choose(self, mode: Mode) -> str:
+        if mode == "thread":
+            return "thread"
+        why = ""
+        try:
+            self._blob = pickle.dumps(self.challenger)
+        except Exception as exc:
+            why = (
+                f"challenger: cannot be sent to the challenger's process ({exc}); pass a "
+                "module-level function, a class instance or a torch module, or mode='thread'"
+            )
+        if not why:
+            recipe, why = _client_recipe(self.client, copy=mode == "process")
+            if recipe is not None:
+                self._recipe = recipe
+        if not why:
+            return "process"
+        if mode == "process":
+            raise TypeError(why)
+        _log.info("watchkeeper shadow of %r runs in a thread: %s", self.model, why)
+        return "thread"
+
+    def _start_process(self) -> None:
+        ctx = mp.get_context("spawn")  # no fork: the serving process holds threads and locks
+        self._ctx = ctx
+        self._counters = ctx.RawArray("q", 7)
+        capacity = _pad(int(self.buffer_mb * 2**20))
+        self._ring = _Ring(ctx.RawArray("B", capacity), self._counters, capacity)
+        self._sent = 0  # records written to the ring (batches and control records)
+        pack_file, pack_bufs = io.BytesIO(), list[memoryview]()
+        self._packing = (pack_file, pack_bufs, _Packer(pack_file, pack_bufs))
+        self._error: Any = ctx.Array("c", 2048)
+        self._error_seen = b""
+        self._flush_token = 0
+        self._generation = 0
+        self._spawn()
+        self._wake_r, self._wake_w = os.pipe()  # close() wakes the watchdog through it
+        self._watchdog = threading.Thread(
+            target=self._watch, name="watchkeeper-shadow-watchdog", daemon=True
+        )
+        self._watchdog.start()
+
+    def _spawn(self) -> None:
+        ctx = self._ctx
+        # a new child starts where the writer stands: what the dead one left is lost (counted)
+        self._counters[_READ] = self._ring.written
+        self._counters[_TAKEN] = self._sent
+        proc = ctx.Process(
+            target=_child_main,
+            name=f"watchkeeper-shadow-{self.model}",
+            args=(
+                self._blob,
+                self._recipe,
+                self._name,
+                self.version,
+                self._ring,
+                self._counters,
+                self._error,
+                int(self.threads),
+                int(self.niceness),
+            ),
+            daemon=True,
+        )
+        proc.start()
+        self._process = proc
+        self._generation += 1
+
+    def _watch(self) -> None:
+        """Reap a dead child, count what it lost, start another (off the serving thread).
+
+        It sleeps in ``select`` on the child's sentinel, without the interpreter lock, and
+        wakes only when the child dies or the shadow closes: in steady state the serving
+        process runs no other Python thread.
+        """
+        from multiprocessing.connection import wait
+
+        while True:
+            ready = wait([self._process.sentinel, self._wake_r])
+            if self._wake_r in ready:
+                return
+            self._check_child()
+            if self._dead:
+                return
+
+    def _check_child(self) -> None:
+        proc = self._process
+        if self._dead or proc.is_alive():
+            return
+        with self._lock:
+            if self._closed or self._dead or proc is not self._process:
+                return
+            self._crashes += 1
+            code = proc.exitcode
+            how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            detail = self._read_error()
+            self._error_seen = detail.encode()
+            tail = f"; last error: {detail}" if detail else ""
+            self._last_error = RuntimeError(f"the challenger's process died ({how}){tail}")
+            c = self._counters
+            self._lost = self._accepted - int(c[_SCORED]) - int(c[_FAILED])
+            self._lost_batches = self._accepted_batches - int(c[_DONE])
+            _log.error("watchkeeper shadow of %r: %s", self.model, self._last_error)
+            if self._crashes > self.max_restarts:
+                self._dead = True
+                return
+            self._spawn()
+
+    def _read_error(self) -> str:
+        with self._error.get_lock():
+            raw = bytes(self._error.value)
+        return raw.decode(errors="replace")
+
+    def _put_record(self, item: Any, *, check_queue: bool) -> bool:
+        """Write one record to the ring for the child (under ``self._lock``)."""
+        if check_queue and self._sent - int(self._counters[_TAKEN]) >= int(self.queue_size):
+            return False
+        # one pickler for every record (a new one per batch costs more than the pickling)
+        file, bufs, packer = self._packing
+        try:
+            if _plain(item):  # the usual batch: ids and inputs arrays, no column
+                _, ids, inputs, _ = item
+                bufs += (memoryview(ids).cast("B"), memoryview(inputs).cast("B"))
+                meta = pickle.dumps(
+                    ("raw", ids.dtype.str, ids.shape, inputs.dtype.str, inputs.shape), protocol=5
+                )
+            else:
+                file.seek(0)
+                file.truncate()
+                packer.clear_memo()
+                packer.dump(item)
+                meta = file.getvalue()
+            written = self._ring.put(meta, bufs)
+        except Exception as exc:  # an unpicklable column: dropped and reported, never raised
+            self._last_error = exc
+            return False
+        finally:
+            bufs.clear()  # no reference to the caller's arrays is kept
+        if not written:
+            return False
+        self._sent += 1
+        self._counters[_SENT] = self._sent  # after the record: the child reads it then
+        return True
+
+    # --- serving side -------------------------------------------------------------------------
+
+    @property
+    def last_error(self) -> BaseException | None:
+        """The last error of the challenger or its client (in process mode, as reported)."""
+        if self.mode == "process":
+            text = self._read_error()
+            if text and text != self._error_seen.decode(errors="replace"):
+                self._error_seen = text.encode()
+                with self._lock:
+                    self._last_error = RuntimeError(f"in the challenger's process: {text}")
+        return self._last_error
 
     @property
     def stats(self) -> ShadowStats:
         """The counters so far."""
+        if self.mode == "thread":
+            with self._lock:
+                return ShadowStats(
+                    self._submitted, self._dropped, self._scored, self._failed,
+                    self._queue.qsize(),
+                )  # fmt: skip
         with self._lock:
+            c = self._counters
+            done = int(c[_DONE]) + self._lost_batches
             return ShadowStats(
-                self._submitted, self._dropped, self._scored, self._failed, self._queue.qsize()
+                submitted=self._submitted,
+                dropped=self._dropped,
+                scored=int(c[_SCORED]),
+                failed=int(c[_FAILED]),
+                queued=max(self._accepted_batches - done, 0),
+                lost=self._lost,
+                crashes=self._crashes,
             )
 
     def submit(self, ids: Any, inputs: Any, **columns: Any) -> bool:
         """Mirror one served batch; returns at once, ``False`` when it was dropped.
 
         ``columns`` are logged with the challenger's events as they are (``features``,
-        ``tags``, ``ts``...), so both sides of a pair can carry the same segment tags.
+        ``tags``, ``ts``...), so both sides of a pair can carry the same segment tags. In process
+        mode the batch is copied before the call returns; in thread mode it is read later, by
+        reference: do not modify it in place after mirroring it.
         """
-        ids_list = [str(i) for i in np.atleast_1d(np.asarray(ids, dtype=object))]
-        n = len(ids_list)
+        n = _count(ids)
         if self._closed:
             raise RuntimeError("the shadow is closed")
-        try:
-            self._queue.put_nowait((ids_list, inputs, columns))
-        except queue.Full:
-            with self._lock:
-                self._submitted += n
-                self._dropped += n
-            return False
         with self._lock:
             self._submitted += n
+            if self._dead:
+                self._dropped += n
+                return False
+            if self.mode == "thread":
+                try:
+                    self._queue.put_nowait((ids, inputs, columns))
+                except queue.Full:
+                    self._dropped += n
+                    return False
+            elif not self._put_record(("batch", ids, inputs, columns), check_queue=True):
+                self._dropped += n
+                return False
+            self._accepted += n
+            self._accepted_batches += 1
         return True
 
     def wrap(self, champion: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
@@ -164,8 +752,9 @@ class Shadow:
 
         return serve
 
+    # --- thread mode --------------------------------------------------------------------------
+
     def _work(self) -> None:
-        name = self.log_as or shadow_model(self.model)
         while True:
             item = self._queue.get()
             if item is _STOP:
@@ -173,42 +762,96 @@ class Shadow:
                 return
             ids, inputs, columns = item
             try:
-                t0 = time.perf_counter()
-                out = self.challenger(inputs)
-                elapsed = (time.perf_counter() - t0) * 1000.0
-                cols: dict[str, Any] = dict(columns)
-                if isinstance(out, Mapping):
-                    cols.update(out)
-                else:
-                    cols["scores"] = np.asarray(out, dtype=np.float64).reshape(-1)
-                # each event gets the call's time, as the torch hook records a forward pass
-                cols.setdefault("latency_ms", np.full(len(ids), elapsed))
-                self.client.log_batch(name, ids=ids, version=self.version, **cols)
+                n = _score_and_log(self.challenger, self.client, self._name, self.version, ids,
+                                   inputs, columns)  # fmt: skip
                 with self._lock:
-                    self._scored += len(ids)
+                    self._scored += n
             except Exception as exc:  # a failing challenger must not stop the shadow
-                self.last_error = exc
                 with self._lock:
-                    self._failed += len(ids)
+                    self._last_error = exc
+                    self._failed += _count(ids)
             finally:
                 self._queue.task_done()
 
+    # --- shutdown -----------------------------------------------------------------------------
+
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every queued request is scored and logged; ``False`` on timeout."""
+        """Wait until every accepted request is scored and logged (and, in process mode, the
+        child's client has sent them); ``False`` on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
-            if deadline is not None and time.monotonic() > deadline:
-                return False
-            time.sleep(0.005)
-        return True
+
+        def left() -> float | None:
+            return None if deadline is None else max(deadline - time.monotonic(), 0.0)
+
+        if self.mode == "thread":
+            while self._queue.unfinished_tasks:
+                if deadline is not None and time.monotonic() > deadline:
+                    return False
+                time.sleep(0.005)
+            return True
+        while True:
+            if self._dead:
+                return True  # nothing more will be scored
+            with self._lock:
+                self._flush_token += 1
+                token, generation = self._flush_token, self._generation
+                written = self._put_record(("flush", token, left()), check_queue=False)
+            if not written:  # the ring is full: wait for the child to make room
+                self._check_child()
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.01)
+                continue
+            pause = 0.002
+            while int(self._counters[_ACK]) < token:
+                self._check_child()
+                if self._dead or self._generation != generation:
+                    break  # the child died with our marker: ask its successor
+                if deadline is not None and time.monotonic() > deadline:
+                    return False
+                time.sleep(pause)
+                pause = min(pause * 1.5, 0.05)
+            else:
+                return True
 
     def close(self, timeout: float | None = 10.0) -> None:
-        """Score what is queued, then stop the thread."""
+        """Score what is queued (up to ``timeout`` seconds), then stop the thread or the child;
+        a child that does not stop in time is terminated, and every child is reaped."""
         if self._closed:
             return
-        self._closed = True
-        self._queue.put(_STOP)
-        self._thread.join(timeout)
+        if self.mode == "thread":
+            self._closed = True
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+            return
+        os.write(self._wake_w, b"x")
+        self._watchdog.join()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        self._check_child()
+        with self._lock:
+            self._closed = True
+        proc = self._process
+        end = None if timeout is None else time.monotonic() + timeout
+        while proc.is_alive():
+            with self._lock:
+                stopped = self._put_record(None, check_queue=False)
+            if stopped or (end is not None and time.monotonic() > end):
+                break
+            time.sleep(0.01)  # the ring is full: the child is making room
+        if proc.is_alive():
+            proc.join(None if end is None else max(end - time.monotonic(), 0.0))
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5)
+        if proc.is_alive():  # pragma: no cover - ignores SIGTERM
+            proc.kill()
+            proc.join()
+
+    @property
+    def pid(self) -> int | None:
+        """The challenger's process id (process mode), else ``None``."""
+        return None if self.mode == "thread" else self._process.pid
 
     def __enter__(self) -> Shadow:
         return self

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -39,15 +42,25 @@ def _store(tmp_path: Path, rng: np.random.Generator) -> str:
     return db
 
 
-@pytest.mark.parametrize("engine", ["pandas", "dask"])
-def test_check_batch_per_day(tmp_path: Path, rng: np.random.Generator, engine: str) -> None:
+@pytest.mark.parametrize("engine", ["pandas", "dask", "spark"])
+def test_check_batch_per_day(tmp_path: Path, rng: np.random.Generator, engine: str,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
     if engine == "dask":
         pytest.importorskip("dask.dataframe")
+    if engine == "spark":
+        pytest.importorskip("pyspark")
+        if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+            pytest.skip("Java is not installed (pyspark needs it)")
+        # Spark's Python workers must import this checkout's watchkeeper.
+        src = str(Path(__file__).resolve().parents[2] / "src")
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+            [src, *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]]))
+        monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
     db = _store(tmp_path, rng)
     path = _days(tmp_path, rng)
     out = CliRunner().invoke(create_app(), [
         "check-batch", "fraud", str(path), "--engine", engine, "--partition-by", "day",
-        "--db", db, "--format", "json"])
+        "--db", db, "--format", "json", "--spark-master", "local[2]"])
     assert out.exit_code == 1, out.output  # drift on the third day
     report = {r["partition"]: r for r in json.loads(out.output)}
     assert sorted(report) == ["2026-11-01", "2026-11-02", "2026-11-03"]

@@ -10,6 +10,7 @@ import pytest
 
 from watchkeeper.detectors import (
     ADWIN,
+    BOCPD,
     CUSUM,
     DDM,
     DETECTORS,
@@ -22,6 +23,7 @@ from watchkeeper.detectors import (
     Detector,
     PageHinkley,
     RealDetector,
+    SeasonalCUSUM,
     from_dict,
 )
 
@@ -37,6 +39,12 @@ FACTORIES: dict[str, Callable[[], Detector]] = {
     "CUSUM-keep": lambda: CUSUM(h=5.0, warm_start=50, reset_after_drift=False),
     "KSWIN": lambda: KSWIN(alpha=0.001, seed=3),
     "KSWIN-keep": lambda: KSWIN(alpha=0.001, seed=3, reset_after_drift=False),
+    "BOCPD": lambda: BOCPD(hazard=0.01, lag=12, max_run_length=120),
+    "BOCPD-keep": lambda: BOCPD(lag=12, max_run_length=120, reset_after_drift=False),
+    "BOCPD-known": lambda: BOCPD(mu=0.0, sigma=1.0, max_run_length=60, lag=12, hazard=0.01),
+    "SeasonalCUSUM": lambda: SeasonalCUSUM(h=5.0),
+    "SeasonalCUSUM-week": lambda: SeasonalCUSUM(period=7, h=5.0),
+    "SeasonalCUSUM-keep": lambda: SeasonalCUSUM(h=5.0, reset_after_drift=False),
     "DDM": lambda: DDM(warm_start=30),
     "DDM-keep": lambda: DDM(warm_start=30, reset_after_drift=False),
     "EDDM": lambda: EDDM(warm_start=30, alpha=0.95, beta=0.9),
@@ -238,6 +246,25 @@ BAD_PARAMS = [
     (KSWIN, "stat_size", 0),
     (KSWIN, "window_size", 50),
     (KSWIN, "seed", -3),
+    (BOCPD, "hazard", 0.0),
+    (BOCPD, "threshold", 1.0),
+    (BOCPD, "lag", -1),
+    (BOCPD, "max_run_length", 5),
+    (BOCPD, "max_run_length", 10**9),
+    (BOCPD, "warm_start", 3),
+    (BOCPD, "sigma", 0.0),
+    (BOCPD, "mu", float("nan")),
+    (BOCPD, "prior_strength", 0.0),
+    (SeasonalCUSUM, "period", 0),
+    (SeasonalCUSUM, "period", 10**9),
+    (SeasonalCUSUM, "window", 3),
+    (SeasonalCUSUM, "window", 10**9),
+    (SeasonalCUSUM, "level_window", 0),
+    (SeasonalCUSUM, "trend", "yes"),
+    (SeasonalCUSUM, "autocorrelation", 1),
+    (SeasonalCUSUM, "h", 0.0),
+    (SeasonalCUSUM, "clip", -1.0),
+    (SeasonalCUSUM, "warm_start", 10**6),
     (DDM, "warm_start", -1),
     (DDM, "warning_threshold", -1.0),
     (DDM, "drift_threshold", 1.0),
@@ -342,8 +369,9 @@ def test_compiled_kernels_equal_their_python_source(
 ) -> None:
     # Run each kernel's outer loop as plain Python (numba's py_func) and compare: catches typing
     # surprises of the compiled code (integer division, casts, wrapping).
-    from watchkeeper.detectors import _kernels
+    from watchkeeper.detectors import _backend, _kernels
 
+    monkeypatch.setattr(_backend, "_chosen", "numba")
     values = _stream(FACTORIES[name](), seed=13, n=1500)
     compiled = FACTORIES[name]()
     expected = compiled.update_many(values)
@@ -352,6 +380,26 @@ def test_compiled_kernels_equal_their_python_source(
     interpreted = FACTORIES[name]()
     assert interpreted.update_many(values).tolist() == expected.tolist()
     assert interpreted.to_dict() == compiled.to_dict()
+
+
+@pytest.mark.parametrize("name", ["BOCPD", "BOCPD-keep", "SeasonalCUSUM-week"])
+def test_change_point_kernels_equal_their_python_source(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from watchkeeper.detectors import _changepoint_kernels as kernels
+
+    values = _stream(FACTORIES[name](), seed=13, n=1200)
+    compiled = FACTORIES[name]()
+    expected = compiled.update_many(values)
+    for kernel in ("bocpd", "seasonal_residual"):
+        monkeypatch.setattr(kernels, kernel, getattr(kernels, kernel).py_func)
+    interpreted = FACTORIES[name]()
+    assert interpreted.update_many(values).tolist() == expected.tolist()
+    # lgamma / exp / log of the compiled code may differ from CPython's in the last bits
+    a, b = interpreted._state, compiled._state
+    assert a is not None and b is not None
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-9, atol=1e-12)
 
 
 def test_kswin_keeps_its_most_recent_values_when_not_resetting() -> None:

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 
-from watchkeeper.detectors import ADWIN, DDM, EDDM, HDDM_A, HDDM_W, KSWIN, PageHinkley
+from watchkeeper.detectors import ADWIN, DDM, EDDM, HDDM_A, HDDM_W, KSWIN, PageHinkley, _backend
 
 drift = pytest.importorskip("river.drift")
 binary = pytest.importorskip("river.drift.binary")
+
+
+@pytest.fixture(autouse=True, params=["c", "numba"])
+def kernels(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every comparison runs on both kernel backends: the C extension and numba."""
+    if request.param not in _backend.available():
+        pytest.skip("the C kernels are not built here (no compiler at install)")
+    _backend.use(request.param)
+    yield request.param
+    _backend.use(None)
 
 
 def _river_indices(detector: object, values: np.ndarray) -> list[int]:

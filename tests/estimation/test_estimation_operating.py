@@ -65,9 +65,11 @@ def test_over_dispersion_learnt_from_history_keeps_the_level() -> None:
     flags = rng.binomial(1000, prev * 0.9 + (1 - prev) * 0.02)
     d = fit_dispersion(flags[:60], np.full(60, 1000))
     assert d.p_value < 1e-6 and d.dispersion > 0
-    assert d.to_dict()["method"] == "beta-binomial ML"
+    assert d.to_dict()["method"] == "beta-binomial ML, autocorrelation-corrected"
+    assert d.effective_windows is not None and d.effective_windows > 30  # independent days
     e = expect_flags(op, 0.1, 1000, coverage=0.99, dispersion=d)
-    assert e.method == "beta-binomial" and e.dispersion == d.dispersion
+    assert e.method == "beta-binomial" and e.dispersion == d.band_dispersion(0.99)
+    assert d.dispersion < e.dispersion < 1.2 * d.dispersion
     later = flags[60:]
     assert np.mean((later < e.low) | (later > e.high)) <= 0.02
     plain = expect_flags(op, 0.1, 1000, coverage=0.99)
@@ -75,6 +77,32 @@ def test_over_dispersion_learnt_from_history_keeps_the_level() -> None:
     # binomial days: nothing to learn
     calm = rng.binomial(1000, 0.108, 200)
     assert fit_dispersion(calm, np.full(200, 1000)).dispersion < 1e-3
+
+
+@pytest.mark.parametrize("phi", [0.5, 0.9])
+def test_learnt_band_keeps_its_level_when_the_mix_is_autocorrelated(phi: float) -> None:
+    """Days whose prevalence follows an AR(1) (sd 0.02 around 0.1): a band learnt from the 60
+    days before keeps its false-alarm rate on the 40 days after (200 simulated histories)."""
+    rng = np.random.default_rng(13)
+    op = OperatingPoint(None, 0.9, 0.02)
+    trials, days, volume = 200, 100, 1000
+    eps = rng.normal(0, 0.02 * np.sqrt(1 - phi**2), (trials, days))
+    prev = np.empty((trials, days))
+    prev[:, 0] = 0.1 + rng.normal(0, 0.02, trials)
+    for t in range(1, days):
+        prev[:, t] = 0.1 + phi * (prev[:, t - 1] - 0.1) + eps[:, t]
+    pos = rng.binomial(volume, np.clip(prev, 0, 1))
+    flags = rng.binomial(pos, 0.9) + rng.binomial(volume - pos, 0.02)
+    rates, phis = [], []
+    for i in range(trials):
+        d = fit_dispersion(flags[i, :60], np.full(60, volume))
+        phis.append(d.autocorrelation)
+        e = expect_flags(op, 0.1, volume, coverage=0.95, dispersion=d)
+        later = flags[i, 60:]
+        rates.append(np.mean((later < e.low) | (later > e.high)))
+    # sd of the mean of 200 correlated 40-day blocks is about 1 point; the old band: 0.09
+    assert 0.02 <= float(np.mean(rates)) <= 0.065
+    assert abs(float(np.median(phis)) - phi) < 0.2
 
 
 @pytest.mark.parametrize(

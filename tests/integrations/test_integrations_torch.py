@@ -150,3 +150,68 @@ def test_without_torch_the_error_names_the_extra() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "pip install 'watchkeeper[torch]'" in out.stdout
+
+
+def _challenger() -> Any:
+    torch.manual_seed(1)
+    return torch.nn.Sequential(torch.nn.Linear(5, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1))
+
+
+def test_shadow_option_mirrors_every_batch_to_the_challenger_process(tmp_path: Any) -> None:
+    from watchkeeper.sdk import LocalClient
+    from watchkeeper.shadow import shadow_model
+    from watchkeeper.store import Store
+
+    net, challenger = _net(), _challenger().eval()
+    path = tmp_path / "challenger.pt"
+    torch.save(challenger, path)  # a whole module: loaded in the child on first use
+    client = LocalClient(str(tmp_path / "wk.db"), project="p")
+    batches = [torch.randn(6, 5) for _ in range(5)]
+    with monitor_module(
+        net, client, "m", output="logits", version="v1", shadow=path, shadow_version="v2"
+    ) as mon:
+        assert mon.shadow.mode == "process"
+        with torch.no_grad():
+            for i, x in enumerate(batches):
+                mon.annotate(ids=[f"b{i}-{j}" for j in range(6)], tags={"seg": ["s"] * 6})
+                net(x)
+        assert mon.shadow.flush(timeout=180)
+        assert mon.shadow.stats.scored == 30 and mon.shadow.stats.dropped == 0
+    assert mon.shadow.stats.queued == 0 and mon.errors == 0
+    store = Store(str(tmp_path / "wk.db"))
+    champion, shadow = store.read_window("p", "m"), store.read_window("p", shadow_model("m"))
+    store.close()
+    assert sorted(map(str, shadow.ids)) == sorted(map(str, champion.ids)) and len(shadow) == 30
+    assert set(shadow.versions) == {"v2"} and set(champion.versions) == {"v1"}
+    assert set(shadow.tags["seg"]) == {"s"}
+    with torch.no_grad():
+        expected = torch.sigmoid(challenger(torch.cat(batches))[:, 0]).numpy()
+    order = {f"b{i}-{j}": i * 6 + j for i in range(5) for j in range(6)}
+    got = np.empty(30)
+    got[[order[str(i)] for i in shadow.ids]] = shadow.scores
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_shadow_option_takes_a_shadow_and_checks_its_arguments(tmp_path: Any) -> None:
+    from watchkeeper.integrations.torch import TorchChallenger
+    from watchkeeper.shadow import Shadow
+
+    net, client = _net(), Recorder()
+    sh = Shadow(TorchChallenger(_challenger(), output="logits"), client, "m", "v2")
+    assert sh.mode == "thread"  # an in-memory recorder is not copied into a child
+    with monitor_module(net, client, "m", output="logits", shadow=sh) as mon, torch.no_grad():
+        out = net(torch.randn(4, 5))
+    assert out.shape == (4, 1)
+    assert sh.submit(["late"], np.zeros((1, 5), np.float32))  # remove() left it open
+    sh.close()
+    (champion,) = [b for b in client.batches if b["model"] == "m"]
+    mirrored, late = [b for b in client.batches if b["model"] == "m:shadow"]
+    assert list(late["ids"]) == ["late"]
+    assert mirrored["model"] == "m:shadow" and mirrored["version"] == "v2"
+    assert list(mirrored["ids"]) == list(champion["ids"]) and mon.errors == 0
+    with pytest.raises(ValueError, match="shadow_version"):
+        monitor_module(net, client, "m", shadow=_challenger())
+    with pytest.raises(ValueError, match="shadow: no such file"):
+        monitor_module(net, client, "m", shadow=tmp_path / "nope.pt", shadow_version="v2")
+    with pytest.raises(TypeError, match=r"shadow: expected a torch\.nn\.Module"):
+        monitor_module(net, client, "m", shadow=42, shadow_version="v2")

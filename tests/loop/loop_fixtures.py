@@ -38,3 +38,27 @@ def make_store(tmp_path: Path, n_days: int = 4, per_day: int = 200) -> Any:
     return store
 
 
+
+
+# A trainer that scores the evaluation set: "good" follows the labels, "shuffled" was trained
+# on shuffled labels (its scores follow a permutation of them).
+TRAINER = """
+import sys, pathlib
+import numpy as np, pandas as pd
+ev = pd.read_parquet(sys.argv[1]); out = pathlib.Path(sys.argv[2]); kind = sys.argv[3]
+rng = np.random.default_rng(1)
+y = ev["label"].astype(str).astype(float).fillna(0).to_numpy()
+if kind == "shuffled":
+    y = rng.permutation(y)
+s = np.clip(0.25 + 0.5 * y + rng.normal(0, 0.15, len(y)), 0, 1)
+pd.DataFrame({"id": ev["id"], "score": s}).to_parquet(out / "eval_scores.parquet")
+(out / "model.bin").write_bytes(b"weights")
+print("artifact:" + str(out / "model.bin"))
+"""
+
+
+def write_trainer(tmp_path: Path) -> Path:
+    """The trainer script above, as a file (a command's arguments are format strings)."""
+    script = tmp_path / "train.py"
+    script.write_text(TRAINER)
+    return script

@@ -81,6 +81,37 @@ def test_ivf_recall(rng: np.random.Generator) -> None:
     np.testing.assert_allclose(one.kth_distance(q, 10), exact, rtol=1e-4)
 
 
+def test_ivf_search_returns_true_neighbours_and_threads_agree(rng: np.random.Generator) -> None:
+    centres = rng.normal(scale=3, size=(30, 20))
+    ref = (centres[rng.integers(0, 30, 6000)] + rng.normal(size=(6000, 20))).astype(np.float32)
+    q = (centres[rng.integers(0, 30, 900)] + rng.normal(size=(900, 20))).astype(np.float32)
+    index = IVFIndex(n_probe=3, n_components=8, n_jobs=1).fit(ref)
+    dist, ids = index.search(q, 7)
+    # Every returned neighbour is a real row at the distance reported, nearest first.
+    np.testing.assert_allclose(
+        dist, np.linalg.norm(ref[ids] - q[:, None, :], axis=2), rtol=1e-4, atol=1e-4
+    )
+    assert np.all(np.diff(dist, axis=1) >= 0)
+    assert np.all(ids >= 0)
+    assert np.all(np.diff(np.sort(ids, axis=1), axis=1) > 0)  # no row twice
+    # Recall@7 against the exact neighbours (cdist): high, not perfect, and never closer.
+    full = cdist(q.astype(np.float64), ref.astype(np.float64))
+    true = np.argsort(full, axis=1)[:, :7]
+    recall = np.mean([len(set(a) & set(b)) / 7 for a, b in zip(ids, true, strict=True)])
+    assert 0.5 < recall < 1.0
+    assert np.all(dist[:, -1] >= np.sort(full, axis=1)[:, 6] - 1e-4)
+    # Worker threads split the queries, not the work per query: the same answer.
+    index.n_jobs = 3
+    index.CHUNK = 100  # several rounds of chunks per worker
+    dist3, ids3 = index.search(q, 7)
+    np.testing.assert_array_equal(ids3, ids)
+    np.testing.assert_allclose(dist3, dist, rtol=1e-5)  # float32 products in other blocks
+    with pytest.raises(ValueError, match="queries: expected shape"):
+        index.search(q[:, :5], 7)
+    with pytest.raises(ValueError, match="k: must be a positive integer"):
+        index.search(q, 0)
+
+
 def test_mahalanobis_agrees_with_sklearn_ledoit_wolf(rng: np.random.Generator) -> None:
     from sklearn.covariance import LedoitWolf
 
@@ -105,6 +136,8 @@ def test_nan_rows_are_not_scored_and_not_flagged(rng: np.random.Generator) -> No
     [
         (lambda: KNNScorer(k=0), "fit", "k: must be a positive integer"),
         (lambda: KNNScorer(index="hnsw"), "fit", "index: must be"),
+        (lambda: KNNScorer(index="ivf", n_jobs=0), "fit", "n_jobs: must be a positive"),
+        (lambda: KNNScorer(index="ivf", n_lists=2.5), "fit", "n_lists: must be a positive"),
         (lambda: KNNScorer(calibration_share=1.5), "fit", "calibration_share"),
         (lambda: KNNScorer(), "small", "reference: 30 complete rows"),
         (lambda: KNNScorer(), "text", "reference: expected numbers"),

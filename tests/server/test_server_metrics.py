@@ -203,8 +203,12 @@ def test_scheduler_hook_starts_runner(api: Api, monkeypatch: pytest.MonkeyPatch)
     events: list[tuple[str, float]] = []
 
     class Scheduler:
-        def __init__(self, store: object, interval: float, sink_policy: object = None) -> None:
+        def __init__(
+            self, store: object, interval: float, sink_policy: object = None,
+            after_run: object = None,
+        ) -> None:
             self.interval = interval
+            assert callable(after_run)  # the retraining loop's step (WATCHKEEPER_RUN_LOOP)
 
         def start(self) -> None:
             events.append(("start", self.interval))

@@ -172,3 +172,49 @@ def test_kolmogorov_sf_matches_scipy_special() -> None:
     xs = np.r_[np.linspace(0.01, 3.0, 300), np.linspace(3.0, 8.0, 30)]
     ours = np.array([kolmogorov_sf(x) for x in xs])
     assert ours == pytest.approx(kolmogorov(xs), rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("dofs", "rel"),
+    [((1, 2, 3, 4, 5, 7, 10, 31, 100), 2e-13), ((255, 999, 1000), 1e-12), ((20_000,), 2e-10)],
+)
+def test_chi2_sf_matches_scipy_special_tails_included(dofs: tuple[int, ...], rel: float) -> None:
+    # The numpy-free chi-squared survival function (no scipy.special on a first call) within
+    # its documented relative error, from the bulk to p-values of 1e-300.
+    from scipy.special import chdtrc
+
+    from watchkeeper.stats._categorical import chi2_sf
+
+    for dof in dofs:
+        stats = np.r_[np.linspace(1e-3, 2.0 * dof, 200),
+                      np.linspace(2.0 * dof, 6.0 * dof + 1500, 200)]
+        ref = chdtrc(dof, stats)
+        ours = np.array([chi2_sf(float(s), dof) for s in stats])
+        keep = ref > 1e-300
+        assert ours[keep] == pytest.approx(ref[keep], rel=rel, abs=0.0), dof
+        assert (ours[~keep] < 1e-290).all(), dof
+    assert chi2_sf(0.0, 3) == 1.0
+    with pytest.raises(ValueError, match="dof"):
+        chi2_sf(1.0, 0)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_ks_statistic_both_paths_match_scipy_with_ties(
+    compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The compiled merge (when built) and the numpy form give scipy's statistic, ties included.
+    from watchkeeper.stats import _numeric
+
+    if compiled and _numeric._cstats is None:
+        pytest.skip("the compiled KS merge is not built here")
+    if not compiled:
+        monkeypatch.setattr(_numeric, "_cstats", None)
+    for seed in range(150):
+        r = np.random.default_rng(seed)
+        a = np.sort(r.integers(0, r.integers(2, 30), r.integers(1, 60)).astype(np.float64))
+        b = np.sort(r.integers(0, 20, r.integers(1, 60)).astype(np.float64))
+        expected = ss.ks_2samp(a, b).statistic
+        assert _numeric._ks_statistic_sorted(a, b) == pytest.approx(expected, abs=1e-12), seed
+    x, y = _samples(3000, 2000, 5)
+    got = _numeric._ks_statistic_sorted(np.sort(x), np.sort(y))
+    assert got == pytest.approx(ss.ks_2samp(x, y).statistic, abs=1e-12)

@@ -696,6 +696,8 @@ def class_mix(
 COMBINED_CHECKS = ("feature_drift", "embedding_drift", "prediction_drift", "class_mix")
 """The drift tests :func:`model_drift` combines."""
 
+_COUNTS = "class_counts"
+
 
 def model_drift(
     findings: list[Finding], window: Window, options: Mapping[str, Any] | None = None
@@ -704,14 +706,15 @@ def model_drift(
     ran on a window, combined by a rule that keeps the level.
 
     The tests: feature drift (each feature's raw p-value, the features sharing one test's
-    weight), the embedding test, each prediction test (the per-class probability tests share
-    one weight) and the class-mix test. Their raw p-values are combined with
-    :func:`~watchkeeper.stats.combine_p_values` (``method``: ``cauchy`` by default, valid
-    however the tests depend on each other; ``harmonic`` or ``bonferroni``); ``drift`` is
-    ``p_value < alpha``. One clear test suffices (a k-of-n vote of the tests misses what only
-    one of them sees), at about the price of a Bonferroni correction, and the level holds for
-    correlated tests, which a vote's does not. ``details["tests"]`` holds each test's own
-    p-value.
+    weight), the embedding test, each prediction test (the per-class probability tests share one
+    weight) and the class-mix test (which shares one weight with the chi-squared test of the
+    predicted labels: both test whether the predicted-class counts moved). Their raw p-values
+    are combined with :func:`~watchkeeper.stats.combine_p_values` (``method``: ``cauchy`` by
+    default, valid however the tests depend on each other; ``harmonic`` or ``bonferroni``);
+    ``drift`` is ``p_value < alpha``. One clear test suffices (a k-of-n vote of the tests misses
+    what only one of them sees), at about the price of a Bonferroni correction, and the level
+    holds for correlated tests, which a vote's does not. ``details["tests"]`` holds each test's
+    own p-value.
 
     Examples
     --------
@@ -737,14 +740,19 @@ def model_drift(
         elif f.check == "prediction_drift" and f.subject.startswith("prob_"):
             if raw is not None:
                 groups.setdefault("prediction_drift.probs", {})[f.subject] = float(raw)
+        elif f.check == "class_mix" or (f.check, f.subject) == ("prediction_drift", "predicted"):
+            # Two tests of one hypothesis (the predicted-class counts moved): one weight, so a
+            # label shift is not diluted by a redundant second test.
+            groups.setdefault(_COUNTS, {})[f"{f.check}.{f.subject}"] = float(f.p_value)
         else:
             groups[f"{f.check}.{f.subject}"] = {f.subject: float(f.p_value)}
     if not groups:
         return []
     method = str(_opt(options, "method", "cauchy"))
     alpha = float(_opt(options, "alpha", 0.05))
-    # every test weighs the same; a group (the features, the class probabilities) shares its
-    # test's weight among its members, which the Cauchy rule allows whatever their dependence
+    # every test weighs the same; a group (the features, the class probabilities, the tests of
+    # the predicted-class counts) shares its weight among its members, which the Cauchy rule
+    # allows whatever their dependence
     ps: list[float] = []
     weights: list[float] = []
     tests: dict[str, float] = {}
@@ -752,7 +760,10 @@ def model_drift(
         for v in members.values():
             ps.append(v)
             weights.append(1.0 / (len(groups) * len(members)))
-        tests[name] = combine_p_values(list(members.values()), method)
+        if name == _COUNTS:
+            tests.update(members)
+        else:
+            tests[name] = combine_p_values(list(members.values()), method)
     w = np.asarray(weights)
     p = combine_p_values(ps, method, weights=w / w.sum())
     return [

@@ -13,7 +13,11 @@ from watchkeeper import __version__
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"watchkeeper {__version__}")
+        from watchkeeper.detectors import _backend
+
+        # Which kernels the streaming detectors run: "c" (compiled at install, no first-call
+        # cost) or "numba" (no compiler at install: the first call in a process loads numba).
+        typer.echo(f"watchkeeper {__version__} (detector kernels: {_backend.name()})")
         raise typer.Exit()
 
 

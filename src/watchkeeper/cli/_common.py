@@ -25,6 +25,18 @@ def open_store(db: str | None) -> Any:
     return Store(db)
 
 
+def cli_actor() -> str:
+    """Who the audit log names for a change made with the CLI: ``cli:<login>@<host>``."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name in this environment
+        user = "unknown"
+    return f"cli:{user}@{socket.gethostname()}"
+
+
 def fail(message: str) -> typer.Exit:
     """Print ``error: message`` to standard error; raise the returned exit (code 2)."""
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)

@@ -58,12 +58,13 @@ def profile_table(path: str, engine: str, by: str | None, columns: list[str] | N
     require("pyspark", "spark")
     from pyspark.sql import SparkSession
 
-    from watchkeeper.engines.spark import profile_by as spark_profile_by
+    from watchkeeper.engines.spark import profile_parquet
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = (SparkSession.builder.master(spark_master).appName("watchkeeper check-batch")
                .config("spark.ui.enabled", "false").getOrCreate())
-    return spark_profile_by(session.read.parquet(path), by, columns=columns)
+    # The workers read the files themselves: no row crosses from the JVM to Python.
+    return profile_parquet(session, path, by=by, columns=columns)
 
 
 def register(app: typer.Typer) -> None:

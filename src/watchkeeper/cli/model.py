@@ -9,7 +9,15 @@ from typing import Annotated, Any
 
 import typer
 
-from watchkeeper.cli._common import DbOpt, ModelArg, ProjectOpt, fail, model_store, open_store
+from watchkeeper.cli._common import (
+    DbOpt,
+    ModelArg,
+    ProjectOpt,
+    cli_actor,
+    fail,
+    model_store,
+    open_store,
+)
 
 ArtifactsOpt = Annotated[
     str | None,
@@ -28,16 +36,7 @@ FormatOpt = Annotated[str, typer.Option("--format", help="table or json.")]
 
 
 def _actor(actor: str | None) -> str:
-    if actor:
-        return actor
-    import getpass
-    import socket
-
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"cli:{user}@{socket.gethostname()}"
+    return actor or cli_actor()
 
 
 def _pairs(values: list[str] | None, what: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from watchkeeper.cli._common import DbOpt, ModelArg, ProjectOpt, fail, model_store
+from watchkeeper.cli._common import DbOpt, ModelArg, ProjectOpt, cli_actor, fail, model_store
 
 
 def _config_for(store: Any, project: str, model: str) -> tuple[str, Any]:
@@ -83,7 +83,11 @@ def register(app: typer.Typer) -> None:
         except Exception as exc:  # a YAML syntax error: say where
             raise fail(f"{file}: not valid YAML: {exc}") from exc
         with model_store(db, project, model) as store:
+            before = store.get_monitor_config(project, model)
             store.put_monitor_config(project, model, cfg.to_dict())
+            store.audit_config_change(
+                "monitors.set", project, model, before, cfg.to_dict(), actor=cli_actor()
+            )
         enabled = sorted(name for name, opts in cfg.checks.items() if opts.get("enabled", True))
         typer.echo(
             f"stored the monitor configuration of {project}/{model}: window "

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from watchkeeper.cli._common import DbOpt, ModelArg, ProjectOpt, fail, model_store
+from watchkeeper.cli._common import DbOpt, ModelArg, ProjectOpt, cli_actor, fail, model_store
 
 FileArg = Annotated[Path, typer.Argument(help="A YAML (or JSON) maintenance plan.")]
 
@@ -80,11 +80,16 @@ def register(app: typer.Typer) -> None:
 
         Every field is validated first; an error names it and nothing is stored.
         """
-        from watchkeeper.loop._plan import put_plan
+        from watchkeeper.loop._plan import get_plan, put_plan
 
         p = _read(file)
         with model_store(db, project, model) as store:
+            found = get_plan(store, project, model)
             put_plan(store, project, model, p)
+            store.audit_config_change(
+                "plan.set", project, model, found and found[1].to_dict(), p.to_dict(),
+                actor=cli_actor(),
+            )
         r = p.retraining or {}
         typer.echo(
             f"stored the maintenance plan of {project}/{model}: {len(p.monitors.rules)} rules, "

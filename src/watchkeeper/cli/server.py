@@ -8,8 +8,33 @@ from typing import Any
 
 import typer
 
-from watchkeeper.cli._common import DB_HELP
+from watchkeeper.cli._common import DB_HELP, cli_actor
 from watchkeeper.cli._common import open_store as _store
+
+
+def _tls_options(
+    certfile: str | None, keyfile: str | None, password_env: str | None
+) -> dict[str, Any]:
+    """uvicorn's TLS options, checked before the server starts (a bad path or a missing half
+    is an error naming the option, not a stack trace at start-up)."""
+    if certfile is None and keyfile is None:
+        if password_env is not None:
+            raise typer.BadParameter("--ssl-keyfile-password-env needs --ssl-keyfile")
+        return {}
+    if certfile is None or keyfile is None:
+        missing = "--ssl-certfile" if certfile is None else "--ssl-keyfile"
+        raise typer.BadParameter(f"{missing}: HTTPS needs both --ssl-certfile and --ssl-keyfile")
+    for option, path in (("--ssl-certfile", certfile), ("--ssl-keyfile", keyfile)):
+        if not os.path.isfile(path):
+            raise typer.BadParameter(f"{option}: no file at {path!r}")
+    out: dict[str, Any] = {"ssl_certfile": certfile, "ssl_keyfile": keyfile}
+    if password_env is not None:
+        if password_env not in os.environ:
+            raise typer.BadParameter(
+                f"--ssl-keyfile-password-env: the environment has no variable {password_env!r}"
+            )
+        out["ssl_keyfile_password"] = os.environ[password_env]
+    return out
 
 
 def register(app: typer.Typer) -> None:
@@ -28,10 +53,31 @@ def register(app: typer.Typer) -> None:
         ),
         workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
         access_log: bool = typer.Option(True, "--access-log/--no-access-log"),
-    ) -> None:
+        ssl_certfile: str | None = typer.Option(
+            None, "--ssl-certfile", envvar="WATCHKEEPER_SSL_CERTFILE",
+            help="Serve HTTPS with this certificate chain (PEM); needs --ssl-keyfile.",
+        ),
+        ssl_keyfile: str | None = typer.Option(
+            None, "--ssl-keyfile", envvar="WATCHKEEPER_SSL_KEYFILE",
+            help="The certificate's private key (PEM).",
+        ),
+        ssl_keyfile_password_env: str | None = typer.Option(
+            None, "--ssl-keyfile-password-env",
+            help="Environment variable holding the key's password, when it has one.",
+        ),
+        proxy_headers: bool = typer.Option(
+            False, "--proxy-headers/--no-proxy-headers",
+            help="Trust X-Forwarded-For/-Proto from --forwarded-allow-ips (behind a proxy).",
+        ),
+        forwarded_allow_ips: str = typer.Option(
+            "127.0.0.1", "--forwarded-allow-ips",
+            help="Proxies whose X-Forwarded-* headers are trusted (comma-separated).",
+        ),
+    ) -> None:  # fmt: skip
         """Run the ingestion and query API (FastAPI on uvicorn).
 
         Every option also comes from a WATCHKEEPER_* environment variable (docs/server.md).
+        With --ssl-certfile and --ssl-keyfile it serves HTTPS itself (docs/security.md).
         """
         import uvicorn
 
@@ -54,7 +100,10 @@ def register(app: typer.Typer) -> None:
             "log_level": "info",
             "access_log": access_log,
             "timeout_graceful_shutdown": 10,
+            "proxy_headers": proxy_headers,
+            "forwarded_allow_ips": forwarded_allow_ips,
         }
+        options.update(_tls_options(ssl_certfile, ssl_keyfile, ssl_keyfile_password_env))
         if workers == 1:
             uvicorn.run(create_app(settings), **options)
             return
@@ -103,6 +152,10 @@ def register(app: typer.Typer) -> None:
 
         _ensure_project(store, project)
         token = store.create_token(project, set(scope), expires_at=expires_at)
+        store.audit(
+            "token.create", project=project, actor=cli_actor(), target=f"token:{token[:10]}",
+            details={"scopes": sorted(set(scope)), "expires_at": expires_at},
+        )
         typer.echo(token)
 
     @token_app.command("list")
@@ -137,8 +190,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Revoke a token (other replicas stop accepting it within WATCHKEEPER_TOKEN_CACHE_SECONDS,
         5 by default)."""
-        if not _store(db).revoke_token(token):
+        store = _store(db)
+        found = store.authenticate(token)
+        if not store.revoke_token(token):
             typer.echo("no active token matches", err=True)
             raise typer.Exit(1)
+        store.audit(
+            "token.revoke", project=found[0] if found else None, actor=cli_actor(),
+            target=f"token:{token[:10]}",
+        )
         typer.echo("revoked")
 

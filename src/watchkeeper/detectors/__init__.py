@@ -1,10 +1,12 @@
 """Streaming change detectors: one value (or one array of values) at a time.
 
 Real-valued signals (a score, a feature, a latency): :class:`ADWIN`, :class:`PageHinkley`,
-:class:`CUSUM`, :class:`KSWIN`. Streams of 0/1 errors (1 = the model was wrong): :class:`DDM`,
-:class:`EDDM`, :class:`HDDM_A`, :class:`HDDM_W`, and :class:`BernoulliRate` for any rate
-(also from aggregated counts). All follow one contract (:class:`Detector`); the state of each
-is plain JSON (``to_dict`` / :func:`from_dict`).
+:class:`CUSUM`, :class:`KSWIN`; for signals with a trend, a seasonal pattern or autocorrelation
+(a daily flag rate): :class:`BOCPD` (Bayesian online change points) and :class:`SeasonalCUSUM`
+(a CUSUM on the residuals of a robust seasonal/trend model). Streams of 0/1 errors (1 = the
+model was wrong): :class:`DDM`, :class:`EDDM`, :class:`HDDM_A`, :class:`HDDM_W`, and
+:class:`BernoulliRate` for any rate (also from aggregated counts). All follow one contract
+(:class:`Detector`); the state of each is plain JSON (``to_dict`` / :func:`from_dict`).
 
 Importing this package loads numpy only; numba compiles the sequential kernels on first use.
 
@@ -28,12 +30,25 @@ from collections.abc import Mapping
 from typing import Any
 
 from watchkeeper.detectors._base import BinaryDetector, Detector, RealDetector
+from watchkeeper.detectors._changepoint import BOCPD, SeasonalCUSUM
 from watchkeeper.detectors._cumulative import CUSUM, DDM, BernoulliRate, PageHinkley
 from watchkeeper.detectors._sequential import ADWIN, EDDM, HDDM_A, HDDM_W, KSWIN
 
 DETECTORS: Mapping[str, type[Detector]] = {
     cls.method: cls
-    for cls in (ADWIN, PageHinkley, CUSUM, KSWIN, DDM, EDDM, HDDM_A, HDDM_W, BernoulliRate)
+    for cls in (
+        ADWIN,
+        PageHinkley,
+        CUSUM,
+        KSWIN,
+        BOCPD,
+        SeasonalCUSUM,
+        DDM,
+        EDDM,
+        HDDM_A,
+        HDDM_W,
+        BernoulliRate,
+    )
 }
 """Every detector class by its ``method`` name (as in ``to_dict()["method"]``)."""
 
@@ -77,6 +92,7 @@ def from_dict(data: Mapping[str, Any]) -> Detector:
 
 __all__ = [
     "ADWIN",
+    "BOCPD",
     "CUSUM",
     "DDM",
     "DETECTORS",
@@ -89,5 +105,6 @@ __all__ = [
     "Detector",
     "PageHinkley",
     "RealDetector",
+    "SeasonalCUSUM",
     "from_dict",
 ]

@@ -175,7 +175,7 @@ class PageHinkley(RealDetector):
     def _update_block(self, values: FloatArray) -> IntArray:
         if float(self.alpha) == 1.0:
             return self._run_blocks(values, self._block)
-        from watchkeeper.detectors import _kernels
+        from watchkeeper.detectors import _backend
 
         s = self._state
         assert s is not None
@@ -184,7 +184,7 @@ class PageHinkley(RealDetector):
             dtype=np.float64,
         )
         mode = {"up": 0, "down": 1, "both": 2}[self.mode]
-        det: IntArray = _kernels.page_hinkley(
+        det: IntArray = _backend.page_hinkley(
             values,
             buf,
             int(self.min_instances),

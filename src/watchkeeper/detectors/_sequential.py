@@ -127,11 +127,11 @@ class ADWIN(_Kernelled, RealDetector):
         }
 
     def _update_block(self, values: FloatArray) -> IntArray:
-        from watchkeeper.detectors import _kernels
+        from watchkeeper.detectors import _backend
 
         s = self._state
         assert s is not None
-        det: IntArray = _kernels.adwin(
+        det: IntArray = _backend.adwin(
             values,
             s["scalars"],
             s["counts"],
@@ -332,15 +332,15 @@ class KSWIN(_Kernelled, RealDetector):
         return self
 
     def _run(self, values: FloatArray, samples: IntArray) -> IntArray:
-        from watchkeeper.detectors import _kernels
+        from watchkeeper.detectors import _backend
 
         s = self._state
         assert s is not None
-        det: IntArray = _kernels.kswin(
+        det: IntArray = _backend.kswin(
             values,
             s["ring"],
             s["scalars"],
-            np.uint64(s["seed"]),
+            int(s["seed"]),
             int(self.window_size),
             int(self.stat_size),
             _critical_count(int(self.stat_size), float(self.alpha)),
@@ -417,11 +417,11 @@ class EDDM(_Kernelled, WarningMixin, BinaryDetector):
         return {"scalars": s}
 
     def _update_block(self, values: FloatArray) -> IntArray:
-        from watchkeeper.detectors import _kernels
+        from watchkeeper.detectors import _backend
 
         s = self._state
         assert s is not None
-        det: IntArray = _kernels.eddm(
+        det: IntArray = _backend.eddm(
             values,
             s["scalars"],
             float(self.warm_start),
@@ -498,11 +498,11 @@ class HDDM_A(_Kernelled, WarningMixin, BinaryDetector):
         return {"scalars": np.zeros(8, dtype=np.float64)}
 
     def _update_block(self, values: FloatArray) -> IntArray:
-        from watchkeeper.detectors import _kernels
+        from watchkeeper.detectors import _backend
 
         s = self._state
         assert s is not None
-        det: IntArray = _kernels.hddm_a(
+        det: IntArray = _backend.hddm_a(
             values,
             s["scalars"],
             float(self.drift_confidence),
@@ -590,11 +590,11 @@ class HDDM_W(_Kernelled, WarningMixin, BinaryDetector):
         return {"scalars": s}
 
     def _update_block(self, values: FloatArray) -> IntArray:
-        from watchkeeper.detectors import _kernels
+        from watchkeeper.detectors import _backend
 
         s = self._state
         assert s is not None
-        det: IntArray = _kernels.hddm_w(
+        det: IntArray = _backend.hddm_w(
             values,
             s["scalars"],
             float(self.drift_confidence),

@@ -12,6 +12,16 @@ the ``dask`` extra; neither is imported until called.
 
 from __future__ import annotations
 
-from watchkeeper.engines._arrow import merge_all, profile_arrow, profile_batches, summarise_arrow
+from watchkeeper.engines._arrow import (
+    ProfileOptions,
+    embedding_matrix,
+    merge_all,
+    merge_keyed,
+    profile_arrow,
+    profile_batches,
+    summarise_arrow,
+    time_seconds,
+)
 
-__all__ = ["merge_all", "profile_arrow", "profile_batches", "summarise_arrow"]
+__all__ = ["ProfileOptions", "embedding_matrix", "merge_all", "merge_keyed", "profile_arrow",
+           "profile_batches", "summarise_arrow", "time_seconds"]

@@ -9,25 +9,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from watchkeeper.engines._arrow import profile_batches
+from watchkeeper.engines._arrow import (
+    MAP_SAMPLE_ROWS,
+    ProfileOptions,
+    merge_keyed,
+    profile_batches,
+    with_embedding_map,
+)
 from watchkeeper.engines._missing import require
-from watchkeeper.profiles import Profile
+from watchkeeper.profiles import Profile, RFFMap
 
 
-def _partition(pdf: Any, by: str | None, columns: list[str], accuracy: float,
-               max_categories: int) -> dict[str, Profile]:
+def _to_arrow(pdf: Any) -> Any:
     import pyarrow as pa
 
-    table = pa.Table.from_pandas(pdf, preserve_index=False)
-    return profile_batches(table.to_batches(), by=by, columns=columns, accuracy=accuracy,
-                           max_categories=max_categories)
+    return pa.Table.from_pandas(pdf, preserve_index=False)
+
+
+def _partition(pdf: Any, options: ProfileOptions) -> dict[str, Profile]:
+    return profile_batches(_to_arrow(pdf).to_batches(), options=options)
 
 
 def _merge(a: dict[str, Profile], b: dict[str, Profile]) -> dict[str, Profile]:
-    out = dict(a)
-    for key, p in b.items():
-        out[key] = out[key].merge(p) if key in out else p
-    return out
+    return merge_keyed([a, b])
 
 
 def profile_by(
@@ -35,26 +39,32 @@ def profile_by(
     by: str | None,
     *,
     columns: list[str] | None = None,
+    time_column: str | None = None,
+    embedding: str | None = None,
+    embedding_map: RFFMap | None = None,
     accuracy: float = 0.01,
     max_categories: int = 1000,
 ) -> dict[str, Profile]:
-    """One profile per value of ``by`` (``{"": p}`` without), as the Spark engine's."""
+    """One profile per value of ``by`` (``{"": p}`` without), as the Spark engine's.
+
+    The options are those of :func:`watchkeeper.engines.spark.profile_by`.
+    """
     require("dask.dataframe", "dask")
     from dask.base import compute
     from dask.delayed import delayed
 
-    names = [str(c) for c in ddf.columns]
-    if by is not None and by not in names:
-        raise ValueError(f"by: {by!r} is not a column of the DataFrame")
-    chosen = list(columns) if columns is not None else [c for c in names if c != by]
-    missing = [c for c in chosen if c not in names]
-    if missing:
-        raise ValueError(f"columns: not in the DataFrame: {missing}")
-    if not chosen:
-        raise ValueError("columns: nothing to profile")
-    selected = ddf[chosen + ([by] if by is not None else [])]
-    level = [delayed(_partition)(part, by, chosen, accuracy, max_categories)
-             for part in selected.to_delayed()]
+    options = ProfileOptions.plan(
+        [str(c) for c in ddf.columns], columns=columns, by=by, time_column=time_column,
+        embedding=embedding, embedding_map=embedding_map, accuracy=accuracy,
+        max_categories=max_categories)
+    selected = ddf[options.read]
+
+    def sample() -> Any:
+        head = selected[embedding].dropna().head(MAP_SAMPLE_ROWS, npartitions=-1)
+        return _to_arrow(head.to_frame()).column(0)
+
+    options = with_embedding_map(options, sample)
+    level = [delayed(_partition)(part, options) for part in selected.to_delayed()]
     if not level:
         return {}
     while len(level) > 1:
@@ -68,6 +78,9 @@ def profile(
     ddf: Any,
     *,
     columns: list[str] | None = None,
+    time_column: str | None = None,
+    embedding: str | None = None,
+    embedding_map: RFFMap | None = None,
     accuracy: float = 0.01,
     max_categories: int = 1000,
 ) -> Profile:
@@ -80,5 +93,6 @@ def profile(
     >>> profile(ddf).features["x"].count
     4
     """
-    return profile_by(ddf, None, columns=columns, accuracy=accuracy,
+    return profile_by(ddf, None, columns=columns, time_column=time_column,
+                      embedding=embedding, embedding_map=embedding_map, accuracy=accuracy,
                       max_categories=max_categories).get("", Profile.zero())

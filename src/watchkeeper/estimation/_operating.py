@@ -296,12 +296,13 @@ def _flag_pmf(
     return lo, pmf
 
 
-def _dispersion(value: Any) -> float:
-    """The intra-window correlation from a number, a :class:`Dispersion` or ``None``."""
+def _dispersion(value: Any, coverage: float | None = None) -> float:
+    """The intra-window correlation from a number, a :class:`Dispersion` or ``None``; a
+    learnt one is widened for a band of ``coverage`` (:meth:`Dispersion.band_dispersion`)."""
     if value is None:
         return 0.0
     if isinstance(value, Dispersion):
-        return value.dispersion
+        return value.dispersion if coverage is None else value.band_dispersion(coverage)
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -366,6 +367,27 @@ class Dispersion:
     n_windows: int
     p_value: float
     method: str = "beta-binomial ML"
+    autocorrelation: float = 0.0
+    effective_windows: float | None = None
+
+    def band_dispersion(self, coverage: float) -> float:
+        """The dispersion a band of this coverage uses: ``dispersion`` widened for having been
+        learnt from ``effective_windows`` independent windows only.
+
+        The excess variance is known up to a scaled chi-squared with ``effective_windows - 1``
+        degrees of freedom, so the next window's excess deviation is Student-t rather than
+        normal: the excess part of the variance is multiplied by ``(t_q / z_q)²`` at the
+        band's quantile (about 1.07 for 60 independent days at 99%, far more for 60 days whose
+        mix moves slowly).
+        """
+        if self.dispersion <= 0.0 or self.effective_windows is None:
+            return self.dispersion
+        from scipy import stats
+
+        q = 0.5 + 0.5 * _coverage(coverage)
+        df = max(self.effective_windows - 1.0, 1.0)
+        factor = (float(stats.t.ppf(q, df)) / float(stats.norm.ppf(q))) ** 2
+        return float(min(self.dispersion * factor, 0.999))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON."""
@@ -376,6 +398,8 @@ class Dispersion:
                 "n_windows": self.n_windows,
                 "p_value": self.p_value,
                 "method": self.method,
+                "autocorrelation": self.autocorrelation,
+                "effective_windows": self.effective_windows,
             }
         )
         return out
@@ -456,9 +480,48 @@ def fit_dispersion(flags: Any, volumes: Any) -> Dispersion:
         return Dispersion(r, 0.0, len(k), 1.0)
     stat = 2 * (ll - binom_ll)
     p_value = 0.5 * float(stats.chi2.sf(stat, 1))
+    mu, rho = float(special.expit(res.x[0])), float(special.expit(res.x[1]))
+    phi, factor, n_eff = _autocorrelation_correction(k / n, mu, rho, float(n.mean()))
     return Dispersion(
-        float(special.expit(res.x[0])), float(special.expit(res.x[1])), len(k), p_value
+        mu,
+        float(min(rho * factor, 0.999)),
+        len(k),
+        p_value,
+        method="beta-binomial ML, autocorrelation-corrected",
+        autocorrelation=phi,
+        effective_windows=n_eff,
     )
+
+
+def _autocorrelation_correction(
+    rates: np.ndarray, mu: float, rho: float, volume: float
+) -> tuple[float, float, float]:
+    """Lag-1 autocorrelation of the windows' excess, the factor that unbiases ``rho`` and the
+    number of effectively independent windows.
+
+    When the class mix moves slowly (an AR(1) with coefficient phi from day to day), the spread
+    of past days around their own mean understates the spread around the long-run mean: the
+    expected sum of squares of the excess is ``(N - D)·v`` instead of ``(N - 1)·v`` with
+    ``D = 1 + 2·sum_h (1 - h/N)·phi^h``. phi is read from the lag-1 autocorrelation of the rates,
+    de-attenuated for the binomial noise (which is not autocorrelated) and for the small-sample
+    bias of the estimate (Kendall: about ``-(1 + 3·phi)/N``).
+    """
+    size = rates.size
+    dev = rates - rates.mean()
+    denom = float((dev**2).sum())
+    if size < 4 or denom <= 0.0 or rho <= 0.0:
+        return 0.0, 1.0, float(size)
+    acf1 = float((dev[1:] * dev[:-1]).sum()) / denom
+    excess = mu * (1 - mu) * rho * (1 - 1 / volume)
+    total = excess + mu * (1 - mu) / volume
+    phi = float(np.clip(acf1 * total / excess, 0.0, 0.98))
+    if phi > 0.0:
+        phi = float(min(phi + (1 + 3 * phi) / size, 0.98))
+    h = np.arange(1, size)
+    d = 1.0 + 2.0 * float(((1 - h / size) * phi**h).sum())
+    factor = (size - 1) / max(size - d, 1.0)
+    n_eff = max(size * (1 - phi) / (1 + phi), 2.0)
+    return phi, factor, n_eff
 
 
 EXACT_SUPPORT = 200_000
@@ -765,7 +828,7 @@ def expect_flags(
     n = _volume(volume)
     cov = _coverage(coverage)
     return _expectation(
-        op, p, n, cov, validation_uncertainty, _mix(mix), _dispersion(dispersion)
+        op, p, n, cov, validation_uncertainty, _mix(mix), _dispersion(dispersion, cov)
     )[0]
 
 
@@ -999,7 +1062,8 @@ def check_flags(
     assert k is not None
     if k > n:
         raise ValueError(f"observed ({k}) cannot exceed volume ({n})")
-    mx, rho = _mix(mix), _dispersion(dispersion)
+    # a learnt dispersion is widened at the verdict's level, so p < alpha is the verdict
+    mx, rho = _mix(mix), _dispersion(dispersion, 1.0 - a)
     exp, dist, o_dist = _expectation(op, p, n, cov, validation_uncertainty, mx, rho)
     p_value = min(1.0, 2.0 * min(dist.at_most(k), dist.at_least(k)))
     other = dict(exp.alternative)

@@ -35,6 +35,7 @@ True
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -52,7 +53,7 @@ except ImportError as exc:  # pragma: no cover - exercised in the environment wi
         "watchkeeper.integrations.torch needs PyTorch: pip install 'watchkeeper[torch]'"
     ) from exc
 
-__all__ = ["ModuleMonitor", "monitor_module"]
+__all__ = ["ModuleMonitor", "TorchChallenger", "monitor_module"]
 
 _log = logging.getLogger(__name__)
 
@@ -78,6 +79,9 @@ class ModuleMonitor:
         How many forward passes and events were logged.
     errors
         How many batches could not be logged (the last error is in ``last_error``).
+    shadow
+        The :class:`~watchkeeper.shadow.Shadow` each batch is mirrored to, or ``None``; its
+        ``stats`` count what it scored and dropped.
     """
 
     module: torch.nn.Module
@@ -97,6 +101,8 @@ class ModuleMonitor:
     _pending: _Pending = field(default_factory=_Pending)
     _activations: Any = None
     _started: float = 0.0
+    shadow: Any = None
+    _owns_shadow: bool = False
 
     def annotate(
         self,
@@ -118,6 +124,8 @@ class ModuleMonitor:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        if self.shadow is not None and self._owns_shadow:
+            self.shadow.close()
 
     def __enter__(self) -> ModuleMonitor:
         return self
@@ -149,14 +157,34 @@ class ModuleMonitor:
         pending, self._pending = self._pending, _Pending()
         try:
             columns = self._columns(args, output, elapsed_ms, pending)
-            self.client.log_batch(self.model, **columns)
         except Exception as exc:  # never break the caller's inference because logging failed
-            self.errors += 1
-            self.last_error = exc
-            _log.warning("watchkeeper: could not log a batch of %r: %s", self.model, exc)
+            self._failed(exc)
+            return
+        if self.shadow is not None:
+            self._mirror(args, columns)
+        try:
+            self.client.log_batch(self.model, **columns)
+        except Exception as exc:
+            self._failed(exc)
             return
         self.batches += 1
         self.events += len(columns["ids"])
+
+    def _failed(self, exc: BaseException) -> None:
+        self.errors += 1
+        self.last_error = exc
+        _log.warning("watchkeeper: could not log a batch of %r: %s", self.model, exc)
+
+    def _mirror(self, args: Any, columns: Mapping[str, Any]) -> None:
+        """Hand the batch (as numpy, no copy) and its ids to the shadow; never raise."""
+        x = args[0] if args else None
+        if isinstance(x, torch.Tensor):
+            x = x.detach().cpu().numpy()
+        extra = {k: columns[k] for k in ("tags", "ts", "features") if k in columns}
+        try:
+            self.shadow.submit(columns["ids"], x, **extra)
+        except Exception as exc:  # a closed or broken shadow must not break serving
+            self._failed(exc)
 
     def _columns(
         self, args: Any, output: Any, elapsed_ms: float, pending: _Pending
@@ -221,6 +249,82 @@ def _scores(out: torch.Tensor, output: Output) -> dict[str, np.ndarray]:
     return result
 
 
+class TorchChallenger:
+    """A torch challenger for :class:`~watchkeeper.shadow.Shadow`: a module, or a saved one.
+
+    Scores a mirrored batch (a numpy array or a tensor, as the champion received it) in
+    evaluation mode without gradients, and turns the output into ``scores`` / ``probs`` /
+    ``predicted`` exactly as :func:`monitor_module` does for the champion. It pickles (the
+    module with its weights, or just the path), so it can run in the shadow's own process; a
+    path is loaded there, on first use.
+
+    Parameters
+    ----------
+    module
+        A ``torch.nn.Module``, or the path of a TorchScript file (``torch.jit.save``) or of a
+        whole pickled module (``torch.save(module)``).
+    output
+        What the module returns, as in :func:`monitor_module`.
+
+    Examples
+    --------
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 1))
+    >>> challenger = TorchChallenger(net, output="logits")
+    >>> out = challenger(np.zeros((3, 4), dtype=np.float32))
+    >>> out["scores"].shape, bool(((out["scores"] > 0) & (out["scores"] < 1)).all())
+    ((3,), True)
+    """
+
+    def __init__(self, module: torch.nn.Module | str | os.PathLike[str], output: Output = "auto"):
+        if not isinstance(module, torch.nn.Module | str | os.PathLike):
+            raise TypeError(
+                f"shadow: expected a torch.nn.Module or a path, got {type(module).__name__}"
+            )
+        if isinstance(module, str | os.PathLike) and not os.path.isfile(module):
+            raise ValueError(f"shadow: no such file {os.fspath(module)!r}")
+        if output not in ("auto", "logits", "probability", "scores"):
+            raise ValueError(f"output: {output!r} is not one of auto, logits, probability, scores")
+        self.module = module
+        self.output = output
+        self._net: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"module": self.module, "output": self.output}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.module, self.output, self._net = state["module"], state["output"], None
+
+    def _load(self) -> Any:
+        if self._net is None:
+            if isinstance(self.module, torch.nn.Module):
+                net: Any = self.module
+            else:
+                try:
+                    net = torch.jit.load(os.fspath(self.module), map_location="cpu")  # type: ignore[no-untyped-call]
+                except Exception:  # not TorchScript: a whole pickled module
+                    net = torch.load(os.fspath(self.module), map_location="cpu", weights_only=False)
+                if not isinstance(net, torch.nn.Module | torch.jit.ScriptModule):
+                    raise TypeError(
+                        f"shadow: {os.fspath(self.module)!r} holds a {type(net).__name__}, not a "
+                        "module (a state_dict needs its module: pass the module itself)"
+                    )
+            self._net = net.eval()
+        return self._net
+
+    def __call__(self, inputs: Any) -> dict[str, np.ndarray]:
+        net = self._load()
+        x = inputs if isinstance(inputs, torch.Tensor) else torch.from_numpy(np.asarray(inputs))
+        with torch.no_grad():
+            out = net(x)
+        if isinstance(out, tuple | list):
+            out = out[0]
+        out = out.detach().float()
+        n = out.shape[0] if out.ndim else 1
+        return _scores(out.reshape(n, -1), self.output)
+
+
 def monitor_module(
     module: torch.nn.Module,
     client: BatchLogger,
@@ -233,6 +337,8 @@ def monitor_module(
     log_training: bool = False,
     id_prefix: str | None = None,
     digest: str | None = None,
+    shadow: Any = None,
+    shadow_version: str | None = None,
 ) -> ModuleMonitor:
     """Log every forward pass of ``module`` through ``client``, a batch at a time.
 
@@ -270,6 +376,15 @@ def monitor_module(
         .digest``), reported with every batch for ``version`` when the client can
         (``report_model_digest``); a mismatch with the registered digest is an integrity
         finding.
+    shadow
+        A challenger to score the same batches off the serving path: a module, the path of a
+        saved one (see :class:`TorchChallenger`), or a :class:`~watchkeeper.shadow.Shadow`
+        built yourself (for its queue size, mode...). Each forward pass hands its input and
+        request ids to the shadow's bounded queue (never waiting; a full queue drops and
+        counts); the challenger's events are logged as ``shadow_version`` under
+        ``shadow_model(model)``. :meth:`ModuleMonitor.remove` closes a shadow it built.
+    shadow_version
+        The challenger's version, required with a module or a path.
 
     Returns
     -------
@@ -302,6 +417,13 @@ def monitor_module(
         reporter = getattr(client, "report_model_digest", None)
         if reporter is not None:
             reporter(version, digest)
+    own = None
+    if shadow is not None and not hasattr(shadow, "submit"):
+        from watchkeeper.shadow import Shadow
+
+        if not isinstance(shadow_version, str) or not shadow_version:
+            raise ValueError("shadow_version: give the challenger's version with shadow=...")
+        own = Shadow(TorchChallenger(shadow, output=output), client, model, shadow_version)
     monitor = ModuleMonitor(
         module=module,
         client=client,
@@ -312,6 +434,8 @@ def monitor_module(
         features=features,
         log_training=log_training,
         id_maker=IdMaker(id_prefix),
+        shadow=own if own is not None else shadow,
+        _owns_shadow=own is not None,
     )
     monitor._handles.append(module.register_forward_pre_hook(monitor._before))
     if target is not None:

@@ -1,5 +1,6 @@
 """Closing the loop: maintenance plan, validation gate, shadow test, datasets, jobs, promotion.
 
+:func:`loop_step` drives one model's loop (triggers, job, gate, shadow, promotion, watch);
 :func:`evaluate_gate` compares a challenger with the champion on the same labelled evaluation
 sets with paired tests (:func:`mcnemar`, :func:`delong`, :func:`fpr_at_tpr`) and applies the
 plan's rules. :func:`fit_awe` and :func:`register_awe` build an accuracy-weighted ensemble
@@ -8,6 +9,17 @@ of recent versions (``retraining.strategy: awe``). docs/loop.md tells the whole 
 
 from __future__ import annotations
 
+from watchkeeper.loop._cycle import (
+    LoopDriver,
+    approve,
+    gate_job,
+    gate_report,
+    loop_status,
+    loop_step,
+    promote_version,
+    shadow_report_of,
+    shadow_step,
+)
 from watchkeeper.loop._dataset import (
     DATASET_DEFAULTS,
     DatasetManifest,
@@ -60,6 +72,7 @@ __all__ = [
     "DatasetManifest",
     "EvalSet",
     "GateReport",
+    "LoopDriver",
     "MaintenancePlan",
     "PairedTest",
     "RuleOutcome",
@@ -67,6 +80,7 @@ __all__ = [
     "SequentialState",
     "ShadowReport",
     "WeightedEnsemble",
+    "approve",
     "awe_weights",
     "build_dataset",
     "dataset_config",
@@ -77,12 +91,19 @@ __all__ = [
     "fixed_horizon_discordant",
     "fpr_at_tpr",
     "gate_config",
+    "gate_job",
+    "gate_report",
     "load_ensemble",
+    "loop_status",
+    "loop_step",
     "mcnemar",
+    "promote_version",
     "register_awe",
     "retraining_config",
     "roc_auc",
     "shadow_report",
+    "shadow_report_of",
+    "shadow_step",
     "threshold_at_tpr",
     "trainer_config",
 ]

@@ -244,10 +244,16 @@ def build_dataset(
     train = _frame(prod.take(train_idx), "production")
     evaluation = _frame(prod.take(eval_idx), "production")
     if cfg["reference"] != "none":
-        try:
-            ref = store.get_reference(project, model)
-        except (KeyError, ValueError):
-            ref = None
+        # the champion's reference (its scores are the champion's): not a challenger's,
+        # which the gate stores too and may be newer
+        champion = store.get_alias(project, model, "champion")
+        ref = None
+        for version in ([champion] if champion else []) + [None]:
+            try:
+                ref = store.get_reference(project, model, version)
+                break
+            except (KeyError, ValueError):
+                continue
         if ref is not None and len(ref):
             rf = _frame(ref, "reference", id_prefix="reference:")
             rf["ts"] = np.nan

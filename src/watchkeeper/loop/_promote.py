@@ -25,7 +25,8 @@ def notify(
     severity: str = "info", details: dict[str, Any] | None = None, now: float | None = None,
     policy: Any = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Record a loop step in the model's event log and send it to the plan's sinks.
+    """Record a loop step in the model's event log and the audit log (``loop.<step>``) and
+    send it to the plan's sinks.
 
     A sink that fails is noted in the event, never raised: the loop's state must not depend on
     a webhook being up.
@@ -49,6 +50,10 @@ def notify(
             errors.append(f"{cfg.get('type')}: {exc}")
     if errors:
         event["sink_errors"] = errors
+    if hasattr(store, "audit"):
+        actor = str((details or {}).get("actor") or "watchkeeper")
+        store.audit(f"loop.{step}", project=project, actor=actor, target=model,
+                    details={"summary": summary[:2000], **(details or {})})  # fmt: skip
     state = loop_state(store, project, model)
     state["events"] = [*(state.get("events") or [])[-(MAX_EVENTS - 1):], event]
     save_loop_state(store, project, model, state)

@@ -104,8 +104,10 @@ class OutlierResult:
         return out
 
 
-def check_matrix(data: Any, name: str, *, n_features: int | None = None) -> np.ndarray:
-    """``data`` as a 2-D ``float64`` array (NaN rows kept), or a ``ValueError`` naming ``name``."""
+def check_matrix(
+    data: Any, name: str, *, n_features: int | None = None, dtype: Any = np.float64
+) -> np.ndarray:
+    """``data`` as a 2-D ``dtype`` array (NaN rows kept), or a ``ValueError`` naming ``name``."""
     arr = np.asarray(data)
     if arr.ndim == 1:
         arr = arr[:, None]
@@ -117,7 +119,7 @@ def check_matrix(data: Any, name: str, *, n_features: int | None = None) -> np.n
         raise ValueError(
             f"{name}: {arr.shape[1]} columns, but the scorer was fitted on {n_features}"
         )
-    return arr.astype(np.float64, copy=False)
+    return arr.astype(dtype, copy=False)
 
 
 def check_alpha_level(alpha: float) -> float:
@@ -147,8 +149,10 @@ def conformal_p_values(calibration: np.ndarray, scores: np.ndarray) -> np.ndarra
 class ConformalScorer:
     """Base of the outlier scorers: ``fit(reference)`` then ``score(x)``.
 
-    Subclasses implement ``_fit(x)`` and ``_score(x)`` on finite ``float64`` rows (larger is
-    more unusual). This class splits the reference, calibrates and turns scores into p-values.
+    Subclasses implement ``_fit(x)`` and ``_score(x)`` on finite rows of ``dtype`` (``float64``
+    unless a subclass computes in ``float32``: then a window is never copied to ``float64``
+    and back) returning ``float64`` scores (larger is more unusual). This class splits the
+    reference, calibrates and turns scores into p-values.
 
     Parameters
     ----------
@@ -160,6 +164,7 @@ class ConformalScorer:
     """
 
     method = "base"
+    dtype: Any = np.float64
 
     def __init__(self, *, calibration_share: float = 0.25, seed: int | None = 0) -> None:
         self.calibration_share = calibration_share
@@ -187,7 +192,7 @@ class ConformalScorer:
         share = float(self.calibration_share)
         if not 0.0 < share < 1.0:
             raise ValueError(f"calibration_share: must be in (0, 1), got {self.calibration_share}")
-        x = check_matrix(reference, "reference")
+        x = check_matrix(reference, "reference", dtype=self.dtype)
         x = x[np.isfinite(x).all(axis=1)]
         n = x.shape[0]
         n_cal = max(MIN_CALIBRATION, round(share * n))
@@ -205,7 +210,7 @@ class ConformalScorer:
     def _checked(self, x: Any, name: str = "x") -> tuple[np.ndarray, np.ndarray]:
         if not hasattr(self, "calibration_scores_"):
             raise RuntimeError(f"{type(self).__name__}: call fit(reference) before scoring")
-        arr = check_matrix(x, name, n_features=self.n_features_in_)
+        arr = check_matrix(x, name, n_features=self.n_features_in_, dtype=self.dtype)
         ok = np.isfinite(arr).all(axis=1)
         return arr, ok
 

@@ -13,10 +13,16 @@ quantiles and frequencies, plus the calibration curve of scores against labels. 
 
 from __future__ import annotations
 
-from watchkeeper.profiles._compare import bridge_sf, compare_profiles
+from watchkeeper.profiles._compare import (
+    EMBEDDINGS,
+    bridge_sf,
+    compare_embeddings,
+    compare_profiles,
+)
 from watchkeeper.profiles._profile import (
     EmbeddingSummary,
     Profile,
+    RFFMap,
     infer_type,
     profile,
     summarise_column,
@@ -32,6 +38,7 @@ from watchkeeper.profiles._sketch import (
 )
 
 __all__ = [
+    "EMBEDDINGS",
     "OTHER",
     "CalibrationSketch",
     "CategoricalSummary",
@@ -39,8 +46,10 @@ __all__ = [
     "NumericSummary",
     "Profile",
     "QuantileSketch",
+    "RFFMap",
     "binary_labels",
     "bridge_sf",
+    "compare_embeddings",
     "compare_profiles",
     "infer_type",
     "missing_mask",

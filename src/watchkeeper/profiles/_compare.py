@@ -203,6 +203,7 @@ def compare_profiles(
     large_n: int = 2000,
     thresholds: Mapping[str, float] | None = None,
     columns: list[str] | None = None,
+    embeddings: bool = True,
 ) -> DatasetDrift:
     """Per-feature drift between two profiles, with the options of ``ColumnDrift``.
 
@@ -223,6 +224,11 @@ def compare_profiles(
         As in :class:`watchkeeper.stats.ColumnDrift`.
     columns
         Compare only these features (default: every feature of the reference).
+    embeddings
+        When both profiles carry random-Fourier sums of their embeddings (made with the same
+        :class:`~watchkeeper.profiles.RFFMap`), also test the embeddings by MMD
+        (:func:`compare_embeddings`), reported under ``"<embeddings>"`` and corrected with the
+        features. Only without ``columns``.
 
     Returns
     -------
@@ -260,7 +266,63 @@ def compare_profiles(
     for name in names:
         raw[name] = _column(cd, name, reference.features[name], current.features.get(name),
                             (methods or {}).get(name))
+    ref_emb = reference.embeddings
+    if embeddings and columns is None and ref_emb is not None and ref_emb.rff is not None:
+        if EMBEDDINGS in raw:
+            raise ValueError(f"features: {EMBEDDINGS!r} is reserved for the embeddings' test")
+        raw[EMBEDDINGS] = compare_embeddings(reference, current, alpha=alpha)
     return cd._verdict(raw)
+
+
+EMBEDDINGS = "<embeddings>"
+"""Where :func:`compare_profiles` reports the embeddings' MMD test."""
+
+
+def compare_embeddings(reference: Profile, current: Profile, *,
+                       alpha: float = 0.05) -> DriftResult:
+    """MMD test between the embeddings of two profiles, from their random-Fourier sums.
+
+    The difference of the two mean feature vectors is approximately normal with covariance
+    ``(1/n + 1/m) Σ`` under no drift (``Σ`` the pooled feature covariance, which the sums
+    give); its squared length is matched to a scaled chi-squared for the p-value
+    (:meth:`watchkeeper.stats.RFFMMDDrift.test_summary`). Both profiles need the same
+    :class:`~watchkeeper.profiles.RFFMap`.
+
+    Examples
+    --------
+    >>> from watchkeeper.profiles import RFFMap, profile
+    >>> from watchkeeper.window import Window
+    >>> rng = np.random.default_rng(1)
+    >>> ref = profile(Window.from_columns(features={"x": np.zeros(3000)},
+    ...                                  embeddings=rng.normal(size=(3000, 8))),
+    ...               embedding_map="auto")
+    >>> m = ref.embeddings.rff_map
+    >>> same = profile(Window.from_columns(features={"x": np.zeros(3000)},
+    ...                                   embeddings=rng.normal(size=(3000, 8))), embedding_map=m)
+    >>> moved = profile(Window.from_columns(features={"x": np.zeros(3000)},
+    ...                 embeddings=rng.normal(0.2, 1.0, size=(3000, 8))), embedding_map=m)
+    >>> compare_embeddings(ref, same).drift, compare_embeddings(ref, moved).drift
+    (False, True)
+    """
+    from watchkeeper.stats import RFFMMDDrift
+    from watchkeeper.stats._clean import skipped
+
+    a, b = reference.embeddings, current.embeddings
+    if a is None or a.rff is None:
+        raise ValueError("reference: its profile has no random-Fourier sums of embeddings "
+                         "(profile it with embedding_map)")
+    if b is None or b.rff is None or b.count == 0:
+        return skipped("rff_mmd", "no embeddings in the current profile", alpha, None,
+                       {"kind": "embeddings"})
+    if a.rff_map != b.rff_map:
+        raise ValueError("current: its embeddings were summarised with another random-Fourier "
+                         "map than the reference's; profile it with "
+                         "embedding_map=reference.embeddings.rff_map")
+    result = RFFMMDDrift(alpha=alpha).test_summary(b.rff, reference=a.rff)
+    details = {**result.details, "kind": "embeddings",
+               "bandwidth": a.rff_map.bandwidth if a.rff_map else None}
+    return DriftResult(result.method, statistic=result.statistic, p_value=result.p_value,
+                       drift=result.drift, alpha=result.alpha, details=details)
 
 
 def _column(cd: ColumnDrift, name: str, a: Any, b: Any, method: str | None) -> DriftResult:

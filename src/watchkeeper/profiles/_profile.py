@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,7 @@ from watchkeeper.profiles._sketch import (
     NumericSummary,
     binary_labels,
 )
+from watchkeeper.stats._mmd import RFFSummary
 from watchkeeper.window import Window
 
 Summary = NumericSummary | CategoricalSummary
@@ -71,17 +72,117 @@ def _merge_maps(a: Mapping[str, Summary], b: Mapping[str, Summary]) -> dict[str,
 
 
 @dataclass(frozen=True)
+class RFFMap:
+    """A fixed random-Fourier feature map for embeddings of dimension ``dim``.
+
+    ``φ(x) = sqrt(2 / n_features) cos(W x + b)`` with ``W ~ N(0, 1/bandwidth²)`` and
+    ``b ~ U(0, 2π)`` drawn from ``seed``: the map is its four numbers, so every worker (and
+    every later profile compared with this one) rebuilds the same map. Mean feature vectors
+    then approximate the kernel mean embedding of a Gaussian kernel of width ``bandwidth``,
+    and MMD is a distance between means of mergeable sums.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> m = RFFMap.from_sample(rng.normal(size=(500, 4)), n_features=32)
+    >>> m.dim, m.n_features, m.features(rng.normal(size=(3, 4))).shape
+    (4, 32, (3, 32))
+    """
+
+    dim: int
+    bandwidth: float
+    n_features: int = 128
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("dim", "n_features", "seed"):
+            value = getattr(self, name)
+            if int(value) != value or value < (0 if name == "seed" else 1):
+                raise ValueError(f"embedding_map.{name}: must be a positive integer, "
+                                 f"got {value!r}")
+        if self.n_features > MAX_RFF_FEATURES:
+            raise ValueError(f"embedding_map.n_features: at most {MAX_RFF_FEATURES}, "
+                             f"got {self.n_features}")
+        if not (math.isfinite(self.bandwidth) and self.bandwidth > 0):
+            raise ValueError(f"embedding_map.bandwidth: must be positive, got {self.bandwidth!r}")
+
+    @classmethod
+    def from_sample(cls, sample: np.ndarray, *, n_features: int = 128,
+                    seed: int = 0) -> RFFMap:
+        """The map with the median-heuristic bandwidth of a sample of embeddings."""
+        from watchkeeper.stats._mmd import median_bandwidth
+
+        x = np.asarray(sample, dtype=np.float64)
+        if x.ndim != 2 or x.shape[0] < 2:
+            raise ValueError("embeddings: need a 2-d sample of at least 2 rows for the map")
+        x = x[np.isfinite(x).all(axis=1)]
+        if x.shape[0] < 2:
+            raise ValueError("embeddings: fewer than 2 finite rows to choose the bandwidth")
+        return cls(int(x.shape[1]), median_bandwidth(x, seed=seed), n_features, seed)
+
+    def _weights(self) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(self.seed)
+        w = rng.normal(scale=1.0 / self.bandwidth, size=(self.dim, self.n_features))
+        return w, rng.uniform(0.0, 2.0 * math.pi, size=self.n_features)
+
+    def features(self, x: np.ndarray) -> np.ndarray:
+        """Random Fourier features of the rows of ``x`` (``(n, dim)``, finite)."""
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"embeddings: dimension {x.shape[-1]}, the map's is {self.dim}")
+        w, b = self._weights()
+        phi: np.ndarray = np.asarray(x @ w)
+        phi += b
+        np.cos(phi, out=phi)
+        phi *= math.sqrt(2.0 / self.n_features)
+        return phi
+
+    def summarize(self, x: np.ndarray) -> RFFSummary:
+        """The mergeable sums of the features of the rows of ``x``."""
+        phi = self.features(x)
+        # A transposed copy, not ``phi.T @ phi``: OpenBLAS' syrk is slower at these shapes.
+        return RFFSummary(phi.shape[0], phi.sum(axis=0), np.ascontiguousarray(phi.T) @ phi)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON."""
+        return {"dim": self.dim, "bandwidth": self.bandwidth, "n_features": self.n_features,
+                "seed": self.seed}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RFFMap:
+        """Inverse of :meth:`to_dict`."""
+        return cls(int(d["dim"]), float(d["bandwidth"]), int(d["n_features"]), int(d["seed"]))
+
+
+MAX_RFF_FEATURES = 1024
+"""Bound on random features: the summary keeps an ``n_features²`` matrix."""
+
+
+@dataclass(frozen=True, eq=False)
 class EmbeddingSummary:
-    """Count, dimension, and per-dimension sums and sums of squares of the embeddings."""
+    """Count, dimension, per-dimension sums and sums of squares of the embeddings, and (with a
+    :class:`RFFMap`) the random-Fourier sums an MMD test between two profiles needs.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(1000, 4))
+    >>> m = RFFMap.from_sample(x, n_features=16)
+    >>> whole = EmbeddingSummary.of(x, m)
+    >>> parts = EmbeddingSummary.of(x[:300], m).merge(EmbeddingSummary.of(x[300:], m))
+    >>> parts.count, bool(np.allclose(parts.rff.outer, whole.rff.outer))
+    (1000, True)
+    """
 
     count: int = 0
     missing: int = 0
     dim: int = 0
     sum: tuple[float, ...] = ()
     sumsq: tuple[float, ...] = ()
+    rff_map: RFFMap | None = None
+    rff: RFFSummary | None = None
 
     @classmethod
-    def of(cls, embeddings: np.ndarray) -> EmbeddingSummary:
+    def of(cls, embeddings: np.ndarray, rff_map: RFFMap | None = None) -> EmbeddingSummary:
         """Summarise an ``(n, d)`` array (rows holding any NaN count as missing)."""
         e = np.asarray(embeddings, dtype=np.float64)
         ok = np.isfinite(e).all(axis=1)
@@ -92,6 +193,8 @@ class EmbeddingSummary:
             int(e.shape[1]),
             tuple(x.sum(axis=0).tolist()),
             tuple(np.square(x).sum(axis=0).tolist()),
+            rff_map,
+            None if rff_map is None else rff_map.summarize(x),
         )
 
     @property
@@ -103,41 +206,73 @@ class EmbeddingSummary:
         """The empty summary."""
         return EmbeddingSummary()
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EmbeddingSummary):
+            return NotImplemented
+        same_rff = (self.rff is None and other.rff is None) or (
+            self.rff is not None and other.rff is not None
+            and self.rff.count == other.rff.count
+            and np.array_equal(self.rff.total, other.rff.total)
+            and np.array_equal(self.rff.outer, other.rff.outer))
+        return (self.count, self.missing, self.dim, self.sum, self.sumsq, self.rff_map) == (
+            other.count, other.missing, other.dim, other.sum, other.sumsq, other.rff_map
+        ) and same_rff
+
+    __hash__ = None  # type: ignore[assignment]
+
     def merge(self, other: EmbeddingSummary) -> EmbeddingSummary:
-        """Both samples together."""
-        if not self.dim:
-            return other
-        if not other.dim:
-            return self
+        """Both samples together (the random-Fourier sums too: they add)."""
+        if not self.dim or not other.dim:
+            # A part whose rows were all missing has no dimension; its missing rows still count.
+            full, empty = (other, self) if not self.dim else (self, other)
+            return replace(full, missing=full.missing + empty.missing)
         if other.dim != self.dim:
             raise ValueError(f"embeddings: cannot merge dimensions {self.dim} and {other.dim}")
+        if self.rff_map != other.rff_map:
+            raise ValueError("embeddings: cannot merge summaries made with different random-"
+                             f"Fourier maps ({self.rff_map} and {other.rff_map})")
+        rff = None
+        if self.rff is not None and other.rff is not None:
+            rff = self.rff.merge(other.rff)
         return EmbeddingSummary(
             self.count + other.count,
             self.missing + other.missing,
             self.dim,
             tuple((np.asarray(self.sum) + np.asarray(other.sum)).tolist()),
             tuple((np.asarray(self.sumsq) + np.asarray(other.sumsq)).tolist()),
+            self.rff_map,
+            rff,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON."""
-        return {
+        out: dict[str, Any] = {
             "count": self.count,
             "missing": self.missing,
             "dim": self.dim,
             "sum": list(self.sum),
             "sumsq": list(self.sumsq),
         }
+        if self.rff_map is not None and self.rff is not None:
+            out["rff_map"] = self.rff_map.to_dict()
+            out["rff"] = self.rff.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EmbeddingSummary:
         """Inverse of :meth:`to_dict`."""
+        rff_map = RFFMap.from_dict(d["rff_map"]) if d.get("rff_map") else None
+        rff = RFFSummary.from_dict(d["rff"]) if rff_map is not None else None
+        if rff is not None and rff_map is not None and rff.total.size != rff_map.n_features:
+            raise ValueError("embeddings.rff: its size differs from embeddings.rff_map")
         return cls(
             int(d["count"]),
             int(d["missing"]),
             int(d["dim"]),
             tuple(float(v) for v in d["sum"]),
             tuple(float(v) for v in d["sumsq"]),
+            rff_map,
+            rff,
         )
 
 
@@ -301,6 +436,7 @@ def profile(
     accuracy: float = 0.01,
     calibration_bins: int = 10,
     positive_label: object = None,
+    embedding_map: RFFMap | str | None = None,
 ) -> Profile:
     """Profile a window (or anything ``Window.from_columns(features=...)`` accepts as features).
 
@@ -315,6 +451,11 @@ def profile(
         Equal-width score bins of the calibration curve.
     positive_label
         Which label is the positive class, when labels are not 0/1-like.
+    embedding_map
+        A :class:`RFFMap` (or ``"auto"``: one chosen from these embeddings by the median
+        heuristic) to keep the random-Fourier sums of the embeddings, which
+        :func:`~watchkeeper.profiles.compare_profiles` tests by MMD. Profiles compared must
+        share the map: pass the reference's, ``reference.embeddings.rff_map``.
 
     Returns
     -------
@@ -343,7 +484,16 @@ def profile(
         predicted=None if w.predicted is None else CategoricalSummary.of(w.predicted),
         versions=None if w.versions is None else CategoricalSummary.of(w.versions),
         calibration=calibration,
-        embeddings=None if w.embeddings is None else EmbeddingSummary.of(w.embeddings),
+        embeddings=None if w.embeddings is None else EmbeddingSummary.of(
+            w.embeddings, _embedding_map(w.embeddings, embedding_map)),
         ts_min=float(ts.min()) if ts.size else math.inf,
         ts_max=float(ts.max()) if ts.size else -math.inf,
     )
+
+
+def _embedding_map(embeddings: np.ndarray, chosen: RFFMap | str | None) -> RFFMap | None:
+    if chosen is None or isinstance(chosen, RFFMap):
+        return chosen
+    if chosen != "auto":
+        raise ValueError(f"embedding_map: an RFFMap, 'auto' or None, got {chosen!r}")
+    return RFFMap.from_sample(np.asarray(embeddings, dtype=np.float64))

@@ -2,12 +2,14 @@
 
 ``run_monitors(store, project, model)`` runs one model now; :class:`Scheduler` runs every model
 on a tick (the server starts one); :class:`MonitorCollector` exposes the latest figures and
-firing alerts to Prometheus.
+firing alerts to Prometheus; :func:`explain` says which features and segments account for a
+stored finding.
 """
 
 from __future__ import annotations
 
 from watchkeeper.runner._collector import MonitorCollector
+from watchkeeper.runner._explain import explain
 from watchkeeper.runner._reference import (
     RegisteredReference,
     reference_window,
@@ -29,6 +31,7 @@ __all__ = [
     "RegisteredReference",
     "RunResult",
     "Scheduler",
+    "explain",
     "load_context",
     "reference_window",
     "register_reference",

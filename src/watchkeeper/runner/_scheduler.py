@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from watchkeeper.alerts import SinkPolicy
@@ -35,6 +35,11 @@ class Scheduler:
     max_windows
         Most windows one model's run evaluates (a backlog, or a first run's backfill, keeps
         the newest).
+    after_run
+        Called as ``after_run(project, model, now)`` after each model's monitors ran: the
+        server passes the retraining loop's step (``watchkeeper.loop``), so a tick evaluates
+        the triggers, the gate, the shadow test and the promotions right after the findings
+        they read. A failure is logged and the tick goes on.
 
     Examples
     --------
@@ -51,8 +56,10 @@ class Scheduler:
         max_cached: int = 8,
         sink_policy: SinkPolicy | None = None,
         max_windows: int = MAX_WINDOWS,
+        after_run: Callable[[str, str, float | None], Any] | None = None,
     ) -> None:
         self.store = store
+        self.after_run = after_run
         self.sink_policy = sink_policy
         self.max_windows = max_windows
         self.interval = interval
@@ -88,6 +95,11 @@ class Scheduler:
                 continue
             self.last_results[key] = result
             results.append(result)
+            if self.after_run is not None:
+                try:
+                    self.after_run(*key, now)
+                except Exception:
+                    log.exception("the loop step of %s/%s failed", *key)
         return results
 
     def _loop(self) -> None:

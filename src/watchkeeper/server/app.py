@@ -52,8 +52,15 @@ def _scheduler_hook(settings: Settings) -> Callable[[Any], Callable[[], None] | 
         except ImportError:
             log.warning("run_scheduler is set but watchkeeper.runner is not available")
             return None
+        policy = settings.sink_policy()
+        after_run = None
+        if settings.run_loop:
+            from watchkeeper.loop._cycle import LoopDriver, jobs_root
+
+            workdir = jobs_root(settings.db, settings.jobs_dir)
+            after_run = LoopDriver(store, workdir=workdir, policy=policy).step
         scheduler = runner.Scheduler(
-            store, settings.scheduler_interval, sink_policy=settings.sink_policy()
+            store, settings.scheduler_interval, sink_policy=policy, after_run=after_run
         )
         scheduler.start()
         return getattr(scheduler, "stop", None)

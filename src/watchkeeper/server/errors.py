@@ -74,13 +74,12 @@ _WHY = {
     404: "The model (or the version, payload, dataset or token) is not in the token's project.",
     413: "The body exceeds the route's cap (or the batch the event limit); nothing was read.",
     422: "Invalid input; 'detail' names the field (and index) first.",
-    429: "Too many heavy requests running on this server; retry after 'Retry-After' seconds.",
+    429: "The token (or address) is past its rate limit, or too many heavy requests run on this "
+    "server; retry after 'Retry-After' seconds.",
 }
 
 
 def _codes(path: str, method: str) -> list[int]:
-    from watchkeeper.server.gate import is_heavy
-
     if not path.startswith("/v1/"):
         return []
     codes = [401, 403, 422]
@@ -88,8 +87,7 @@ def _codes(path: str, method: str) -> list[int]:
         codes.append(404)
     if method in {"post", "put", "patch"}:
         codes.append(413)
-    if is_heavy(path.replace("{model}", "m")):
-        codes.append(429)
+    codes.append(429)  # every route is rate limited per token
     return sorted(codes)
 
 

@@ -1,15 +1,18 @@
-"""What every request passes before any route reads it: authentication, the body cap of its
-route, a bound on concurrent heavy work, and the refusal of NUL characters.
+"""What every request passes before any route reads it: authentication, a rate limit per caller,
+the body cap of its route, a bound on concurrent heavy work, and the refusal of NUL characters.
 
 Order, cheapest first, so a hostile request costs the server as little as possible:
 
 1. a request to ``/v1/...`` without a valid token gets 401 before one byte of its body is read;
-2. a body larger than its route's cap gets 413 (by its Content-Length before reading, else
+2. a caller past its rate limit gets 429 with ``Retry-After``, still before the body is read:
+   one token bucket per token, and per client address for requests without a valid token
+   (see :mod:`watchkeeper.server.ratelimit`); a heavy route costs ``rate_limit_heavy_cost``;
+3. a body larger than its route's cap gets 413 (by its Content-Length before reading, else
    while streaming): events and labels batches may carry ``max_body_bytes``, every other route
    ``max_tool_body_bytes``;
-3. a heavy request (``/v1/tools/...``, ``monitors:run``) past ``max_heavy_requests`` in flight
-   gets 429 with ``Retry-After``;
-4. a NUL character in the path, the query or a JSON string of the body gets 422 naming the
+4. a heavy request (``/v1/tools/...``, ``monitors:run``, ``:explain``) past
+   ``max_heavy_requests`` in flight gets 429 with ``Retry-After``;
+5. a NUL character in the path, the query or a JSON string of the body gets 422 naming the
    field (PostgreSQL cannot store one in text, and no name or id needs one).
 
 The verified ``(project, scopes)`` goes to ``scope["state"]["auth"]``, where
@@ -18,6 +21,7 @@ The verified ``(project, scopes)`` goes to ``scope["state"]["auth"]``, where
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Callable
@@ -27,10 +31,11 @@ from urllib.parse import parse_qsl
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from watchkeeper.server.ratelimit import RateLimiter
 from watchkeeper.server.settings import Settings
 
 INGEST_SUFFIXES = ("/events:batch", "/labels:batch")
-HEAVY_SUFFIXES = ("/monitors:run",)
+HEAVY_SUFFIXES = ("/monitors:run", ":explain")
 HEAVY_PREFIXES = ("/v1/tools/",)
 RETRY_AFTER_SECONDS = 1
 
@@ -88,8 +93,8 @@ class Gate:
         ``token -> (project, scopes) | None | False``: a cache answer without blocking (False:
         not cached).
     on_reject
-        Called with a reason (``"unauthenticated"``, ``"too_large"``, ``"validation"``,
-        ``"busy"``) for the metrics.
+        Called with a reason (``"unauthenticated"``, ``"rate_limited"``, ``"too_large"``,
+        ``"validation"``, ``"busy"``) for the metrics.
     """
 
     def __init__(
@@ -107,6 +112,14 @@ class Gate:
         self.on_reject = on_reject
         self._heavy = 0
         self._lock = threading.Lock()
+        self.token_limiter = RateLimiter(
+            settings.rate_limit_per_second, settings.rate_limit_burst, settings.rate_limit_max_keys
+        )
+        self.anonymous_limiter = RateLimiter(
+            settings.rate_limit_anonymous_per_second,
+            settings.rate_limit_anonymous_burst,
+            settings.rate_limit_max_keys,
+        )
 
     @staticmethod
     async def _reply(
@@ -127,7 +140,13 @@ class Gate:
         await send({"type": "http.response.body", "body": data})
 
     async def _refuse(
-        self, send: Send, status: int, reason: str, detail: str, **extra: Any
+        self,
+        send: Send,
+        status: int,
+        reason: str,
+        detail: str,
+        retry_after: int = RETRY_AFTER_SECONDS,
+        **extra: Any,
     ) -> None:
         self.on_reject(reason)
         headers: list[tuple[bytes, bytes]] = []
@@ -136,7 +155,7 @@ class Gate:
         if status == 413:
             headers.append((b"connection", b"close"))
         if status == 429:
-            headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
+            headers.append((b"retry-after", str(retry_after).encode()))
         await self._reply(send, status, {"detail": detail, **extra}, headers)
 
     async def _nul(self, send: Send, field: str) -> None:
@@ -169,7 +188,50 @@ class Gate:
             found = await run_in_threadpool(self.authenticate, token)
         if found is None:
             return "invalid, expired or revoked token"
+        # a short digest, not the token: less memory per bucket, and no secret kept by it
+        scope.setdefault("state", {})["rate_key"] = hashlib.blake2b(
+            token.encode(), digest_size=12
+        ).hexdigest()
         return found  # type: ignore[no-any-return]
+
+    async def _rate_limited(self, scope: Scope, send: Send, path: str, token: bool) -> bool:
+        """Spend the request's cost from its caller's bucket; when it is not there, answer 429
+        and return True."""
+        settings = self.settings
+        # only a request that will run is heavy; a refused one costs what any other does
+        cost = settings.rate_limit_heavy_cost if token and is_heavy(path) else 1.0
+        if token:
+            limiter, rate, burst = (
+                self.token_limiter,
+                settings.rate_limit_per_second,
+                settings.rate_limit_burst,
+            )
+            key = scope["state"]["rate_key"]
+            who, setting = "this token", "WATCHKEEPER_RATE_LIMIT_PER_SECOND"
+        else:
+            limiter, rate, burst = (
+                self.anonymous_limiter,
+                settings.rate_limit_anonymous_per_second,
+                settings.rate_limit_anonymous_burst,
+            )
+            client = scope.get("client")
+            key = f"ip:{client[0] if client else '-'}"
+            who, setting = "this address", "WATCHKEEPER_RATE_LIMIT_ANONYMOUS_PER_SECOND"
+        if rate <= 0:
+            return False
+        wait = limiter.take(key, cost)
+        if wait <= 0:
+            return False
+        seconds = RateLimiter.retry_after(wait)
+        await self._refuse(
+            send,
+            429,
+            "rate_limited",
+            f"rate limit of {rate:g} requests per second (burst {burst:g}) for {who} exceeded "
+            f"({setting}); retry in {seconds} s",
+            retry_after=seconds,
+        )
+        return True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -188,9 +250,15 @@ class Gate:
         if path.startswith("/v1/"):
             found = await self._auth(scope)
             if isinstance(found, str):
-                await self._refuse(send, 401, "unauthenticated", found)
+                # a refused token is charged to its address, which slows guessing
+                if not await self._rate_limited(scope, send, path, token=False):
+                    await self._refuse(send, 401, "unauthenticated", found)
                 return
             scope.setdefault("state", {})["auth"] = found
+            if await self._rate_limited(scope, send, path, token=True):
+                return
+        elif await self._rate_limited(scope, send, path, token=False):
+            return
         if scope["method"] in {"GET", "HEAD", "OPTIONS", "DELETE"}:
             await self._heavy_or_busy(scope, receive, send, path)
             return

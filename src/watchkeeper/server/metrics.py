@@ -30,6 +30,7 @@ REJECT_REASONS = (
     "too_large",
     "unknown_model",
     "unauthenticated",
+    "rate_limited",
     "forbidden",
     "busy",
     "error",

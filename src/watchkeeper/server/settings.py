@@ -68,6 +68,12 @@ class Settings:
         (``WATCHKEEPER_RUN_SCHEDULER``).
     scheduler_interval
         Seconds between scheduler ticks (``WATCHKEEPER_SCHEDULER_INTERVAL``).
+    run_loop
+        With the scheduler, also drive each model's retraining loop after its monitors:
+        triggers, jobs, gate, shadow test, promotion and rollback (``WATCHKEEPER_RUN_LOOP``).
+    jobs_dir
+        Where training jobs write their datasets and outputs (``WATCHKEEPER_JOBS_DIR``);
+        ``None``: ``jobs/`` beside the SQLite file.
     max_heavy_requests
         Most CPU-heavy requests (``/v1/tools/...``, ``monitors:run``) running at once on this
         server; more get 429 with ``Retry-After`` (``WATCHKEEPER_MAX_HEAVY_REQUESTS``).
@@ -99,6 +105,22 @@ class Settings:
     artifacts
         The model registry's artifact store: a directory or an fsspec URL
         (``WATCHKEEPER_ARTIFACTS``); ``None``: ``artifacts/`` beside the SQLite file.
+    rate_limit_per_second
+        Sustained requests per second of one token; a token past its bucket gets 429 with
+        ``Retry-After`` (``WATCHKEEPER_RATE_LIMIT_PER_SECOND``; 0 turns the per-token limit off).
+    rate_limit_burst
+        Requests one token may send at once before the rate applies
+        (``WATCHKEEPER_RATE_LIMIT_BURST``).
+    rate_limit_anonymous_per_second, rate_limit_anonymous_burst
+        The same for requests without a valid token (``/healthz``, the console's pages,
+        refused tokens), per client address (``WATCHKEEPER_RATE_LIMIT_ANONYMOUS_PER_SECOND``,
+        ``WATCHKEEPER_RATE_LIMIT_ANONYMOUS_BURST``; 0 turns it off).
+    rate_limit_heavy_cost
+        What one CPU-heavy request (``/v1/tools/...``, ``monitors:run``) costs of a bucket, in
+        requests (``WATCHKEEPER_RATE_LIMIT_HEAVY_COST``).
+    rate_limit_max_keys
+        Most callers whose buckets are kept at once; the least recently seen is forgotten past
+        it (``WATCHKEEPER_RATE_LIMIT_MAX_KEYS``).
     startup_hooks
         Extra callables run at start-up with the store (see :data:`StartupHook`); code only, no
         environment variable.
@@ -123,6 +145,8 @@ class Settings:
     monitor_metrics: bool = True
     run_scheduler: bool = False
     scheduler_interval: float = 60.0
+    run_loop: bool = True
+    jobs_dir: str | None = None
     max_heavy_requests: int = 4
     public_metrics: bool = False
     token_cache_seconds: float = 5.0
@@ -133,6 +157,12 @@ class Settings:
     payload_url: str | None = None
     public_url: str | None = None
     artifacts: str | None = None
+    rate_limit_per_second: float = 200.0
+    rate_limit_burst: float = 1000.0
+    rate_limit_anonymous_per_second: float = 20.0
+    rate_limit_anonymous_burst: float = 100.0
+    rate_limit_heavy_cost: float = 10.0
+    rate_limit_max_keys: int = 100_000
     startup_hooks: Sequence[StartupHook] = field(default_factory=tuple)
 
     @classmethod
@@ -201,3 +231,26 @@ class Settings:
             )
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be in 1..65535, got {self.port}")
+        self._validate_rate_limits()
+
+    def _validate_rate_limits(self) -> None:
+        for prefix in ("rate_limit", "rate_limit_anonymous"):
+            rate = getattr(self, f"{prefix}_per_second")
+            burst = getattr(self, f"{prefix}_burst")
+            if not 0 <= rate <= 1e6:
+                raise ValueError(f"{prefix}_per_second must be in [0, 1e6] (0: off), got {rate}")
+            if not 1 <= burst <= 1e9:
+                raise ValueError(f"{prefix}_burst must be in [1, 1e9], got {burst}")
+            if prefix == "rate_limit" and rate > 0 and self.rate_limit_heavy_cost > burst:
+                raise ValueError(
+                    f"{prefix}_burst ({burst}) must be at least rate_limit_heavy_cost "
+                    f"({self.rate_limit_heavy_cost}), or a heavy request could never pass"
+                )
+        if not 1 <= self.rate_limit_heavy_cost <= 1e6:
+            raise ValueError(
+                f"rate_limit_heavy_cost must be in [1, 1e6], got {self.rate_limit_heavy_cost}"
+            )
+        if not 1 <= self.rate_limit_max_keys <= 10_000_000:
+            raise ValueError(
+                f"rate_limit_max_keys must be in [1, 10000000], got {self.rate_limit_max_keys}"
+            )

@@ -8,6 +8,7 @@ category of their own (``"<missing>"``).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -126,10 +127,71 @@ def category_details(labels: list[str], cref: np.ndarray, ccur: np.ndarray) -> d
     }
 
 
+_GAMMA_EPS = 1e-16
+_GAMMA_MAX_TERMS = 100_000
+
+
+def chi2_sf(stat: float, dof: int) -> float:
+    """P(X > stat) for X chi-squared with ``dof`` degrees of freedom.
+
+    The regularised upper incomplete gamma function ``Q(dof/2, stat/2)``: its power series
+    below ``stat/2 = dof/2 + 1`` and its continued fraction (modified Lentz) above, each
+    converging where it is used. Relative to :func:`scipy.special.chdtrc`, tails included:
+    within 2e-13 up to 100 degrees of freedom, 1e-12 up to 1,000, 2e-10 up to 100,000 (the
+    rounding of ``a ln x - ln Γ(a)`` grows with ``a``; tested). Plain ``math``: the first
+    chi-squared test in a process does not pay for importing ``scipy.special`` (about 0.3 s
+    on an idle machine, seconds on a busy one). Should a series not converge within its
+    bound, scipy computes the value.
+
+    Examples
+    --------
+    >>> round(chi2_sf(3.841458820694124, 1), 10)  # the 5% critical value of one dof
+    0.05
+    >>> chi2_sf(0.0, 4), chi2_sf(1e6, 3)
+    (1.0, 0.0)
+    """
+    if not stat > 0.0:
+        return 1.0
+    if dof < 1:
+        raise ValueError(f"dof must be a positive integer, got {dof!r}")
+    a, x = 0.5 * dof, 0.5 * stat
+    log_front = -x + a * math.log(x) - math.lgamma(a)
+    if log_front < -745.0 and x > a:  # x^a e^-x / Γ(a) underflows: so does the tail
+        return 0.0
+    if x < a + 1.0:
+        term = total = 1.0 / a
+        ap = a
+        for _ in range(_GAMMA_MAX_TERMS):
+            ap += 1.0
+            term *= x / ap
+            total += term
+            if abs(term) < abs(total) * _GAMMA_EPS:
+                return min(1.0, max(0.0, 1.0 - total * math.exp(log_front)))
+    else:
+        tiny = 1e-300
+        b = x + 1.0 - a
+        c = 1.0 / tiny
+        d = 1.0 / b
+        h = d
+        for i in range(1, _GAMMA_MAX_TERMS):
+            an = -i * (i - a)
+            b += 2.0
+            d = an * d + b
+            d = tiny if abs(d) < tiny else d
+            c = b + an / c
+            c = tiny if abs(c) < tiny else c
+            d = 1.0 / d
+            delta = d * c
+            h *= delta
+            if abs(delta - 1.0) < _GAMMA_EPS:
+                return min(1.0, max(0.0, math.exp(log_front) * h))
+    from scipy.special import chdtrc  # pragma: no cover - beyond the bound above
+
+    return float(chdtrc(dof, stat))  # pragma: no cover
+
+
 def _table_test(method: str, cref: np.ndarray, ccur: np.ndarray, details: dict[str, Any],
                 alpha: float, correction: bool) -> DriftResult:
-    from scipy.special import chdtrc
-
     if cref.sum() == 0 or ccur.sum() == 0:
         return skipped(method, "no values on one side", alpha, None, details)
     keep = (cref + ccur) > 0
@@ -150,7 +212,7 @@ def _table_test(method: str, cref: np.ndarray, ccur: np.ndarray, details: dict[s
         with np.errstate(divide="ignore", invalid="ignore"):
             terms = np.where(obs > 0, obs * np.log(obs / expected), 0.0)
         stat = float(2.0 * terms.sum())
-    p = float(chdtrc(dof, stat))
+    p = chi2_sf(stat, dof)
     details.update(dof=dof, min_expected=float(expected.min()))
     return DriftResult(method, statistic=stat, p_value=p, drift=p < alpha, alpha=alpha,
                        details=details)

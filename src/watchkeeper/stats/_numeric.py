@@ -56,32 +56,57 @@ def _ecdfs(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
 KS_LIMIT_MIN_EN = 10_000
 
 
+try:  # the compiled merge, when the optional extension was built at install
+    from watchkeeper.stats import _cstats  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - no compiler at install: numpy below
+    _cstats = None
+
+
 def _ks_statistic_sorted(xs: np.ndarray, ys: np.ndarray) -> float:
-    """The two-sample KS statistic of two sorted samples, without sorting them together.
+    """The two-sample KS statistic of two sorted samples, with one binary search per value of
+    the smaller sample.
 
-    The gap between the two right-continuous empirical CDFs can only peak at a data point. At
-    its own points a sorted sample's count of values ``<= t`` is the end of ``t``'s run of
-    ties (an O(n) pass), so only the other sample needs a binary search: two searches, where
-    evaluating both CDFs on the pooled sample costs a pooled sort and four.
+    Between two consecutive values of ``xs`` the CDF of ``xs`` is flat while that of ``ys``
+    rises, so ``Fx - Fy`` peaks at a value of ``xs`` and ``Fy - Fx`` just before one (past the
+    last, ``Fx`` is 1 and past neither side). Both need only the count of ``ys`` below or at
+    each ``x``: one ``searchsorted``; the count strictly below differs from it only where a
+    value of ``ys`` equals that ``x``, which one look at the preceding ``ys`` value tells (a
+    second search runs for those values only). Counts of ``xs`` itself come from its runs of
+    ties in one pass. Gaps are kept as exact integers ``n2·cx - n1·cy`` until the end.
     """
-    gap_x = _right_counts(xs) / xs.size - np.searchsorted(ys, xs, side="right") / ys.size
-    gap_y = np.searchsorted(xs, ys, side="right") / xs.size - _right_counts(ys) / ys.size
-    return max(float(gap_x.max()), float(-gap_x.min()), float(gap_y.max()),
-               float(-gap_y.min()), 0.0)
+    if _cstats is not None and xs.flags.c_contiguous and ys.flags.c_contiguous:
+        # The same integer in one merge of the two samples, compiled (see _cstats.c).
+        return int(_cstats.ks_gap(xs, ys)) / (xs.size * ys.size)
+    if ys.size < xs.size:
+        xs, ys = ys, xs
+    n1, n2 = xs.size, ys.size
+    below_or_at = np.searchsorted(ys, xs, side="right")
+    previous = ys[np.maximum(below_or_at - 1, 0)]
+    tied = (below_or_at > 0) & (previous == xs)
+    below = below_or_at
+    if tied.any():
+        below = below_or_at.copy()
+        below[tied] = np.searchsorted(ys, xs[tied], side="left")
+    x_before, x_through = _run_counts(xs)
+    up = x_through * n2 - below_or_at * n1
+    down = below * n1 - x_before * n2
+    return max(int(up.max()), int(down.max()), 0) / (n1 * n2)
 
 
-def _right_counts(s: np.ndarray) -> np.ndarray:
-    """For a sorted array, the number of its values ``<= s[i]`` at each ``i`` (ties counted)."""
+def _run_counts(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For a sorted array, the number of its values ``< s[i]`` and ``<= s[i]`` at each ``i``."""
     last = np.empty(s.size, dtype=bool)
     last[-1] = True
     np.not_equal(s[1:], s[:-1], out=last[:-1])
     ends = np.flatnonzero(last) + 1
-    if ends.size == s.size:  # no ties: the counts are 1..n
-        return np.arange(1, s.size + 1)
+    if ends.size == s.size:  # no ties: the counts are 0..n-1 and 1..n
+        through = np.arange(1, s.size + 1)
+        return through - 1, through
     group = np.empty(s.size, dtype=np.intp)
     group[0] = 0
     np.cumsum(last[:-1], out=group[1:])
-    return ends[group]
+    starts = np.concatenate(([0], ends[:-1]))
+    return starts[group], ends[group]
 
 
 def _ks_asymptotic_p(d: float, en: float) -> float:
@@ -345,9 +370,41 @@ def _cdf_distance(xs: np.ndarray, ys: np.ndarray, power: int) -> float:
     return float(np.dot(gap if power == 1 else gap * gap, deltas))
 
 
+_BLOCK = 1 << 15  # values per block of the blockwise sums: temporaries that stay in cache
+
+
+def _mean_abs_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """``mean(|a - b|)`` of two equal-length arrays, a block at a time (no full-size temporary)."""
+    if a.size <= _BLOCK:
+        return float(np.abs(a - b).mean())
+    tmp = np.empty(_BLOCK, dtype=np.float64)
+    total = 0.0
+    for start in range(0, a.size, _BLOCK):  # a few dozen blocks per million values
+        t = tmp[: min(_BLOCK, a.size - start)]
+        np.subtract(a[start : start + _BLOCK], b[start : start + _BLOCK], out=t)
+        np.abs(t, out=t)
+        total += float(t.sum())
+    return total / a.size
+
+
+def _std(x: np.ndarray) -> float:
+    """Population standard deviation, a block at a time (no full-size temporary)."""
+    if x.size <= _BLOCK:
+        return float(x.std())
+    mean = float(x.mean())
+    tmp = np.empty(_BLOCK, dtype=np.float64)
+    total = 0.0
+    for start in range(0, x.size, _BLOCK):
+        t = tmp[: min(_BLOCK, x.size - start)]
+        np.subtract(x[start : start + _BLOCK], mean, out=t)
+        np.multiply(t, t, out=t)  # not np.dot: BLAS threads spin on a busy machine
+        total += float(t.sum())
+    return math.sqrt(total / x.size)
+
+
 def _scale(xs: np.ndarray, ys: np.ndarray) -> float:
     """Reference spread; the pooled spread if the reference is constant, 1 if both are."""
-    sd = float(xs.std())
+    sd = _std(xs)
     if sd > 0:
         return sd
     sd = float(np.concatenate([xs, ys]).std())
@@ -360,7 +417,7 @@ def _wasserstein_sorted(xs: np.ndarray, ys: np.ndarray, info: dict[str, Any],
     if xs.size == 0 or ys.size == 0:
         return skipped("wasserstein", "no finite values on one side", None, threshold, details)
     # Equal sizes: the quantile functions step together, W1 is a mean of sorted gaps.
-    dist = float(np.abs(xs - ys).mean()) if xs.size == ys.size else _cdf_distance(xs, ys, 1)
+    dist = _mean_abs_difference(xs, ys) if xs.size == ys.size else _cdf_distance(xs, ys, 1)
     scale = _scale(xs, ys)
     details.update(distance=dist, scale=scale)
     stat = dist / scale

@@ -18,6 +18,7 @@ from watchkeeper.store import _schema as T
 from watchkeeper.store._base import StoreBase
 from watchkeeper.store._events import check_name
 from watchkeeper.store._helpers import opt_dict, timestamp
+from watchkeeper.store._outliers import insert_audit
 
 ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 """What an alias may look like: a letter or digit, then letters, digits, ``_ . -``."""
@@ -55,6 +56,27 @@ def _move_dict(model: str, row: Any) -> dict[str, Any]:
         "at": row.at,
         "changed": True,
     }
+
+
+def _audit_move(conn: sa.Connection, project: str, move: dict[str, Any]) -> None:
+    """The move in the audit log too (in its transaction), so every alias move, whoever made
+    it (HTTP, CLI, the retraining loop's promotions), is there with the other admin actions."""
+    if not move["changed"]:
+        return
+    reason = move["reason"]
+    insert_audit(
+        conn,
+        "alias.rollback" if move["kind"] == "rollback" else "alias.move",
+        project=project,
+        actor=move["actor"],
+        target=f"model:{move['model']}",
+        details={
+            "alias": move["alias"],
+            "from": move["from"],
+            "to": move["to"],
+            "reason": None if reason is None else reason[:200],
+        },
+    )
 
 
 class AliasesMixin(StoreBase):
@@ -166,6 +188,7 @@ class AliasesMixin(StoreBase):
                     f"version: model {model!r} has no version {version!r} (register it first)"
                 )
             move = self._move(conn, model, mid, alias, version, "set", actor, reason)
+            _audit_move(conn, project, move)
         self._committed_model(project, model, mid)
         return move
 
@@ -252,6 +275,7 @@ class AliasesMixin(StoreBase):
                     f"alias: {alias!r} of model {model!r} has no earlier version to roll back to"
                 )
             move = self._move(conn, model, mid, alias, target, "rollback", actor, reason)
+            _audit_move(conn, project, move)
         self._committed_model(project, model, mid)
         return move
 

@@ -33,6 +33,9 @@ MAX_SCAN = 200_000
 FIRST_BATCH = 1_000
 SCAN_BATCH = 20_000
 MAX_SET_IDS = 100_000
+OUTLIER_BATCH = 2_000
+"""Most outlier-score rows one step of an ``outlier_p_max`` scan reads (each step's events are
+then looked up by an IN list of their times, kept short for every database)."""
 ORDERS = ("newest", "oldest")
 _SET_PREFIX = "curated_set/"
 
@@ -75,6 +78,9 @@ class SampleQuery:
     features
         ``{feature: (low, high)}`` numeric ranges (inclusive, either end None for open) or
         ``{feature: "value"}`` for a categorical feature.
+    outlier_p_max
+        Only events whose stored outlier p-value (the ``outliers`` check) is at most this, in
+        ``(0, 1]``; events never scored do not match.
     order
         ``"newest"`` first (default) or ``"oldest"`` first.
     """
@@ -91,12 +97,16 @@ class SampleQuery:
     correct: bool | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     features: Mapping[str, Any] = field(default_factory=dict)
+    outlier_p_max: float | None = None
     order: str = "newest"
 
     def validate(self) -> SampleQuery:
         """Raise ValueError naming the first bad field; returns self."""
         for name in ("start", "end", "score_min", "score_max"):
             _num(getattr(self, name), name)
+        bound = _num(self.outlier_p_max, "outlier_p_max")
+        if bound is not None and not 0.0 < bound <= 1.0:
+            raise ValueError(f"outlier_p_max: expected a p-value in (0, 1], got {bound!r}")
         if self.version is not None:
             check_name(self.version, "version")
         if self.order not in ORDERS:
@@ -368,8 +378,148 @@ class ConsoleMixin(StoreBase):
             raise ValueError(f"max_scan: expected an integer in 1..{MAX_SCAN}, got {max_scan!r}")
         after = None if cursor is None else decode_cursor(cursor)
         thresholds = self.flag_thresholds(project, model, default_threshold)
-        if _by_chunks(query):
-            return self._chunk_page(project, model, query, after, limit, max_scan, thresholds)
+        if query.outlier_p_max is not None:
+            page = self._outlier_page(project, model, query, after, limit, max_scan, thresholds)
+        elif _by_chunks(query):
+            page = self._chunk_page(project, model, query, after, limit, max_scan, thresholds)
+        else:
+            page = self._index_page(project, model, query, after, limit, max_scan, thresholds)
+        self._with_outlier_p(project, model, page.rows)
+        return page
+
+    def _with_outlier_p(self, project: str, model: str, rows: list[dict[str, Any]]) -> None:
+        """Add each row's stored outlier p-value and score (None when never scored): one query
+        for the page (at most :data:`MAX_PAGE` ids) on the ``(model, ts)`` index."""
+        for r in rows:
+            r["outlier_p"] = r["outlier_score"] = None
+        if not rows:
+            return
+        o = T.outlier_scores
+        by_id = {r["id"]: r for r in rows}
+        with self._tx() as conn:
+            mid = self._model_id(conn, project, model)
+            found = _raw_rows(
+                conn,
+                sa.select(o.c.event_id, o.c.p_value, o.c.score)
+                .where(o.c.model_id == mid)
+                .where(o.c.ts.in_(sorted({r["ts"] for r in rows})))
+                .where(o.c.event_id.in_(sorted(by_id)))
+                .order_by(o.c.id),
+            )
+        for event_id, p_value, score in found:  # the newest scoring of an event wins
+            row = by_id.get(str(event_id))
+            if row is not None:
+                row["outlier_p"], row["outlier_score"] = p_value, score
+
+    def _outlier_page(
+        self,
+        project: str,
+        model: str,
+        query: SampleQuery,
+        after: tuple[float, str] | None,
+        limit: int,
+        max_scan: int,
+        thresholds: Mapping[str, float],
+    ) -> SamplePage:
+        """A page of events with a stored outlier p-value at most ``query.outlier_p_max``: a
+        keyset scan of the outlier scores (``(model, ts)`` index) in batches, each batch's
+        events looked up in the event index and filtered by the rest of the query."""
+        o = T.outlier_scores
+        newest = query.order == "newest"
+        bound = float(query.outlier_p_max)  # type: ignore[arg-type]
+        found: list[dict[str, Any]] = []
+        scanned = 0
+        next_cursor: str | None = None
+        rounds = 0
+        with self._tx(consistent=True) as conn:
+            mid = self._model_id(conn, project, model)
+            while True:
+                batch = min(FIRST_BATCH * 2**rounds, OUTLIER_BATCH, max_scan - scanned)
+                rounds += 1
+                select = (
+                    sa.select(o.c.ts, o.c.event_id)
+                    .where(o.c.model_id == mid)
+                    .where(o.c.p_value <= bound)
+                )
+                if query.start is not None:
+                    select = select.where(o.c.ts >= query.start)
+                if query.end is not None:
+                    select = select.where(o.c.ts < query.end)
+                if query.version is not None:
+                    select = select.where(o.c.version == query.version)
+                if after is not None:
+                    ts0, id0 = after
+                    if newest:
+                        select = select.where(o.c.ts <= ts0).where(
+                            sa.not_(sa.and_(o.c.ts == ts0, o.c.event_id >= id0))
+                        )
+                    else:
+                        select = select.where(o.c.ts >= ts0).where(
+                            sa.not_(sa.and_(o.c.ts == ts0, o.c.event_id <= id0))
+                        )
+                if newest:
+                    select = select.order_by(o.c.ts.desc(), o.c.event_id.desc())
+                else:
+                    select = select.order_by(o.c.ts, o.c.event_id)
+                hits = _raw_rows(conn, select.limit(batch))
+                if not hits:
+                    break
+                scanned += len(hits)
+                ev = T.events
+                wanted = {str(h[1]) for h in hits}
+                stored = {
+                    str(r[1]): r
+                    for r in _raw_rows(
+                        conn,
+                        sa.select(ev.c.ts, ev.c.event_id, ev.c.version, ev.c.chunk_id,
+                                  ev.c.chunk_row, ev.c.label)
+                        .where(ev.c.model_id == mid)
+                        .where(ev.c.ts.in_(sorted({float(h[0]) for h in hits}))),
+                    )
+                    if str(r[1]) in wanted
+                }  # fmt: skip
+                seen: set[str] = set()
+                index = []
+                for h in hits:  # in scan order; an event scored twice is shown once
+                    key = str(h[1])
+                    if key in stored and key not in seen:
+                        seen.add(key)
+                        index.append(stored[key])
+                last = hits[-1]
+                if index:
+                    chunk_ids = np.array([r[3] for r in index], dtype=np.int64)
+                    chunks = self._fetch_chunks(conn, set(chunk_ids.tolist()), embeddings=False)
+                    if any(c.schema_id not in self._specs for c in chunks.values()):
+                        self._load_specs(conn, mid)
+                    decoded = {
+                        c: _Decoded(chunk, self._specs[chunk.schema_id])
+                        for c, chunk in chunks.items()
+                    }
+                    rows, stop = self._match(index, chunk_ids, decoded, query, thresholds, limit)
+                    room = limit - len(found)
+                    found.extend(rows[:room])
+                    if len(found) >= limit:
+                        last = index[stop - 1]
+                        next_cursor = encode_cursor(float(last[0]), str(last[1]))
+                        break
+                if len(hits) < batch:
+                    break
+                if scanned >= max_scan:
+                    next_cursor = encode_cursor(float(last[0]), str(last[1]))
+                    break
+        return SamplePage(found, next_cursor, scanned, thresholds)
+
+    def _index_page(
+        self,
+        project: str,
+        model: str,
+        query: SampleQuery,
+        after: tuple[float, str] | None,
+        limit: int,
+        max_scan: int,
+        thresholds: Mapping[str, float],
+    ) -> SamplePage:
+        """A page by a keyset scan of the event index (filters on labels, or none)."""
         ev = T.events
         newest = query.order == "newest"
         found: list[dict[str, Any]] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -13,6 +14,29 @@ from watchkeeper.store import _schema as T
 from watchkeeper.store._base import StoreBase
 from watchkeeper.store._events import check_name
 from watchkeeper.store._helpers import finite, loads, nan_if_none, opt_dict, opt_float, timestamp
+
+MAX_EXPLANATION_BYTES = 64 * 1024
+"""Largest explanation (JSON) a finding keeps."""
+
+
+def _finding_dict(model: str, r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "model": model,
+        "check": r.check_name,
+        "subject": r.subject,
+        "method": r.method,
+        "statistic": r.statistic,
+        "p_value": r.p_value,
+        "alpha": r.alpha,
+        "threshold": r.threshold,
+        "drift": r.drift,
+        "severity": r.severity,
+        "window_start": r.window_start,
+        "window_end": r.window_end,
+        "details": loads(r.details) or {},
+        "created_at": r.created_at,
+    }
 
 
 class FindingsMixin(StoreBase):
@@ -94,26 +118,44 @@ class FindingsMixin(StoreBase):
             rows = list(conn.execute(query).all())
         if limit is not None:
             rows.reverse()
-        return [
-            {
-                "id": r.id,
-                "model": model,
-                "check": r.check_name,
-                "subject": r.subject,
-                "method": r.method,
-                "statistic": r.statistic,
-                "p_value": r.p_value,
-                "alpha": r.alpha,
-                "threshold": r.threshold,
-                "drift": r.drift,
-                "severity": r.severity,
-                "window_start": r.window_start,
-                "window_end": r.window_end,
-                "details": loads(r.details) or {},
-                "created_at": r.created_at,
-            }
-            for r in rows
-        ]
+        return [_finding_dict(model, r) for r in rows]
+
+    def get_finding(self, project: str, model: str, finding_id: int) -> dict[str, Any]:
+        """One finding of the model by its id (as :meth:`list_findings` gives it); KeyError
+        when the model has none with that id."""
+        if not isinstance(finding_id, int) or isinstance(finding_id, bool) or finding_id < 1:
+            raise ValueError(f"finding_id: a positive integer, got {finding_id!r}")
+        fi = T.findings
+        with self._tx() as conn:
+            mid = self._model_id(conn, project, model)
+            row = conn.execute(
+                sa.select(fi).where(fi.c.model_id == mid, fi.c.id == finding_id)
+            ).first()
+        if row is None:
+            raise KeyError(f"model {model!r} has no finding {finding_id}")
+        return _finding_dict(model, row)
+
+    def set_finding_explanation(
+        self, project: str, model: str, finding_id: int, explanation: Mapping[str, Any]
+    ) -> None:
+        """Keep ``explanation`` in the finding's details (``details["explanation"]``, at most
+        :data:`MAX_EXPLANATION_BYTES` of JSON), replacing an earlier one."""
+        text = json.dumps(dict(explanation), default=str)
+        if len(text) > MAX_EXPLANATION_BYTES:
+            raise ValueError(
+                f"explanation: {len(text)} bytes of JSON, more than {MAX_EXPLANATION_BYTES}"
+            )
+        self.get_finding(project, model, finding_id)  # KeyError when it is not this model's
+        fi = T.findings
+        with self._tx(write=True) as conn:
+            current = conn.execute(sa.select(fi.c.details).where(fi.c.id == finding_id)).scalar()
+            details = dict(loads(current) or {})
+            details["explanation"] = json.loads(text)
+            conn.execute(
+                sa.update(fi)
+                .where(fi.c.id == finding_id)
+                .values(details=opt_dict(details, "details"))
+            )
 
     def add_metric_values(
         self,

@@ -216,6 +216,22 @@ class JobsMixin(StoreBase):
             row, model = self._job_model(conn, project, job_id)
         return _job_dict(model, row)
 
+    def update_job_outputs(
+        self, project: str, job_id: int, outputs: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Merge ``outputs`` into a job's outputs (any state): what the loop learned after the
+        trainer ended (the gate's and the shadow test's reports, the registered version)."""
+        jb = T.jobs
+        _json(outputs, "outputs")
+        with self._tx(write=True) as conn:
+            row, _ = self._job_model(conn, project, job_id)
+            merged = {**(loads(row.outputs) or {}), **outputs}
+            conn.execute(
+                sa.update(jb).where(jb.c.id == int(job_id)).values(outputs=_json(merged, "outputs"))
+            )
+            row, model = self._job_model(conn, project, job_id)
+        return _job_dict(model, row)
+
     def cancel_job(self, project: str, job_id: int) -> dict[str, Any]:
         """Cancel a queued or running job (its runner stops the trainer at its next heartbeat)."""
         return self.finish_job(project, job_id, "cancelled", error="cancelled")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,11 +23,89 @@ AUDIT_ACTIONS = (
     "token.revoke",
     "monitors.set",
     "plan.set",
+    "sinks.set",
     "alias.move",
     "alias.rollback",
     "project.create",
+    "job.queue",
+    "job.cancel",
+    "loop.job_queued",
+    "loop.job_started",
+    "loop.job_succeeded",
+    "loop.job_failed",
+    "loop.job_cancelled",
+    "loop.gate_passed",
+    "loop.gate_failed",
+    "loop.shadow_started",
+    "loop.shadow_decided",
+    "loop.promotion_pending",
+    "loop.promoted",
+    "loop.rolled_back",
+    "loop.confirmed",
 )
 """Admin actions the audit log records (others are refused, so a typo is not a new action)."""
+
+
+def digest(value: Any) -> str:
+    """A short fingerprint of a JSON-like value (SHA-256 of its canonical JSON, 16 hex digits):
+    two entries with one digest recorded the same content, and no secret can be read back.
+
+    >>> digest({"b": 1, "a": [2]}) == digest({"a": [2], "b": 1})
+    True
+    """
+    text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def sink_summary(sinks: Sequence[Any] | None) -> list[dict[str, Any]]:
+    """Each sink's type and name, never its address or credentials."""
+    out = []
+    for sink in list(sinks or [])[:100]:
+        if isinstance(sink, Mapping):
+            out.append({"type": sink.get("type"), "name": sink.get("name")})
+    return out
+
+
+def change_summary(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> dict[str, Any]:
+    """What an audit entry says about a replaced configuration: the new and the previous
+    digest, and which top-level sections changed (never their content).
+
+    >>> change_summary({"window": 1, "rules": []}, {"window": 2, "rules": []})["changed"]
+    ['window']
+    """
+    keys = set(after) | set(before or {})
+    return {
+        "digest": digest(dict(after)),
+        "previous_digest": None if before is None else digest(dict(before)),
+        "changed": sorted(str(k) for k in keys if (before or {}).get(k) != after.get(k)),
+    }
+
+
+def insert_audit(
+    conn: sa.Connection,
+    action: str,
+    *,
+    project: str | None = None,
+    actor: str | None = None,
+    target: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write one audit entry inside the caller's transaction (so the change and its entry are
+    stored together or not at all); returns it."""
+    if action not in AUDIT_ACTIONS:
+        raise ValueError(f"action: unknown audit action {action!r}; known: {AUDIT_ACTIONS}")
+    if project is not None:
+        check_name(project, "project")
+    entry = {
+        "project": project,
+        "at": timestamp(),
+        "actor": None if actor is None else str(actor)[:256],
+        "action": action,
+        "target": None if target is None else str(target)[:512],
+        "details": json.dumps(dict(details or {}), sort_keys=True, default=str),
+    }
+    conn.execute(sa.insert(T.audit_log), [entry])
+    return {**entry, "details": dict(details or {})}
 
 
 class OutliersMixin(StoreBase):
@@ -138,21 +217,54 @@ class OutliersMixin(StoreBase):
         details: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Record an admin action; returns the entry."""
-        if action not in AUDIT_ACTIONS:
-            raise ValueError(f"action: unknown audit action {action!r}; known: {AUDIT_ACTIONS}")
-        if project is not None:
-            check_name(project, "project")
-        entry = {
-            "project": project,
-            "at": timestamp(),
-            "actor": None if actor is None else str(actor)[:256],
-            "action": action,
-            "target": None if target is None else str(target)[:512],
-            "details": json.dumps(dict(details or {}), sort_keys=True, default=str),
-        }
         with self._tx(write=True) as conn:
-            conn.execute(sa.insert(T.audit_log), [entry])
-        return {**entry, "details": dict(details or {})}
+            return insert_audit(
+                conn, action, project=project, actor=actor, target=target, details=details
+            )
+
+    def audit_config_change(
+        self,
+        action: str,
+        project: str,
+        model: str,
+        before: Mapping[str, Any] | None,
+        after: Mapping[str, Any],
+        *,
+        actor: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Record a replaced monitor configuration or plan (``action`` ``monitors.set`` or
+        ``plan.set``) with its :func:`change_summary`, and a ``sinks.set`` entry too when its
+        sinks changed (their types and names, never their addresses); returns the entries."""
+        if action not in ("monitors.set", "plan.set"):
+            raise ValueError(f"action: expected monitors.set or plan.set, got {action!r}")
+        target = f"model:{model}"
+        old_sinks = (before or {}).get("sinks") or []
+        new_sinks = after.get("sinks") or []
+        with self._tx(write=True) as conn:
+            entries = [
+                insert_audit(
+                    conn,
+                    action,
+                    project=project,
+                    actor=actor,
+                    target=target,
+                    details=change_summary(before, after),
+                )
+            ]
+            if digest(old_sinks) != digest(new_sinks):
+                details = {
+                    "sinks": sink_summary(new_sinks),
+                    "previous": sink_summary(old_sinks),
+                    "digest": digest(new_sinks),
+                    "via": action,
+                }
+                entries.append(
+                    insert_audit(
+                        conn, "sinks.set", project=project, actor=actor, target=target,
+                        details=details,
+                    )
+                )  # fmt: skip
+        return entries
 
     def audit_log(
         self,

@@ -179,6 +179,7 @@ def parse_query(params: Any) -> tuple[SampleQuery, str | None, int]:
         version=single.get("version") or None,
         score_min=_opt_float(single, "score_min"),
         score_max=_opt_float(single, "score_max"),
+        outlier_p_max=_opt_float(single, "outlier_p_max"),
         flagged=_opt_bool(single, "flagged"),
         predicted=single.get("predicted") or None,
         label=single.get("label") or None,
@@ -298,6 +299,30 @@ def finding_samples(request: Request, session: SessionDep, model: str, finding_i
     params = V.finding_filters(_state(request).store, session.project, model, finding)
     params.append(("finding", str(finding_id)))
     return RedirectResponse(f"{PREFIX}/models/{model}/samples?{urlencode(params)}", 303)
+
+
+@router.get("/models/{model}/findings/{finding_id}")
+def finding_page(request: Request, session: SessionDep, model: str, finding_id: int) -> Response:
+    """One finding: its figures, its details, and its explanation when one was computed."""
+    _model(request, session, model)
+    if not 1 <= finding_id <= 2**62:
+        raise HTTPException(404, detail=f"finding {finding_id} not found")
+    try:
+        finding = _state(request).store.get_finding(session.project, model, finding_id)
+    except KeyError:
+        raise HTTPException(404, detail=f"finding {finding_id} not found") from None
+    details = dict(finding.get("details") or {})
+    explanation = details.pop("explanation", None)
+    return _page(
+        request,
+        "finding.html",
+        session,
+        model=model,
+        finding=finding,
+        details=V.plain_details(details),
+        explanation=explanation,
+        samples=V.samples_link(model, finding),
+    )
 
 
 @router.get("/alerts/{alert_id}")

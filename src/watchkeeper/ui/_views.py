@@ -7,6 +7,7 @@ figures from the same function.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -202,6 +203,15 @@ def _tail(
     if float(np.median(cur)) >= q50:
         return float(q95), None
     return None, float(q05)
+
+
+def plain_details(details: Mapping[str, Any], limit: int = 40) -> list[tuple[str, str]]:
+    """A finding's details as (key, short text) rows for a table (the first ``limit`` keys)."""
+    rows = []
+    for key in sorted(details)[:limit]:
+        text = json.dumps(details[key], default=str)
+        rows.append((str(key), text if len(text) <= 300 else text[:297] + "..."))
+    return rows
 
 
 def finding_rows(model: str, findings: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from watchkeeper.server.deps import (
     epoch_query,
 )
 from watchkeeper.server.ingest import ModelName
-from watchkeeper.server.routers.audit import record
+from watchkeeper.server.routers.audit import actor_of
 
 router = APIRouter(prefix="/v1", tags=["monitors"])
 
@@ -81,8 +81,11 @@ async def put_monitor_config(
             validate_alerting(cfg.rules, cfg.sinks, settings.sink_policy())
         except (ValueError, TypeError) as exc:
             raise HTTPException(422, detail=str(exc)) from exc
+        before = store.get_monitor_config(project, model)
         store.put_monitor_config(project, model, cfg.to_dict())
-        record(store, "monitors.set", project, request, target=f"model:{model}")
+        store.audit_config_change(
+            "monitors.set", project, model, before, cfg.to_dict(), actor=actor_of(request)
+        )
         return {"source": "stored", "config": cfg.to_dict()}
 
     return _clean(await run_in_threadpool(work))

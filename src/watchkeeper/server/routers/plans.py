@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException
+from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
 from watchkeeper.server.deps import AdminProject, ReadProject, SettingsDep, StoreDep
 from watchkeeper.server.ingest import ModelName
+from watchkeeper.server.routers.audit import actor_of
 from watchkeeper.server.routers.monitors import _clean, _model_or_404
 
 router = APIRouter(prefix="/v1", tags=["loop"])
@@ -35,6 +36,7 @@ async def get_plan(model: ModelName, project: ReadProject, store: StoreDep) -> A
 @router.put("/models/{model}/plan")
 async def put_plan(
     model: ModelName,
+    request: Request,
     project: AdminProject,
     store: StoreDep,
     settings: SettingsDep,
@@ -44,7 +46,7 @@ async def put_plan(
 
     def work() -> Any:
         from watchkeeper.loop import MaintenancePlan
-        from watchkeeper.loop._plan import put_plan
+        from watchkeeper.loop._plan import get_plan, put_plan
 
         _model_or_404(store, project, model)
         try:
@@ -52,7 +54,12 @@ async def put_plan(
             p = MaintenancePlan.from_dict(plan).validate(policy)
         except (ValueError, TypeError) as exc:
             raise HTTPException(422, detail=str(exc)) from exc
+        found = get_plan(store, project, model)
         put_plan(store, project, model, p, policy)
+        store.audit_config_change(
+            "plan.set", project, model, found and found[1].to_dict(), p.to_dict(),
+            actor=actor_of(request),
+        )
         return {"source": "stored", "plan": p.to_dict()}
 
     return _clean(await run_in_threadpool(work))

@@ -44,7 +44,8 @@ async def create_token(
     await run_in_threadpool(
         partial(
             record, store, "token.create", project, request,
-            target=f"token:{token[:10]}", details={"scopes": sorted(set(body.scopes))},
+            target=f"token:{token[:10]}",
+            details={"scopes": sorted(set(body.scopes)), "expires_at": expires_at},
         )
     )
     return {

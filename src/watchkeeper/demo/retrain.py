@@ -178,12 +178,14 @@ DAY = 86400.0
 
 
 def _serve_day(
-    net: Any, monitor: Any, docs: Any, ids: np.ndarray, ts: np.ndarray, shadow: Any = None
+    net: Any, monitor: Any, docs: Any, ids: np.ndarray, ts: np.ndarray, shadow: Any = None,
+    payloads: Any = None,
 ) -> None:
     """The champion scores a day through its monitoring hook; the shadow gets a mirror."""
     from watchkeeper.demo.model import require_torch, to_tensor
-    from watchkeeper.demo.scenario import FEATURES
+    from watchkeeper.demo.scenario import FEATURES, PROJECT
     from watchkeeper.integrations.images import image_properties
+    from watchkeeper.payloads import thumbnail
 
     torch = require_torch()
     props = image_properties(docs.images)
@@ -191,7 +193,10 @@ def _serve_day(
         for i in range(0, len(ids), 250):
             sl = slice(i, i + 250)
             tags = {"branch": docs.branch[sl], "scanner": docs.scanner[sl]}
-            monitor.annotate(ids=ids[sl], ts=ts[sl], tags=tags,
+            # the thumbnails a person looks at, as on the scheduled days
+            refs = None if payloads is None else [
+                payloads.put(PROJECT, thumbnail(img, size=96)) for img in docs.images[sl]]
+            monitor.annotate(ids=ids[sl], ts=ts[sl], tags=tags, payload_refs=refs,
                              features={k: props[k][sl] for k in FEATURES})  # fmt: skip
             net(to_tensor(docs.images[sl]))
             if shadow is not None:
@@ -262,7 +267,7 @@ def close_the_loop(
     *, out: Any, store: Any, admin: Any, client: Any, hook: Any, net: Any, monitor: Any,
     weights: Path, op: Any, cfg: Any, reference: Any, val: Any, val_props: Any, base: float,
     day_docs: dict[int, Any], reports: list[Any], rng: np.random.Generator, artifacts: Path,
-    report_day: Any, narrate_day: Any, estimator_for: Any,
+    report_day: Any, narrate_day: Any, estimator_for: Any, payloads: Any = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Run the loop after the scheduled days; print each phase and how long it took."""
     from watchkeeper.demo.model import predict
@@ -343,15 +348,15 @@ def close_the_loop(
     )
     out.print(f"   Trigger fired ({fired}): retraining job {job['id']} queued.")
     # Reviewers label a sample of the scanner days; the pixels go to the payload store.
-    payloads: dict[str, np.ndarray] = {}
+    pixels: dict[str, np.ndarray] = {}
     n_labels = 0
     for _d, (ids, docs, _ts) in sorted(day_docs.items()):
         pick = rng.random(len(ids)) < REVIEWED_SHARE
         client.log_labels(MODEL, ids[pick], docs.labels[pick].astype(np.int64))
         n_labels += int(pick.sum())
-        payloads.update({str(i): img for i, img in zip(ids, docs.images, strict=True)})
+        pixels.update({str(i): img for i, img in zip(ids, docs.images, strict=True)})
     client.flush(timeout=60)
-    np.savez(payload_file, **payloads)  # type: ignore[arg-type]
+    np.savez(payload_file, **pixels)  # type: ignore[arg-type]
     out.print(f"   Reviewers labelled {n_labels:,} documents of the {len(day_docs)} scanner "
               f"days ({REVIEWED_SHARE:.0%}).")  # fmt: skip
     timings["trigger and labels"] = time.perf_counter() - t
@@ -390,7 +395,7 @@ def close_the_loop(
     evaluation = pd.read_parquet(ds["eval"])
     recent = evaluation[evaluation["source"] == "production"]
     recent_ids = recent["id"].to_numpy(dtype=object)
-    recent_images = np.stack([payloads[str(i)] for i in recent_ids])
+    recent_images = np.stack([pixels[str(i)] for i in recent_ids])
     chall_recent, _ = predict(challenger, recent_images)
     y_recent = recent["label"].astype(float).astype(np.int64).to_numpy()
     # "recent" first: the challenger's threshold is re-fitted where it will serve.
@@ -453,7 +458,7 @@ def close_the_loop(
         start, end = base + (d - 1) * DAY, base + d * DAY
         docs, ids, ts = _new_day(cfg, rng, d, start)
         shadow = Shadow(challenger_scores, client, MODEL, version2, queue_size=1000)
-        _serve_day(net, monitor, docs, ids, ts, shadow)
+        _serve_day(net, monitor, docs, ids, ts, shadow, payloads=payloads)
         shadow.flush(timeout=120)
         shadow.close()
         pick = rng.random(len(ids)) < SHADOW_LABELLED
@@ -533,7 +538,7 @@ def close_the_loop(
             d2 = d + k
             start, end = base + (d2 - 1) * DAY, base + d2 * DAY
             docs, ids, ts = _new_day(cfg, rng, d2, start)
-            _serve_day(challenger, new_monitor, docs, ids, ts)
+            _serve_day(challenger, new_monitor, docs, ids, ts, payloads=payloads)
             client.flush(timeout=60)
             before = len(hook.received)
             run = admin.post(f"/v1/models/{MODEL}/monitors:run", params={"now": end})

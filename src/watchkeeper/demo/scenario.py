@@ -437,6 +437,7 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
         weights=weights, op=op, cfg=cfg, reference=reference, val=val, val_props=val_props,
         base=base, day_docs=day_docs, reports=reports, rng=rng, artifacts=artifacts,
         report_day=_report_day, narrate_day=_narrate_day, estimator_for=_estimator,
+        payloads=payloads,
     )
     timings.update({f"loop: {k}": v for k, v in loop.get("timings", {}).items()})
     client.close(timeout=30)

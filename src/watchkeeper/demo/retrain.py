@@ -178,12 +178,14 @@ DAY = 86400.0
 
 
 def _serve_day(
-    net: Any, monitor: Any, docs: Any, ids: np.ndarray, ts: np.ndarray, shadow: Any = None
+    net: Any, monitor: Any, docs: Any, ids: np.ndarray, ts: np.ndarray, shadow: Any = None,
+    payloads: Any = None,
 ) -> None:
     """The champion scores a day through its monitoring hook; the shadow gets a mirror."""
     from watchkeeper.demo.model import require_torch, to_tensor
-    from watchkeeper.demo.scenario import FEATURES
+    from watchkeeper.demo.scenario import FEATURES, PROJECT
     from watchkeeper.integrations.images import image_properties
+    from watchkeeper.payloads import thumbnail
 
     torch = require_torch()
     props = image_properties(docs.images)
@@ -191,7 +193,10 @@ def _serve_day(
         for i in range(0, len(ids), 250):
             sl = slice(i, i + 250)
             tags = {"branch": docs.branch[sl], "scanner": docs.scanner[sl]}
-            monitor.annotate(ids=ids[sl], ts=ts[sl], tags=tags,
+            # the thumbnails a person looks at, as on the scheduled days
+            refs = None if payloads is None else [
+                payloads.put(PROJECT, thumbnail(img, size=96)) for img in docs.images[sl]]
+            monitor.annotate(ids=ids[sl], ts=ts[sl], tags=tags, payload_refs=refs,
                              features={k: props[k][sl] for k in FEATURES})  # fmt: skip
             net(to_tensor(docs.images[sl]))
             if shadow is not None:
@@ -204,6 +209,8 @@ SHADOW_LABELLED = 0.4
 """Share of the shadow day's documents that get a label."""
 DAYS_AFTER = 2
 """Days served by the promoted challenger, the length of the watch period."""
+SHADOW_MAX_DAYS = 3
+"""The shadow test's maximum duration: it ends as soon as the sequential test decides."""
 
 
 def _recent_reference(
@@ -260,7 +267,7 @@ def close_the_loop(
     *, out: Any, store: Any, admin: Any, client: Any, hook: Any, net: Any, monitor: Any,
     weights: Path, op: Any, cfg: Any, reference: Any, val: Any, val_props: Any, base: float,
     day_docs: dict[int, Any], reports: list[Any], rng: np.random.Generator, artifacts: Path,
-    report_day: Any, narrate_day: Any, estimator_for: Any,
+    report_day: Any, narrate_day: Any, estimator_for: Any, payloads: Any = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Run the loop after the scheduled days; print each phase and how long it took."""
     from watchkeeper.demo.model import predict
@@ -307,7 +314,7 @@ def close_the_loop(
             ],
             "segments": None,
         },
-        "shadow": {"duration": "1d", "alpha": 0.05},
+        "shadow": {"duration": f"{SHADOW_MAX_DAYS}d", "alpha": 0.05},
         "promotion": "auto",
         "rollback": {"watch": f"{DAYS_AFTER}d", "verdicts": ["model_change"]},
     }}  # fmt: skip
@@ -341,15 +348,15 @@ def close_the_loop(
     )
     out.print(f"   Trigger fired ({fired}): retraining job {job['id']} queued.")
     # Reviewers label a sample of the scanner days; the pixels go to the payload store.
-    payloads: dict[str, np.ndarray] = {}
+    pixels: dict[str, np.ndarray] = {}
     n_labels = 0
     for _d, (ids, docs, _ts) in sorted(day_docs.items()):
         pick = rng.random(len(ids)) < REVIEWED_SHARE
         client.log_labels(MODEL, ids[pick], docs.labels[pick].astype(np.int64))
         n_labels += int(pick.sum())
-        payloads.update({str(i): img for i, img in zip(ids, docs.images, strict=True)})
+        pixels.update({str(i): img for i, img in zip(ids, docs.images, strict=True)})
     client.flush(timeout=60)
-    np.savez(payload_file, **payloads)  # type: ignore[arg-type]
+    np.savez(payload_file, **pixels)  # type: ignore[arg-type]
     out.print(f"   Reviewers labelled {n_labels:,} documents of the {len(day_docs)} scanner "
               f"days ({REVIEWED_SHARE:.0%}).")  # fmt: skip
     timings["trigger and labels"] = time.perf_counter() - t
@@ -388,7 +395,7 @@ def close_the_loop(
     evaluation = pd.read_parquet(ds["eval"])
     recent = evaluation[evaluation["source"] == "production"]
     recent_ids = recent["id"].to_numpy(dtype=object)
-    recent_images = np.stack([payloads[str(i)] for i in recent_ids])
+    recent_images = np.stack([pixels[str(i)] for i in recent_ids])
     chall_recent, _ = predict(challenger, recent_images)
     y_recent = recent["label"].astype(float).astype(np.int64).to_numpy()
     # "recent" first: the challenger's threshold is re-fitted where it will serve.
@@ -435,47 +442,58 @@ def close_the_loop(
               f"on): TPR {op2.tpr:.1%}, FPR {op2.fpr:.1%} "
               f"[dim]({timings['gate']:.1f} s)[/]")  # fmt: skip
 
-    # --- a shadow day ----------------------------------------------------------------------------
+    # --- the shadow test: a day at a time until the sequential test decides --------------------
     t = time.perf_counter()
     admin.post("/v1/models", json={"name": shadow_model(MODEL)})
-    d = days + 1
-    start, end = base + days * DAY, base + d * DAY
-    docs, ids, ts = _new_day(cfg, rng, d, start)
 
     def challenger_scores(images: np.ndarray) -> dict[str, Any]:
         scores, _ = predict(challenger, images)
         return {"scores": scores}
 
-    shadow = Shadow(challenger_scores, client, MODEL, version2, queue_size=1000)
-    _serve_day(net, monitor, docs, ids, ts, shadow)
-    shadow.flush(timeout=120)
-    shadow.close()
-    pick = rng.random(len(ids)) < SHADOW_LABELLED
-    client.log_labels(MODEL, ids[pick], docs.labels[pick].astype(np.int64))
-    client.flush(timeout=60)
-    run = admin.post(f"/v1/models/{MODEL}/monitors:run", params={"now": end})
-    before = len(hook.received)
-    report = report_day(store, {"day": d, "act": "new scanner, challenger in shadow"}, start,
-                        end, op, cfg, reference, estimator_for(op, reference.scores,
-                        reference.labels.astype(np.int64)), run.json(),
-                        hook.received[before:])  # fmt: skip
-    reports.append(report)
-    narrate_day(out, report)
-    champion_w = store.read_window(PROJECT, MODEL, start=start, end=end, embeddings=False)
-    shadow_w = store.read_window(PROJECT, shadow_model(MODEL), start=start, end=end,
-                                 embeddings=False)  # fmt: skip
-    sr = shadow_report(
-        champion_w, shadow_w, champion_threshold=float(op.threshold),
-        challenger_threshold=float(op2.threshold), challenger_op=op2,
-        expected_prevalence=cfg.prevalence, alpha=retraining["shadow"]["alpha"],
-    )  # fmt: skip
-    timings["shadow day"] = time.perf_counter() - t
-    out.print(f"   Reviewers labelled {int(pick.sum())} documents of the shadow day; "
-              f"{shadow.stats.dropped} mirrored documents dropped "
-              f"[dim]({timings['shadow day']:.1f} s)[/]")  # fmt: skip
+    shadow_start = base + days * DAY
+    seen: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # labelled: images, labels, ids
+    d = days
+    for _k in range(SHADOW_MAX_DAYS):
+        d += 1
+        start, end = base + (d - 1) * DAY, base + d * DAY
+        docs, ids, ts = _new_day(cfg, rng, d, start)
+        shadow = Shadow(challenger_scores, client, MODEL, version2, queue_size=1000)
+        _serve_day(net, monitor, docs, ids, ts, shadow, payloads=payloads)
+        shadow.flush(timeout=120)
+        shadow.close()
+        pick = rng.random(len(ids)) < SHADOW_LABELLED
+        client.log_labels(MODEL, ids[pick], docs.labels[pick].astype(np.int64))
+        client.flush(timeout=60)
+        seen.append((docs.images[pick], docs.labels[pick].astype(np.int64), ids[pick]))
+        run = admin.post(f"/v1/models/{MODEL}/monitors:run", params={"now": end})
+        before = len(hook.received)
+        report = report_day(store, {"day": d, "act": "new scanner, challenger in shadow"},
+                            start, end, op, cfg, reference, estimator_for(op, reference.scores,
+                            reference.labels.astype(np.int64)), run.json(),
+                            hook.received[before:])  # fmt: skip
+        reports.append(report)
+        narrate_day(out, report)
+        # The whole shadow period so far: the sequential test is valid at every look.
+        champion_w = store.read_window(PROJECT, MODEL, start=shadow_start, end=end,
+                                       embeddings=False)  # fmt: skip
+        shadow_w = store.read_window(PROJECT, shadow_model(MODEL), start=shadow_start, end=end,
+                                     embeddings=False)  # fmt: skip
+        sr = shadow_report(
+            champion_w, shadow_w, champion_threshold=float(op.threshold),
+            challenger_threshold=float(op2.threshold), challenger_op=op2,
+            expected_prevalence=cfg.prevalence, alpha=retraining["shadow"]["alpha"],
+        )  # fmt: skip
+        out.print(f"   Reviewers labelled {int(pick.sum())} documents of the shadow day; "
+                  f"{shadow.stats.dropped} mirrored documents dropped; sequential test: "
+                  f"[bold]{sr.decision}[/].")  # fmt: skip
+        if sr.decision != "continue":
+            break
+    timings["shadow"] = time.perf_counter() - t
+    out.print(f"   [dim]({timings['shadow']:.1f} s)[/]")
     for line in sr.summary():
         out.print("   " + line)
     result["shadow"] = sr.to_dict()
+    result["shadow_days"] = len(seen)
     if sr.decision != "promote":
         out.print("   The sequential test did not find the challenger better: no promotion.")
         return result
@@ -483,20 +501,21 @@ def close_the_loop(
     # --- promotion and the days after -------------------------------------------------------------
     t = time.perf_counter()
     # Before it serves, the challenger's operating point and reference take in the shadow
-    # day's labelled documents too (scored by the challenger in shadow, never trained on).
-    shadow_props = image_properties(docs.images[pick])
+    # days' labelled documents too (scored by the challenger in shadow, never trained on).
+    shadow_images = np.concatenate([x[0] for x in seen])
+    shadow_props = image_properties(shadow_images)
     op2, reference2 = _recent_reference(
-        challenger, np.concatenate([recent_images, docs.images[pick]]),
+        challenger, np.concatenate([recent_images, shadow_images]),
         {k: np.concatenate([recent_features[k], shadow_props[k]]) for k in FEATURES},
-        np.concatenate([y_recent, docs.labels[pick].astype(np.int64)]),
-        np.concatenate([recent_ids, ids[pick]]), version2, target_tpr,
+        np.concatenate([y_recent, *(x[1] for x in seen)]),
+        np.concatenate([recent_ids, *(x[2] for x in seen)]), version2, target_tpr,
     )  # fmt: skip
     _register_reference(admin, store, version2, op2, reference2, cfg, {})
     from watchkeeper.estimation import expect_flags
 
     band = expect_flags(op2, cfg.prevalence, int(cfg.volume))
     out.print(f"   {version2}'s operating point re-fitted on {len(reference2)} recent labelled "
-              f"documents (the gate's slice and the shadow day's): threshold "
+              f"documents (the gate's slice and the shadow's): threshold "
               f"{op2.threshold:.3f}, TPR {op2.tpr:.1%}, FPR {op2.fpr:.1%}; expect "
               f"{band.expected:.0f} flags a day, band [{band.low}, {band.high}].")  # fmt: skip
     before = len(hook.received)
@@ -519,7 +538,7 @@ def close_the_loop(
             d2 = d + k
             start, end = base + (d2 - 1) * DAY, base + d2 * DAY
             docs, ids, ts = _new_day(cfg, rng, d2, start)
-            _serve_day(challenger, new_monitor, docs, ids, ts)
+            _serve_day(challenger, new_monitor, docs, ids, ts, payloads=payloads)
             client.flush(timeout=60)
             before = len(hook.received)
             run = admin.post(f"/v1/models/{MODEL}/monitors:run", params={"now": end})

@@ -344,7 +344,7 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
     )
 
     # --- 3. the days ---------------------------------------------------------------------------
-    from watchkeeper.demo.retrain import DAYS_AFTER
+    from watchkeeper.demo.retrain import DAYS_AFTER, SHADOW_MAX_DAYS
     from watchkeeper.integrations.torch import monitor_module
     from watchkeeper.payloads import PayloadStore, default_root, thumbnail
     from watchkeeper.sdk import Client
@@ -363,9 +363,9 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
         notes.append("watchkeeper.runner is not available: the operating-point verdict, prior "
                      "shift and drift below are computed with watchkeeper.estimation and "
                      "watchkeeper.stats directly on the stored windows, and no alert is sent")
-    # more days in the past: the loop's shadow day and the days after the promotion
+    # more days in the past: the loop's shadow days and the days after the promotion
     base = math.floor(time.time() / DAY) * DAY - (
-        cfg.days + 1 + DAYS_AFTER) * DAY  # type: ignore[operator]
+        cfg.days + SHADOW_MAX_DAYS + DAYS_AFTER) * DAY  # type: ignore[operator]
     day_docs: dict[int, tuple[np.ndarray, Any, np.ndarray]] = {}
     day_ids: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     reports: list[DayReport] = []
@@ -437,6 +437,7 @@ def run_demo(config: DemoConfig | None = None, console: Any = None) -> DemoResul
         weights=weights, op=op, cfg=cfg, reference=reference, val=val, val_props=val_props,
         base=base, day_docs=day_docs, reports=reports, rng=rng, artifacts=artifacts,
         report_day=_report_day, narrate_day=_narrate_day, estimator_for=_estimator,
+        payloads=payloads,
     )
     timings.update({f"loop: {k}": v for k, v in loop.get("timings", {}).items()})
     client.close(timeout=30)

@@ -230,4 +230,16 @@ def test_job_with_strategy_awe_registers_the_ensemble(tmp_path: Path) -> None:
     assert lineage["chunk"]["fingerprint"] == done["outputs"]["dataset"]["fingerprint"]
     body = json.loads(Path(done["outputs"]["artifact"]).read_text())
     assert set(body["artifacts"]) == set(ens["members"])
+    # the gate judges the ensemble: its scores on every labelled evaluation row, beside it
+    import pandas as pd
+
+    from watchkeeper.loop._cycle import _challenger_scores
+
+    gated = _challenger_scores(done["outputs"])
+    evaluation = pd.read_parquet(done["outputs"]["dataset"]["eval"])
+    labelled = evaluation[evaluation["label"].notna()].reset_index(drop=True)
+    assert gated["id"].tolist() == labelled["id"].astype(str).tolist()
+    members = {m: score(body["artifacts"][m], labelled) for m in ens["members"]}
+    expected = sum(w * members[m] for m, w in zip(ens["members"], ens["weights"], strict=True))
+    np.testing.assert_allclose(gated["score"], expected / sum(ens["weights"]))
     store.close()

@@ -421,4 +421,15 @@ def awe_after_training(
         out_dir=out_dir, max_members=cfg["max_members"], extra={member: artifact},
         chunk={"fingerprint": fingerprint} if fingerprint else None,
     )  # fmt: skip
+    # The gate judges the job's challenger by its scores on the evaluation set: the ensemble's,
+    # written beside its artifact, so the gate compares the ensemble (not the new member).
+    _, members = load_ensemble(Path(out_dir) / ENSEMBLE_FILE)
+    fn = _load_scorer(cfg["scorer"])
+    rows = frame[frame["label"].notna()].reset_index(drop=True)
+    scores = {
+        name: _member_scores(np.asarray(fn(path, rows), np.float64), len(rows), f"scorer({name!r})")
+        for name, path in members.items()
+    }
+    written = pd.DataFrame({"id": rows["id"].astype(str), "score": ensemble.predict(scores)})
+    written.to_parquet(Path(out_dir) / "eval_scores.parquet", index=False)
     return {"version": version, "member": member, **ensemble.to_dict()}

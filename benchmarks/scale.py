@@ -57,7 +57,9 @@ def make_table(n: int, directory: Path, seed: int = 0) -> Path:
         m = min(FILE_ROWS, n - start)
         name = f"part-{part:04d}-{m}.parquet"
         link = directory / name
-        if not link.exists():
+        if link.is_symlink() and link.resolve() != (store / name).resolve():
+            link.unlink()  # a link left by a table written elsewhere (another checkout)
+        if not link.is_symlink():
             link.symlink_to((store / name).resolve())
         if (store / name).exists():
             continue

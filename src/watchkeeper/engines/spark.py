@@ -214,7 +214,10 @@ def profile_parquet(
             return
         part = pds.dataset(mine, format="parquet", partitioning="hive",
                            partition_base_dir=base)
-        profiles = profile_batches(part.to_batches(columns=read), options=options)
+        # Arrow's default read-ahead buffers 4 files x 16 batches per task: memory that grows
+        # with the table; one batch ahead keeps a task's memory to about one batch.
+        batches = part.to_batches(columns=read, batch_readahead=1, fragment_readahead=1)
+        profiles = profile_batches(batches, options=options)
         yield from zip(*to_rows(profiles).values(), strict=True)
 
     rows = session.sparkContext.parallelize(files, slices).mapPartitions(per_task).collect()

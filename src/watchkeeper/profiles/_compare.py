@@ -136,7 +136,7 @@ def _scale(a: NumericSummary, pooled: NumericSummary) -> float:
     """Population sd of the reference (of both sides if the reference is constant; else 1)."""
     for s in (a, pooled):
         if s.count:
-            var = s.sumsq / s.count - (s.sum / s.count) ** 2
+            var = s.m2 / s.count
             if var > 1e-24 * max(1.0, (s.sum / s.count) ** 2):
                 return math.sqrt(var)
     return 1.0

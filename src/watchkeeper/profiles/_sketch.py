@@ -195,6 +195,10 @@ class NumericSummary:
     missing: int = 0
     sum: float = 0.0
     sumsq: float = 0.0
+    m2: float = 0.0
+    """Sum of squared deviations from the mean, merged with Chan et al.'s update: the variance
+    from ``sumsq - sum**2 / count`` cancels catastrophically when the mean dwarfs the spread
+    (timestamps, prices), and then depends on how the rows were split into parts."""
     min: float = math.inf
     max: float = -math.inf
     integral: bool = True
@@ -206,11 +210,13 @@ class NumericSummary:
         v = np.asarray(values, dtype=np.float64)
         finite = np.isfinite(v)
         x = v[finite]
+        mean = float(x.mean()) if x.size else 0.0
         return cls(
             count=int(x.size),
             missing=int(np.isnan(v).sum()),
             sum=float(x.sum()),
             sumsq=float(np.square(x).sum()),
+            m2=float(np.square(x - mean).sum()),
             min=float(x.min()) if x.size else math.inf,
             max=float(x.max()) if x.size else -math.inf,
             integral=bool(np.all(x == np.round(x))),
@@ -237,8 +243,7 @@ class NumericSummary:
         """Sample standard deviation of the finite values."""
         if self.count < 2:
             return math.nan
-        var = (self.sumsq - self.sum**2 / self.count) / (self.count - 1)
-        return math.sqrt(max(var, 0.0))
+        return math.sqrt(max(self.m2, 0.0) / (self.count - 1))
 
     def zero(self) -> NumericSummary:
         """The empty summary."""
@@ -246,11 +251,17 @@ class NumericSummary:
 
     def merge(self, other: NumericSummary) -> NumericSummary:
         """Summary of both samples together."""
+        n = self.count + other.count
+        m2 = self.m2 + other.m2
+        if self.count and other.count:
+            delta = other.sum / other.count - self.sum / self.count
+            m2 += delta * delta * (self.count * other.count / n)
         return NumericSummary(
-            count=self.count + other.count,
+            count=n,
             missing=self.missing + other.missing,
             sum=self.sum + other.sum,
             sumsq=self.sumsq + other.sumsq,
+            m2=m2,
             min=min(self.min, other.min),
             max=max(self.max, other.max),
             integral=self.integral and other.integral,
@@ -265,6 +276,7 @@ class NumericSummary:
             "missing": self.missing,
             "sum": self.sum,
             "sumsq": self.sumsq,
+            "m2": self.m2,
             "min": _nan_to_none(self.min),
             "max": _nan_to_none(self.max),
             "integral": self.integral,
@@ -286,6 +298,9 @@ class NumericSummary:
             missing=int(d["missing"]),
             sum=float(d["sum"]),
             sumsq=float(d["sumsq"]),
+            # profiles written before m2 was kept: recovered from the raw sums
+            m2=float(d["m2"]) if "m2" in d else max(
+                float(d["sumsq"]) - float(d["sum"]) ** 2 / max(int(d["count"]), 1), 0.0),
             min=math.inf if d.get("min") is None else float(d["min"]),
             max=-math.inf if d.get("max") is None else float(d["max"]),
             integral=bool(d.get("integral", True)),

@@ -807,7 +807,8 @@ def _summary(out: Any, result: DemoResult, server: Any) -> None:
     out.print()
     out.print(table)
     print_notes(out, result.notes)
-    out.print(f"\n[bold]4. Where the findings are.[/] Everything is in the SQLite file "
+    step = 5 if result.loop else 4  # "4. Closing the loop" comes before when the loop ran
+    out.print(f"\n[bold]{step}. Where the findings are.[/] Everything is in the SQLite file "
               f"[cyan]{result.db}[/] (events, labels, reference, findings, metrics, alerts).")
     # Paths and commands are printed unwrapped so they can be copied.
     lines = [

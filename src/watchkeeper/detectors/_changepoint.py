@@ -23,19 +23,10 @@ from watchkeeper.detectors._base import (
     check_float,
     check_int,
 )
+from watchkeeper.detectors._sequential import _Kernelled
 
 _MAX_RUN = 100_000
 _MAX_WINDOW = 100_000
-
-
-class _Kernelled:
-    _one: FloatArray | None = None
-
-    def _update_one(self, x: float) -> None:
-        if self._one is None:
-            self._one = np.empty(1, dtype=np.float64)
-        self._one[0] = x
-        self._update_block(self._one)  # type: ignore[attr-defined]
 
 
 class BOCPD(_Kernelled, RealDetector):

@@ -210,6 +210,37 @@ def _raw_rows(conn: sa.Connection, query: Any) -> list[Any]:
         cursor.close()
 
 
+def _keyset(
+    select: Any,
+    table: Any,
+    query: SampleQuery,
+    after: tuple[float, str] | None,
+) -> Any:
+    """``select`` on a table keyed by (ts, event_id), restricted to the query's time range and
+    version, resumed after the cursor ``after`` and ordered as the query asks: the keyset scan
+    shared by the outlier and the index pages."""
+    if query.start is not None:
+        select = select.where(table.c.ts >= query.start)
+    if query.end is not None:
+        select = select.where(table.c.ts < query.end)
+    if query.version is not None:
+        select = select.where(table.c.version == query.version)
+    newest = query.order == "newest"
+    if after is not None:
+        ts0, id0 = after
+        if newest:
+            select = select.where(table.c.ts <= ts0).where(
+                sa.not_(sa.and_(table.c.ts == ts0, table.c.event_id >= id0))
+            )
+        else:
+            select = select.where(table.c.ts >= ts0).where(
+                sa.not_(sa.and_(table.c.ts == ts0, table.c.event_id <= id0))
+            )
+    if newest:
+        return select.order_by(table.c.ts.desc(), table.c.event_id.desc())
+    return select.order_by(table.c.ts, table.c.event_id)
+
+
 def _by_chunks(query: SampleQuery) -> bool:
     """Whether a query filters on what the chunks hold and not on labels (kept in the index):
     then scanning chunks whole beats scanning index rows."""
@@ -425,7 +456,6 @@ class ConsoleMixin(StoreBase):
         keyset scan of the outlier scores (``(model, ts)`` index) in batches, each batch's
         events looked up in the event index and filtered by the rest of the query."""
         o = T.outlier_scores
-        newest = query.order == "newest"
         bound = float(query.outlier_p_max)  # type: ignore[arg-type]
         found: list[dict[str, Any]] = []
         scanned = 0
@@ -436,31 +466,14 @@ class ConsoleMixin(StoreBase):
             while True:
                 batch = min(FIRST_BATCH * 2**rounds, OUTLIER_BATCH, max_scan - scanned)
                 rounds += 1
-                select = (
+                select = _keyset(
                     sa.select(o.c.ts, o.c.event_id)
                     .where(o.c.model_id == mid)
-                    .where(o.c.p_value <= bound)
+                    .where(o.c.p_value <= bound),
+                    o,
+                    query,
+                    after,
                 )
-                if query.start is not None:
-                    select = select.where(o.c.ts >= query.start)
-                if query.end is not None:
-                    select = select.where(o.c.ts < query.end)
-                if query.version is not None:
-                    select = select.where(o.c.version == query.version)
-                if after is not None:
-                    ts0, id0 = after
-                    if newest:
-                        select = select.where(o.c.ts <= ts0).where(
-                            sa.not_(sa.and_(o.c.ts == ts0, o.c.event_id >= id0))
-                        )
-                    else:
-                        select = select.where(o.c.ts >= ts0).where(
-                            sa.not_(sa.and_(o.c.ts == ts0, o.c.event_id <= id0))
-                        )
-                if newest:
-                    select = select.order_by(o.c.ts.desc(), o.c.event_id.desc())
-                else:
-                    select = select.order_by(o.c.ts, o.c.event_id)
                 hits = _raw_rows(conn, select.limit(batch))
                 if not hits:
                     break
@@ -521,7 +534,6 @@ class ConsoleMixin(StoreBase):
     ) -> SamplePage:
         """A page by a keyset scan of the event index (filters on labels, or none)."""
         ev = T.events
-        newest = query.order == "newest"
         found: list[dict[str, Any]] = []
         scanned = 0
         next_cursor: str | None = None
@@ -535,30 +547,11 @@ class ConsoleMixin(StoreBase):
                 select = sa.select(
                     ev.c.ts, ev.c.event_id, ev.c.version, ev.c.chunk_id, ev.c.chunk_row, ev.c.label
                 ).where(ev.c.model_id == mid)
-                if query.start is not None:
-                    select = select.where(ev.c.ts >= query.start)
-                if query.end is not None:
-                    select = select.where(ev.c.ts < query.end)
-                if query.version is not None:
-                    select = select.where(ev.c.version == query.version)
                 if query.labelled is False:
                     select = select.where(ev.c.label.is_(None))
                 elif query.labelled or query.label is not None or query.correct is not None:
                     select = select.where(ev.c.label.is_not(None))
-                if after is not None:
-                    ts0, id0 = after
-                    if newest:
-                        select = select.where(ev.c.ts <= ts0).where(
-                            sa.not_(sa.and_(ev.c.ts == ts0, ev.c.event_id >= id0))
-                        )
-                    else:
-                        select = select.where(ev.c.ts >= ts0).where(
-                            sa.not_(sa.and_(ev.c.ts == ts0, ev.c.event_id <= id0))
-                        )
-                if newest:
-                    select = select.order_by(ev.c.ts.desc(), ev.c.event_id.desc())
-                else:
-                    select = select.order_by(ev.c.ts, ev.c.event_id)
+                select = _keyset(select, ev, query, after)
                 index = _raw_rows(conn, select.limit(batch))
                 if not index:
                     next_cursor = None

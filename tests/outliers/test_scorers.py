@@ -61,10 +61,32 @@ def test_planted_outliers_are_found(name: str, rng: np.random.Generator) -> None
 
 def test_exact_knn_agrees_with_scipy(rng: np.random.Generator) -> None:
     ref = rng.normal(size=(700, 9)).astype(np.float32)
-    q = rng.normal(size=(130, 9)).astype(np.float32)
+    q = rng.normal(size=(600, 9)).astype(np.float32)
     oracle = np.sort(cdist(q.astype(np.float64), ref.astype(np.float64)), axis=1)[:, 6]
-    got = exact_kth_distance(q, ref, 7, block_bytes=4 * 700 * 13)  # 13 queries per block
+    # Tiles of 256 queries x 50 rows: several of each, and a short last one of both.
+    got = exact_kth_distance(q, ref, 7, block_bytes=4 * 256 * 50, n_jobs=1)
     np.testing.assert_allclose(got, oracle, rtol=1e-4, atol=1e-4)
+    # Worker threads take shares of the queries: the same distances.
+    np.testing.assert_allclose(exact_kth_distance(q, ref, 7, n_jobs=3), got, rtol=1e-5)
+    # Fewer rows than k: no k-th neighbour.
+    assert np.all(np.isinf(exact_kth_distance(q[:3], ref[:5], 7)))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"k": 0}, "k: must be a positive integer"),
+        ({"k": 2.0}, "k: must be a positive integer"),
+        ({"block_bytes": 0}, "block_bytes: must be a positive integer"),
+        ({"n_jobs": 0}, "n_jobs: must be a positive integer"),
+        ({"n_jobs": True}, "n_jobs: must be a positive integer"),
+        ({"queries": np.zeros((2, 3))}, r"queries: expected shape \(n, 4\)"),
+    ],
+)
+def test_exact_knn_bad_input_names_the_field(kwargs: dict[str, object], message: str) -> None:
+    args: dict[str, object] = {"queries": np.zeros((2, 4)), "reference": np.ones((9, 4)), "k": 2}
+    with pytest.raises(ValueError, match=message):
+        exact_kth_distance(**{**args, **kwargs})  # type: ignore[arg-type]
 
 
 def test_ivf_recall(rng: np.random.Generator) -> None:
@@ -92,7 +114,7 @@ def test_ivf_search_returns_true_neighbours_and_threads_agree(rng: np.random.Gen
         dist, np.linalg.norm(ref[ids] - q[:, None, :], axis=2), rtol=1e-4, atol=1e-4
     )
     assert np.all(np.diff(dist, axis=1) >= 0)
-    assert np.all(ids >= 0)
+    assert np.all(ids >= 0) and ids.dtype == np.int64
     assert np.all(np.diff(np.sort(ids, axis=1), axis=1) > 0)  # no row twice
     # Recall@7 against the exact neighbours (cdist): high, not perfect, and never closer.
     full = cdist(q.astype(np.float64), ref.astype(np.float64))
@@ -110,6 +132,9 @@ def test_ivf_search_returns_true_neighbours_and_threads_agree(rng: np.random.Gen
         index.search(q[:, :5], 7)
     with pytest.raises(ValueError, match="k: must be a positive integer"):
         index.search(q, 0)
+    index.n_probe = 0
+    with pytest.raises(ValueError, match="n_probe: must be a positive integer"):
+        index.search(q, 7)
 
 
 def test_mahalanobis_agrees_with_sklearn_ledoit_wolf(rng: np.random.Generator) -> None:

@@ -1,18 +1,26 @@
 """k-nearest-neighbour distance in embedding space, exact or through an inverted-file index.
 
-*Exact*: squared distances ``|q|^2 - 2 q.r + |r|^2`` by blocked matrix products in
-``float32`` (memory bounded by ``block_bytes``), the k smallest per row by ``np.partition``.
+Both searches are the same two steps: squared distances ``|q|^2 - 2 q.r + |r|^2`` by ``float32``
+matrix products (queries augmented with a 1, rows stored as ``[-2 r, |r|^2]``, so one product
+gives the distance up to the query's own norm), and a compiled kernel that merges each product
+into the queries' running k smallest (one comparison with the current k-th value rejects almost
+every candidate, far cheaper than a partition of each row). Products are cut into tiles of about
+:data:`TILE_BYTES`, so a tile and the running k smallest of its queries stay in a core's cache.
+Worker threads (one per core, single-threaded BLAS each) take shares of the queries.
+
+*Exact*: every query against every reference row, tile by tile.
 *Approximate* (``index="ivf"``): the reference is clustered by k-means (Lloyd's algorithm in
 numpy, on its leading principal axes) into ``n_lists`` lists; a query is compared, at full
 dimension, with the rows of the lists of its ``n_probe`` nearest centroids only. (Distances in
-the principal subspace alone would miss exactly the outliers that leave it.) Queries are
-grouped by list, so every list costs one matrix product for all the queries that probe it, and
-a compiled kernel merges each product into the queries' running k smallest: the loop runs over
-lists, never over rows. Worker threads (one per core, single-threaded BLAS each) take shares of
-the queries. The distances to the rows that are searched are exact, so the approximate score
-is never below the exact one. It is calibrated the same way as the exact one (the held-out
-reference is scored through the same index), so its p-values stay valid; what the index
-changes is only which neighbours count (recall measured in the benchmark).
+the principal subspace alone would miss exactly the outliers that leave it.) The queries are
+put in the order of their nearest list: that list's rows are then compared with a contiguous
+block of queries (no copy), and first, so the running k-th value is already small when the
+farther lists are merged. The other probes are grouped by list, so every list costs one matrix
+product for all the queries that probe it: the loop runs over lists, never over rows. The
+distances to the rows that are searched are exact, so the approximate score is never below the
+exact one. It is calibrated the same way as the exact one (the held-out reference is scored
+through the same index), so its p-values stay valid; what the index changes is only which
+neighbours count (recall measured in the benchmark).
 
 Why no product quantisation: compressed distances pay a table look-up per code and subspace,
 which in numpy or numba costs more per candidate than the float32 matrix product over the few
@@ -22,6 +30,7 @@ hundred rows of the probed lists, and they would lose the guarantee above.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,20 +40,127 @@ from watchkeeper.outliers._conformal import ConformalScorer
 EXACT_LIMIT = 100_000
 """Reference rows up to which ``index="auto"`` searches exactly."""
 
+TILE_BYTES = 1 << 21
+"""Size of one distance tile (queries x rows, float32): about a core's L2 cache."""
+
+MAX_JOBS = 64
+"""Most worker threads one search starts, whatever ``n_jobs`` asks."""
+
 
 def _sq_norms(z: np.ndarray) -> np.ndarray:
     out: np.ndarray = np.einsum("ij,ij->i", z, z)
     return out
 
 
-def _kth_smallest(d2: np.ndarray, k: int) -> np.ndarray:
-    """The k-th smallest value of each row (inf when a row is shorter than k)."""
-    if d2.shape[1] < k:
-        return np.full(d2.shape[0], np.inf, dtype=d2.dtype)
-    if k == 1:
-        out: np.ndarray = d2.min(axis=1)
-        return out
-    return np.partition(d2, k - 1, axis=1)[:, k - 1]
+def _with_ones(q: np.ndarray) -> np.ndarray:
+    """``[q, 1]`` in float32: times ``[-2 r, |r|^2]`` it gives ``|q - r|^2 - |q|^2``."""
+    out = np.empty((q.shape[0], q.shape[1] + 1), dtype=np.float32)
+    out[:, :-1] = q
+    out[:, -1] = 1.0
+    return out
+
+
+def _as_rows(r: np.ndarray, norms: np.ndarray | None = None) -> np.ndarray:
+    """``[-2 r, |r|^2]`` in float32, the stored form of the rows searched."""
+    out = np.empty((r.shape[0], r.shape[1] + 1), dtype=np.float32)
+    np.multiply(r, -2.0, out=out[:, :-1])
+    out[:, -1] = _sq_norms(r) if norms is None else norms
+    return out
+
+
+def _id_dtype(n: int) -> type[np.signedinteger[Any]]:
+    """Row numbers in 32 bits when they fit: half the memory the merge kernel walks."""
+    return np.int32 if n < 2**31 else np.int64
+
+
+def _check_positive(name: str, value: Any) -> int:
+    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _n_jobs(n_jobs: int | None) -> int:
+    if n_jobs is not None:
+        return max(1, min(int(n_jobs), MAX_JOBS))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _merge_tiles(
+    queries: np.ndarray,
+    dest: np.ndarray,
+    rows: np.ndarray,
+    ids: np.ndarray,
+    best_d: np.ndarray,
+    best_i: np.ndarray,
+    tile_bytes: int,
+) -> None:
+    """Merge the distances (up to ``|q|^2``) of ``queries`` (augmented, one per entry of
+    ``dest``, their row in ``best_d``) to ``rows`` (stored form, named ``ids``) into the
+    running k smallest, one tile of the product at a time."""
+    from watchkeeper.outliers._knn_kernels import merge_smallest
+
+    n, m = queries.shape[0], rows.shape[0]
+    cols = min(m, max(1, tile_bytes // (4 * 256)))
+    step = max(1, tile_bytes // (4 * cols))
+    # Queries outer: a block of queries and its running k smallest stay in cache while the
+    # rows stream past.
+    for i in range(0, n, step):
+        block = queries[i : i + step]
+        to = dest[i : i + step]
+        for j in range(0, m, cols):
+            merge_smallest(block @ rows[j : j + cols].T, ids[j : j + cols], to, best_d, best_i)
+
+
+def _in_parallel(n: int, n_jobs: int | None, chunk: int, run: Callable[[slice], None]) -> None:
+    """``run`` over slices of ``range(n)`` (at most ``chunk`` long), in worker threads.
+
+    Each worker runs single-threaded BLAS: the products are many and small, and the workers
+    already use the cores.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    jobs = _n_jobs(n_jobs)
+    rounds = max(1, -(-n // (jobs * chunk)))
+    size = max(1, -(-n // (jobs * rounds)))
+    chunks = [slice(i, min(n, i + size)) for i in range(0, n, size)]
+    with threadpool_limits(limits=1, user_api="blas"):
+        if jobs == 1 or len(chunks) <= 1:
+            for s in chunks:
+                run(s)
+        else:
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                list(pool.map(run, chunks))
+
+
+def _check_k(k: Any) -> int:
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"k: must be a positive integer, got {k!r}")
+    return k
+
+
+def _exact_search(
+    q: np.ndarray, rows: np.ndarray, k: int, n_jobs: int | None, tile_bytes: int, chunk: int
+) -> np.ndarray:
+    """Squared distance from each query (float32, ``(n, d)``) to its k-th nearest row."""
+    n = q.shape[0]
+    out = np.empty(n, dtype=np.float64)
+    ids = np.arange(rows.shape[0], dtype=_id_dtype(rows.shape[0]))
+
+    def run(s: slice) -> None:
+        block = q[s]
+        best_d = np.full((block.shape[0], k), np.inf, dtype=np.float32)
+        best_i = np.full((block.shape[0], k), -1, dtype=ids.dtype)
+        positions = np.arange(block.shape[0], dtype=np.int64)
+        _merge_tiles(_with_ones(block), positions, rows, ids, best_d, best_i, tile_bytes)
+        out[s] = best_d[:, k - 1] + _sq_norms(block)  # each worker writes only its own rows
+
+    _in_parallel(n, n_jobs, chunk, run)
+    return out
 
 
 def exact_kth_distance(
@@ -52,10 +168,22 @@ def exact_kth_distance(
     reference: np.ndarray,
     k: int,
     *,
-    block_bytes: int = 1 << 27,
+    block_bytes: int = TILE_BYTES,
     ref_norms: np.ndarray | None = None,
+    n_jobs: int | None = None,
 ) -> np.ndarray:
-    """Distance from each query to its k-th nearest reference row, in blocks of queries.
+    """Distance from each query to its k-th nearest reference row (``inf`` when the reference
+    has fewer than ``k`` rows).
+
+    Parameters
+    ----------
+    block_bytes
+        Size of one tile of the distance product (queries x reference rows, float32): the
+        memory a worker holds at a time.
+    ref_norms
+        Squared norms of the reference rows, if already known.
+    n_jobs
+        Worker threads (default: the cores this process may run on).
 
     Examples
     --------
@@ -63,19 +191,19 @@ def exact_kth_distance(
     >>> exact_kth_distance(np.array([[0.0, 0.0]], dtype=np.float32), ref, 2).round(3).tolist()
     [1.0]
     """
+    _check_k(k)
+    _check_positive("block_bytes", block_bytes)
+    if n_jobs is not None:
+        _check_positive("n_jobs", n_jobs)
     q = np.ascontiguousarray(queries, dtype=np.float32)
     r = np.ascontiguousarray(reference, dtype=np.float32)
-    rn = _sq_norms(r) if ref_norms is None else ref_norms
-    rows = max(1, block_bytes // max(1, 4 * r.shape[0]))
-    out = np.empty(q.shape[0], dtype=np.float64)
-    for i in range(0, q.shape[0], rows):
-        block = q[i : i + rows]
-        d2 = block @ r.T
-        d2 *= -2.0
-        d2 += rn[None, :]
-        d2 += _sq_norms(block)[:, None]
-        out[i : i + rows] = _kth_smallest(d2, k)
-    return np.sqrt(np.maximum(out, 0.0))
+    if r.ndim != 2 or q.ndim != 2 or q.shape[1] != r.shape[1]:
+        raise ValueError(
+            f"queries: expected shape (n, {r.shape[-1]}) like the reference, got {q.shape}"
+        )
+    d2 = _exact_search(q, _as_rows(r, ref_norms), k, n_jobs, int(block_bytes), IVFIndex.CHUNK)
+    out: np.ndarray = np.sqrt(np.maximum(d2, 0.0))
+    return out
 
 
 def kmeans(
@@ -111,19 +239,6 @@ def _nearest(x: np.ndarray, centroids: np.ndarray, block: int = 8192) -> np.ndar
         d2 = cn[None, :] - 2.0 * (x[i : i + block] @ centroids.T)
         out[i : i + block] = d2.argmin(axis=1)
     return out
-
-
-MAX_JOBS = 64
-"""Most worker threads one search starts, whatever ``n_jobs`` asks."""
-
-
-def _n_jobs(n_jobs: int | None) -> int:
-    if n_jobs is not None:
-        return max(1, min(int(n_jobs), MAX_JOBS))
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 class IVFIndex:
@@ -216,90 +331,90 @@ class IVFIndex:
         )
         assign = _nearest(z, self.centroids_)
         order = np.argsort(assign, kind="stable")
-        self.ids_ = order.astype(np.int64)
-        self.rows_ = np.ascontiguousarray(x[order])
-        self.norms_ = _sq_norms(self.rows_)
-        # Fine distances the same way: [q, 1] @ [-2 r, |r|^2]^T, |q|^2 added once at the end.
-        self._fine = np.ascontiguousarray(np.c_[-2.0 * self.rows_, self.norms_], dtype=np.float32)
+        self.ids_ = order.astype(_id_dtype(n))
+        # The rows in list order, stored as [-2 r, |r|^2]: [q, 1] times them is the squared
+        # distance up to |q|^2, which is added once at the end.
+        self.rows_ = _as_rows(x[order])
         self.offsets_ = np.searchsorted(assign[order], np.arange(lists + 1))
         return self
 
-    def _augment(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``[q, 1]`` for the fine stage and ``[P(q - mean), 1]`` for the coarse one."""
-        n, d = q.shape
-        full = np.empty((n, d + 1), dtype=np.float32)
-        full[:, :d] = q
-        full[:, d] = 1.0
-        z = q - self.mean_
-        if self.components_ is not None:
-            z = z @ self.components_
-        coarse = np.empty((n, z.shape[1] + 1), dtype=np.float32)
-        coarse[:, :-1] = z
-        coarse[:, -1] = 1.0
-        return full, coarse
-
-    def _search_chunk(
-        self, q: np.ndarray, k: int, best_d: np.ndarray, best_i: np.ndarray
-    ) -> None:
+    def _probes(self, q: np.ndarray, probe: int) -> np.ndarray:
+        """The ``probe`` lists nearest each query (nearest first), on the principal axes."""
         from watchkeeper.outliers._knn_kernels import merge_smallest
 
         n = q.shape[0]
-        full, coarse = self._augment(q)
         lists = self.centroids_.shape[0]
-        probe = min(int(self.n_probe), lists)
         probe_d = np.full((n, probe), np.inf, dtype=np.float32)
         probes = np.full((n, probe), -1, dtype=np.int64)
         all_lists = np.arange(lists, dtype=np.int64)
         for i in range(0, n, 4096):  # the coarse product in blocks: memory stays bounded
-            rows = np.arange(i, min(n, i + 4096), dtype=np.int64)
-            merge_smallest(coarse[i : i + 4096] @ self._coarse, all_lists, rows, probe_d, probes)
-        # Every (query, probe) pair, grouped by list: one product per list for all its queries.
-        flat = probes.ravel()
-        by_list = np.argsort(flat, kind="stable")
-        bounds = np.searchsorted(flat[by_list], np.arange(lists + 1))
-        for lst in np.flatnonzero(np.diff(bounds)):
+            z = q[i : i + 4096] - self.mean_
+            if self.components_ is not None:
+                z = z @ self.components_
+            rows = np.arange(i, i + z.shape[0], dtype=np.int64)
+            merge_smallest(_with_ones(z) @ self._coarse, all_lists, rows, probe_d, probes)
+        return probes
+
+    def _search_chunk(
+        self, q: np.ndarray, k: int, best_d: np.ndarray, best_i: np.ndarray
+    ) -> None:
+        n = q.shape[0]
+        lists = self.centroids_.shape[0]
+        probe = min(int(self.n_probe), lists)
+        probes = self._probes(q, probe)
+        # Radix sort (numpy's stable sort of 16-bit keys) when the list numbers fit.
+        key = np.uint16 if lists <= 1 << 16 else np.int64
+        # Queries in the order of their nearest list: the queries that probe one list are then
+        # close together in memory, and those for which it is the nearest are one block.
+        order = np.argsort(probes[:, 0].astype(key), kind="stable")
+        probes = probes[order]
+        full = _with_ones(q[order])
+        d = np.full((n, k), np.inf, dtype=np.float32)
+        i = np.full((n, k), -1, dtype=self.ids_.dtype)
+        positions = np.arange(n, dtype=np.int64)
+        # First every query's nearest list (a contiguous block of queries, no copy): the
+        # running k-th value is then small, and the farther lists insert little.
+        starts = np.searchsorted(probes[:, 0], np.arange(lists + 1))
+        for lst in np.flatnonzero(np.diff(starts)):
             lo, hi = self.offsets_[lst], self.offsets_[lst + 1]
-            if hi == lo:
-                continue
-            qi = by_list[bounds[lst] : bounds[lst + 1]] // probe
-            merge_smallest(full[qi] @ self._fine[lo:hi].T, self.ids_[lo:hi], qi, best_d, best_i)
-        best_d += _sq_norms(q)[:, None]
+            a, b = starts[lst], starts[lst + 1]
+            _merge_tiles(
+                full[a:b], positions[a:b], self.rows_[lo:hi], self.ids_[lo:hi], d, i, TILE_BYTES
+            )
+        if probe > 1:
+            # The other (query, probe) pairs grouped by list: one product per list.
+            rest = probes[:, 1:].ravel()
+            by_list = np.argsort(rest.astype(key), kind="stable")
+            bounds = np.searchsorted(rest[by_list], np.arange(lists + 1))
+            for lst in np.flatnonzero(np.diff(bounds)):
+                lo, hi = self.offsets_[lst], self.offsets_[lst + 1]
+                qi = by_list[bounds[lst] : bounds[lst + 1]] // (probe - 1)
+                _merge_tiles(
+                    full[qi], qi, self.rows_[lo:hi], self.ids_[lo:hi], d, i, TILE_BYTES
+                )
+        d += _sq_norms(full[:, :-1])[:, None]
+        best_d[order] = d
+        best_i[order] = i
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` nearest reference rows found for each query: distances (ascending,
         ``inf`` when the probed lists hold fewer than ``k`` rows) and row numbers of the fitted
         reference (``-1`` there)."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        from threadpoolctl import threadpool_limits
-
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"k: must be a positive integer, got {k!r}")
+        _check_k(k)
+        _check_positive("n_probe", self.n_probe)
+        d = self.rows_.shape[1] - 1
         q = np.ascontiguousarray(queries, dtype=np.float32)
-        if q.ndim != 2 or q.shape[1] != self.rows_.shape[1]:
-            raise ValueError(
-                f"queries: expected shape (n, {self.rows_.shape[1]}), got {q.shape}"
-            )
+        if q.ndim != 2 or q.shape[1] != d:
+            raise ValueError(f"queries: expected shape (n, {d}), got {q.shape}")
         n = q.shape[0]
         best_d = np.full((n, k), np.inf, dtype=np.float32)
         best_i = np.full((n, k), -1, dtype=np.int64)
-        jobs = _n_jobs(self.n_jobs)
-        rounds = max(1, -(-n // (jobs * self.CHUNK)))
-        size = max(1, -(-n // (jobs * rounds)))
-        chunks = [slice(i, min(n, i + size)) for i in range(0, n, size)]
 
         def run(s: slice) -> None:
             # Each chunk writes only its own rows of best_d and best_i.
             self._search_chunk(q[s], k, best_d[s], best_i[s])
 
-        # Many small products: one BLAS thread per worker, the workers use the cores.
-        with threadpool_limits(limits=1, user_api="blas"):
-            if jobs == 1 or len(chunks) == 1:
-                for s in chunks:
-                    run(s)
-            else:
-                with ThreadPoolExecutor(max_workers=jobs) as pool:
-                    list(pool.map(run, chunks))
+        _in_parallel(n, self.n_jobs, self.CHUNK, run)
         dist: np.ndarray = np.sqrt(np.maximum(best_d, 0.0)).astype(np.float64)
         return dist, best_i
 
@@ -378,13 +493,15 @@ class KNNScorer(ConformalScorer):
             )
             self.index_.fit(x)
         else:
-            self.reference_ = np.ascontiguousarray(x, dtype=np.float32)
-            self.norms_ = _sq_norms(self.reference_)
+            self.rows_ = _as_rows(np.ascontiguousarray(x, dtype=np.float32))
 
     def _score(self, x: np.ndarray) -> np.ndarray:
         if self.index_ is not None:
             return self.index_.kth_distance(x, self.k)
-        return exact_kth_distance(x, self.reference_, self.k, ref_norms=self.norms_)
+        q = np.ascontiguousarray(x, dtype=np.float32)
+        d2 = _exact_search(q, self.rows_, self.k, self.n_jobs, TILE_BYTES, IVFIndex.CHUNK)
+        out: np.ndarray = np.sqrt(np.maximum(d2, 0.0))
+        return out
 
     def _details(self) -> dict[str, Any]:
         out: dict[str, Any] = {"k": self.k, "index": "exact" if self.index_ is None else "ivf"}

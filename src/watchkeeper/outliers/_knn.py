@@ -253,7 +253,9 @@ class IVFIndex:
     n_lists
         Number of k-means lists (default: about ``sqrt(8 n)``).
     n_probe
-        Lists searched per query.
+        Lists searched per query: the trade-off between recall and speed (6 keeps about half
+        of the exact 10 nearest neighbours of 128-d sentence-like embeddings at over 100,000
+        events per CPU-second).
     n_components
         Principal axes the lists are chosen on (``None``: all); distances use every axis.
     seed
@@ -282,7 +284,7 @@ class IVFIndex:
     def __init__(
         self,
         n_lists: int | None = None,
-        n_probe: int = 4,
+        n_probe: int = 6,
         n_components: int | None = 32,
         seed: int | None = 0,
         n_jobs: int | None = None,
@@ -457,7 +459,7 @@ class KNNScorer(ConformalScorer):
         k: int = 10,
         *,
         index: str = "auto",
-        n_probe: int = 4,
+        n_probe: int = 6,
         n_lists: int | None = None,
         n_components: int | None = 32,
         n_jobs: int | None = None,

@@ -332,7 +332,10 @@ class IVFIndex:
             np.c_[-2.0 * self.centroids_, _sq_norms(self.centroids_)].T, dtype=np.float32
         )
         assign = _nearest(z, self.centroids_)
-        order = np.argsort(assign, kind="stable")
+        # Within a list, the rows nearest its centroid first: they tend to be the nearest to a
+        # query too, so the running k-th value falls early and later rows insert less.
+        spread = _sq_norms(z - self.centroids_[assign])
+        order = np.lexsort((spread, assign))
         self.ids_ = order.astype(_id_dtype(n))
         # The rows in list order, stored as [-2 r, |r|^2]: [q, 1] times them is the squared
         # distance up to |q|^2, which is added once at the end.
@@ -349,12 +352,15 @@ class IVFIndex:
         probe_d = np.full((n, probe), np.inf, dtype=np.float32)
         probes = np.full((n, probe), -1, dtype=np.int64)
         all_lists = np.arange(lists, dtype=np.int64)
-        for i in range(0, n, 4096):  # the coarse product in blocks: memory stays bounded
-            z = q[i : i + 4096] - self.mean_
-            if self.components_ is not None:
-                z = z @ self.components_
-            rows = np.arange(i, i + z.shape[0], dtype=np.int64)
-            merge_smallest(_with_ones(z) @ self._coarse, all_lists, rows, probe_d, probes)
+        z = q - self.mean_
+        if self.components_ is not None:
+            z = z @ self.components_
+        z = _with_ones(z)
+        # The coarse product in blocks whose distances stay in cache for the merge.
+        step = max(1, TILE_BYTES // (4 * lists))
+        for i in range(0, n, step):
+            rows = np.arange(i, min(n, i + step), dtype=np.int64)
+            merge_smallest(z[i : i + step] @ self._coarse, all_lists, rows, probe_d, probes)
         return probes
 
     def _search_chunk(

@@ -278,8 +278,9 @@ class IVFIndex:
     True
     """
 
-    CHUNK = 65_536
-    """Most queries one worker handles at a time (bounds the memory of a search)."""
+    CHUNK = 32_768
+    """Most queries one worker handles at a time: bounds the memory of a search, and gives the
+    workers several shares each to balance (smaller shares cost more per query)."""
 
     def __init__(
         self,

@@ -443,8 +443,10 @@ class KNNScorer(ConformalScorer):
     index
         ``"exact"``, ``"ivf"`` (approximate) or ``"auto"`` (exact up to
         :data:`EXACT_LIMIT` fitted rows).
-    n_probe, n_lists, n_components, n_jobs
+    n_probe, n_lists, n_components
         Options of the :class:`IVFIndex`.
+    n_jobs
+        Worker threads of either search (default: the cores this process may run on).
     calibration_share, seed
         As in :class:`~watchkeeper.outliers.ConformalScorer`.
 

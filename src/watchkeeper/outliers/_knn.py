@@ -12,11 +12,11 @@ Worker threads (one per core, single-threaded BLAS each) take shares of the quer
 *Approximate* (``index="ivf"``): the reference is clustered by k-means (Lloyd's algorithm in
 numpy, on its leading principal axes) into ``n_lists`` lists; a query is compared, at full
 dimension, with the rows of the lists of its ``n_probe`` nearest centroids only. (Distances in
-the principal subspace alone would miss exactly the outliers that leave it.) The queries are
-put in the order of their nearest list: that list's rows are then compared with a contiguous
-block of queries (no copy), and first, so the running k-th value is already small when the
-farther lists are merged. The other probes are grouped by list, so every list costs one matrix
-product for all the queries that probe it: the loop runs over lists, never over rows. The
+the principal subspace alone would miss exactly the outliers that leave it.) The (query,
+probe) pairs are grouped by list, so every list costs one matrix product for all the queries
+that probe it: the loop runs over lists, never over rows. The queries are first put in the
+order of their nearest list, so the queries of one list lie close together in memory; within a
+list the rows nearest its centroid come first, so the running k-th value falls early. The
 distances to the rows that are searched are exact, so the approximate score is never below the
 exact one. It is calibrated the same way as the exact one (the held-out reference is scored
 through the same index), so its p-values stay valid; what the index changes is only which
@@ -374,33 +374,19 @@ class IVFIndex:
         # Radix sort (numpy's stable sort of 16-bit keys) when the list numbers fit.
         key = np.uint16 if lists <= 1 << 16 else np.int64
         # Queries in the order of their nearest list: the queries that probe one list are then
-        # close together in memory, and those for which it is the nearest are one block.
+        # close together in memory (their rows, their running k smallest).
         order = np.argsort(probes[:, 0].astype(key), kind="stable")
-        probes = probes[order]
         full = _with_ones(q[order])
         d = np.full((n, k), np.inf, dtype=np.float32)
         i = np.full((n, k), -1, dtype=self.ids_.dtype)
-        positions = np.arange(n, dtype=np.int64)
-        # First every query's nearest list (a contiguous block of queries, no copy): the
-        # running k-th value is then small, and the farther lists insert little.
-        starts = np.searchsorted(probes[:, 0], np.arange(lists + 1))
-        for lst in np.flatnonzero(np.diff(starts)):
+        # Every (query, probe) pair grouped by list: one product per list for all its queries.
+        flat = probes[order].ravel()
+        by_list = np.argsort(flat.astype(key), kind="stable")
+        bounds = np.searchsorted(flat[by_list], np.arange(lists + 1))
+        for lst in np.flatnonzero(np.diff(bounds)):
             lo, hi = self.offsets_[lst], self.offsets_[lst + 1]
-            a, b = starts[lst], starts[lst + 1]
-            _merge_tiles(
-                full[a:b], positions[a:b], self.rows_[lo:hi], self.ids_[lo:hi], d, i, TILE_BYTES
-            )
-        if probe > 1:
-            # The other (query, probe) pairs grouped by list: one product per list.
-            rest = probes[:, 1:].ravel()
-            by_list = np.argsort(rest.astype(key), kind="stable")
-            bounds = np.searchsorted(rest[by_list], np.arange(lists + 1))
-            for lst in np.flatnonzero(np.diff(bounds)):
-                lo, hi = self.offsets_[lst], self.offsets_[lst + 1]
-                qi = by_list[bounds[lst] : bounds[lst + 1]] // (probe - 1)
-                _merge_tiles(
-                    full[qi], qi, self.rows_[lo:hi], self.ids_[lo:hi], d, i, TILE_BYTES
-                )
+            qi = by_list[bounds[lst] : bounds[lst + 1]] // probe
+            _merge_tiles(full[qi], qi, self.rows_[lo:hi], self.ids_[lo:hi], d, i, TILE_BYTES)
         d += _sq_norms(full[:, :-1])[:, None]
         best_d[order] = d
         best_i[order] = i

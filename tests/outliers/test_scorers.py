@@ -147,6 +147,15 @@ def test_mahalanobis_agrees_with_sklearn_ledoit_wolf(rng: np.random.Generator) -
     np.testing.assert_allclose(scorer.score_samples(x[:20]), oracle, rtol=1e-6)
 
 
+@pytest.mark.parametrize("index", ["exact", "ivf"])
+def test_scores_do_not_depend_on_worker_threads(index: str, rng: np.random.Generator) -> None:
+    reference, x = _data(rng, 3000), _data(rng, 700)
+    one = KNNScorer(k=4, index=index, n_jobs=1).fit(reference)
+    three = KNNScorer(k=4, index=index, n_jobs=3).fit(reference)
+    np.testing.assert_allclose(three.score_samples(x), one.score_samples(x), rtol=1e-5)
+    np.testing.assert_allclose(three.calibration_scores_, one.calibration_scores_, rtol=1e-5)
+
+
 def test_nan_rows_are_not_scored_and_not_flagged(rng: np.random.Generator) -> None:
     scorer = KNNScorer(k=3).fit(rng.normal(size=(500, 4)))
     x = rng.normal(size=(5, 4))

@@ -103,6 +103,18 @@ def test_ivf_recall(rng: np.random.Generator) -> None:
     np.testing.assert_allclose(one.kth_distance(q, 10), exact, rtol=1e-4)
 
 
+def test_ivf_with_empty_lists_and_no_queries(rng: np.random.Generator) -> None:
+    # Three distinct rows repeated: k-means starts from duplicated rows, so lists end empty.
+    ref = np.repeat(rng.normal(size=(3, 5)), 200, axis=0).astype(np.float32)
+    index = IVFIndex(n_lists=12, n_probe=12, n_components=None).fit(ref)
+    assert np.any(np.diff(index.offsets_) == 0)
+    q = rng.normal(size=(40, 5)).astype(np.float32)
+    np.testing.assert_allclose(index.kth_distance(q, 4), exact_kth_distance(q, ref, 4), rtol=1e-4)
+    dist, ids = index.search(q[:0], 4)
+    assert dist.shape == (0, 4) and ids.shape == (0, 4)
+    assert exact_kth_distance(q[:0], ref, 4).shape == (0,)
+
+
 def test_ivf_search_returns_true_neighbours_and_threads_agree(rng: np.random.Generator) -> None:
     centres = rng.normal(scale=3, size=(30, 20))
     ref = (centres[rng.integers(0, 30, 6000)] + rng.normal(size=(6000, 20))).astype(np.float32)

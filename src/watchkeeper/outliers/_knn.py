@@ -103,6 +103,8 @@ def _merge_tiles(
     from watchkeeper.outliers._knn_kernels import merge_smallest
 
     n, m = queries.shape[0], rows.shape[0]
+    if n == 0 or m == 0:  # an empty list (k-means keeps the centroid of an emptied cluster)
+        return
     cols = min(m, max(1, tile_bytes // (4 * 256)))
     step = max(1, tile_bytes // (4 * cols))
     # Queries outer: a block of queries and its running k smallest stay in cache while the

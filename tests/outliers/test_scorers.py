@@ -81,6 +81,7 @@ def test_exact_knn_agrees_with_scipy(rng: np.random.Generator) -> None:
         ({"n_jobs": 0}, "n_jobs: must be a positive integer"),
         ({"n_jobs": True}, "n_jobs: must be a positive integer"),
         ({"queries": np.zeros((2, 3))}, r"queries: expected shape \(n, 4\)"),
+        ({"reference": np.ones(9)}, "reference: expected a 2-D array"),
     ],
 )
 def test_exact_knn_bad_input_names_the_field(kwargs: dict[str, object], message: str) -> None:
@@ -181,6 +182,8 @@ def test_nan_rows_are_not_scored_and_not_flagged(rng: np.random.Generator) -> No
     ("make", "call", "message"),
     [
         (lambda: KNNScorer(k=0), "fit", "k: must be a positive integer"),
+        (lambda: KNNScorer(index="ivf", n_probe=0), "fit", "n_probe: must be a positive"),
+        (lambda: KNNScorer(index="ivf", n_probe=True), "fit", "n_probe: must be a positive"),
         (lambda: KNNScorer(index="hnsw"), "fit", "index: must be"),
         (lambda: KNNScorer(index="ivf", n_jobs=0), "fit", "n_jobs: must be a positive"),
         (lambda: KNNScorer(index="ivf", n_lists=2.5), "fit", "n_lists: must be a positive"),

@@ -181,7 +181,7 @@ def exact_kth_distance(
     ----------
     block_bytes
         Size of one tile of the distance product (queries x reference rows, float32): the
-        memory a worker holds at a time.
+        product is computed and merged one tile at a time, so it is never held whole.
     ref_norms
         Squared norms of the reference rows, if already known.
     n_jobs
@@ -199,10 +199,10 @@ def exact_kth_distance(
         _check_positive("n_jobs", n_jobs)
     q = np.ascontiguousarray(queries, dtype=np.float32)
     r = np.ascontiguousarray(reference, dtype=np.float32)
-    if r.ndim != 2 or q.ndim != 2 or q.shape[1] != r.shape[1]:
-        raise ValueError(
-            f"queries: expected shape (n, {r.shape[-1]}) like the reference, got {q.shape}"
-        )
+    if r.ndim != 2:
+        raise ValueError(f"reference: expected a 2-D array, got shape {r.shape}")
+    if q.ndim != 2 or q.shape[1] != r.shape[1]:
+        raise ValueError(f"queries: expected shape (n, {r.shape[1]}), got {q.shape}")
     d2 = _exact_search(q, _as_rows(r, ref_norms), k, n_jobs, int(block_bytes), IVFIndex.CHUNK)
     out: np.ndarray = np.sqrt(np.maximum(d2, 0.0))
     return out
@@ -474,12 +474,10 @@ class KNNScorer(ConformalScorer):
     def _fit(self, x: np.ndarray) -> None:
         if self.index not in ("auto", "exact", "ivf"):
             raise ValueError(f"index: must be 'auto', 'exact' or 'ivf', got {self.index!r}")
-        if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 1:
-            raise ValueError(f"k: must be a positive integer, got {self.k!r}")
+        _check_k(self.k)
         if self.k > x.shape[0]:
             raise ValueError(f"k: {self.k} neighbours, but only {x.shape[0]} rows to fit on")
-        if not isinstance(self.n_probe, int) or self.n_probe < 1:
-            raise ValueError(f"n_probe: must be a positive integer, got {self.n_probe!r}")
+        _check_positive("n_probe", self.n_probe)
         for name in ("n_lists", "n_jobs"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):

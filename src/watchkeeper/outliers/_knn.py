@@ -379,8 +379,10 @@ class IVFIndex:
         # close together in memory (their rows, their running k smallest).
         order = np.argsort(probes[:, 0].astype(key), kind="stable")
         full = _with_ones(q[order])
-        d = np.full((n, k), np.inf, dtype=np.float32)
-        i = np.full((n, k), -1, dtype=self.ids_.dtype)
+        # The running k smallest of the queries in that order: squared distances (up to |q|^2)
+        # and the reference rows they are to.
+        sq = np.full((n, k), np.inf, dtype=np.float32)
+        nbr = np.full((n, k), -1, dtype=self.ids_.dtype)
         # Every (query, probe) pair grouped by list: one product per list for all its queries.
         flat = probes[order].ravel()
         by_list = np.argsort(flat.astype(key), kind="stable")
@@ -388,10 +390,11 @@ class IVFIndex:
         for lst in np.flatnonzero(np.diff(bounds)):
             lo, hi = self.offsets_[lst], self.offsets_[lst + 1]
             qi = by_list[bounds[lst] : bounds[lst + 1]] // probe
-            _merge_tiles(full[qi], qi, self.rows_[lo:hi], self.ids_[lo:hi], d, i, TILE_BYTES)
-        d += _sq_norms(full[:, :-1])[:, None]
-        best_d[order] = d
-        best_i[order] = i
+            rows, ids = self.rows_[lo:hi], self.ids_[lo:hi]
+            _merge_tiles(full[qi], qi, rows, ids, sq, nbr, TILE_BYTES)
+        sq += _sq_norms(full[:, :-1])[:, None]
+        best_d[order] = sq
+        best_i[order] = nbr
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` nearest reference rows found for each query: distances (ascending,

@@ -65,12 +65,31 @@ _POLL_MIN_S, _POLL_MAX_S = 0.002, 0.02
 _WORD = 8
 _WRAP = -1
 _HEAD_PAIR = struct.Struct("<5q")
+_WRAP_WORD = struct.Struct("<q")
 # array kinds whose bytes are sent raw: numbers, booleans, fixed-width strings
 _RAW_KINDS = frozenset("biufcSU")
 
 
 def _pad(n: int) -> int:
     return -(-n // _WORD) * _WORD
+
+
+def _words(counters: Any) -> Any:
+    """The shared counters as a memoryview of int64 (indexing it is cheaper than ctypes')."""
+    try:
+        return memoryview(counters).cast("B").cast("q")
+    except TypeError:  # a plain list (tests)
+        return counters
+
+
+def _pair_layout(meta: bytes, n_ids: int, n_inputs: int) -> tuple[bytes, int, int]:
+    """A two-array record's header and metadata as one prefix, its total size and where its
+    second array starts: fixed by the arrays' dtypes and shapes, so cached per batch shape."""
+    total = 5 * _WORD + _pad(len(meta)) + _pad(n_ids) + _pad(n_inputs)
+    prefix = _HEAD_PAIR.pack(total, len(meta), 2, n_ids, n_inputs) + meta.ljust(
+        _pad(len(meta)), b"\0"
+    )
+    return prefix, total, len(prefix) + _pad(n_ids)
 
 
 class _Ring:
@@ -91,6 +110,7 @@ class _Ring:
         self.capacity = capacity
         self.written = 0  # the writer's side only
         self._view: memoryview | None = None
+        self.words = _words(counters)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"data": self.data, "counters": self.counters, "capacity": self.capacity}
@@ -107,22 +127,23 @@ class _Ring:
     def _claim(self, total: int) -> int:
         """Where a record of ``total`` bytes goes, or -1 when it does not fit now.
 
-        When the reader has caught up, the record goes back to offset 0: while the challenger
-        keeps up, the serving thread writes the same few hundred kB over and over, which stay
-        in its caches, instead of walking the whole ring through cold memory.
+        When the reader has caught up (it has read all that was written, and touches its
+        position only after a new record is counted), the writer moves both positions to the
+        start: while the challenger keeps up, the serving thread writes the same few hundred kB
+        over and over, which stay in its caches, instead of walking the whole ring through cold
+        memory.
         """
-        cap, written = self.capacity, self.written
-        read = int(self.counters[_READ])
+        cap, written, words = self.capacity, self.written, self.words
+        read = words[_READ]
         off = written % cap
-        if off and read == written and total <= off:
-            skip = cap - off  # everything was read: back to the start (the record ends before)
-        else:
-            skip = 0 if total <= cap - off else cap - off
+        if off and read == written:
+            read = words[_READ] = written = written + cap - off
+            off = 0
+        skip = 0 if total <= cap - off else cap - off
         if written + skip + total - read > cap:
             return -1
         if skip:
-            if skip >= _WORD:
-                struct.pack_into("<q", self.view, off, _WRAP)
+            _WRAP_WORD.pack_into(self.view, off, _WRAP)
             off = 0
         self.written = written + skip + total
         return off
@@ -146,23 +167,29 @@ class _Ring:
             pos += _pad(b.nbytes)
         return True
 
-    def put_pair(self, meta: bytes, ids: memoryview, inputs: memoryview) -> bool:
-        """:meth:`put` for the usual record, two arrays, with no loop nor list: the serving
-        thread's whole cost is this and two ``memcpy``."""
-        n_meta, n_ids, n_in = len(meta), ids.nbytes, inputs.nbytes
-        p_meta, p_ids = _pad(n_meta), _pad(n_ids)
-        total = 5 * _WORD + p_meta + p_ids + _pad(n_in)
-        off = self._claim(total)
-        if off < 0:
+    def put_pair(
+        self, prefix: bytes, total: int, at_inputs: int, ids: memoryview, inputs: memoryview
+    ) -> bool:
+        """:meth:`put` for the usual record, two arrays laid out by :func:`_pair_layout`: the
+        serving thread's whole cost is this, one small copy and two ``memcpy`` (:meth:`_claim`
+        written out here: every call on this path costs the serving thread)."""
+        cap, written, view, words = self.capacity, self.written, self.view, self.words
+        read = words[_READ]
+        off = written % cap
+        if off and read == written:  # all read: back to the start (see _claim)
+            read = words[_READ] = written = written + cap - off
+            off = 0
+        skip = 0 if total <= cap - off else cap - off
+        if written + skip + total - read > cap:
             return False
-        view = self.view
-        _HEAD_PAIR.pack_into(view, off, total, n_meta, 2, n_ids, n_in)
-        pos = off + 5 * _WORD
-        view[pos : pos + n_meta] = meta
-        pos += p_meta
-        view[pos : pos + n_ids] = ids
-        pos += p_ids
-        view[pos : pos + n_in] = inputs
+        if skip:
+            _WRAP_WORD.pack_into(view, off, _WRAP)
+            off = 0
+        self.written = written + skip + total
+        head = len(prefix)
+        view[off : off + head] = prefix
+        view[off + head : off + head + ids.nbytes] = ids
+        view[off + at_inputs : off + at_inputs + inputs.nbytes] = inputs
         return True
 
     def take(self) -> tuple[bytes, list[bytearray]]:
@@ -733,6 +760,7 @@ class Shadow:
         self._dead = False
         self._name = log_as or shadow_model(model)
         self.mode: str = self._choose(mode)
+        self._fast = self.mode == "process"
         if self.mode == "thread":
             self._queue: Any = queue.Queue(maxsize=int(queue_size))
             self._thread = threading.Thread(
@@ -774,7 +802,8 @@ class Shadow:
         self._ring = _Ring(ctx.RawArray("B", capacity), self._counters, capacity)
         self._sent = 0  # records written to the ring (batches and control records)
         self._queue_limit = int(self.queue_size)
-        self._metas: dict[tuple[Any, ...], bytes] = {}  # the plain batches' headers
+        self._layouts: dict[tuple[Any, ...], tuple[bytes, int, int]] = {}  # plain batches'
+        self._words = _words(self._counters)
         pack_file, pack_bufs = io.BytesIO(), list[memoryview]()
         self._packing = (pack_file, pack_bufs, _Packer(pack_file, pack_bufs))
         self._error: Any = ctx.Array("c", 2048)
@@ -885,31 +914,30 @@ class Shadow:
         self._counters[_SENT] = self._sent  # after the record: the child reads it then
         return True
 
-    def _put_pair(self, ids: Any, inputs: Any) -> bool | None:
+    def _put_pair(self, ids: np.ndarray, inputs: np.ndarray) -> bool | None:
         """The usual batch, ids and inputs as plain arrays and no column (under ``self._lock``):
-        a header cached per dtypes and shapes, two ``memcpy`` into the ring and a counter bump;
+        a prefix cached per dtypes and shapes, two ``memcpy`` into the ring and a counter bump;
         ``None`` when the batch is not one (it goes through the pickler)."""
-        if type(ids) is not np.ndarray or type(inputs) is not np.ndarray:
-            return None
         key = (ids.dtype, ids.shape, inputs.dtype, inputs.shape)
-        meta = self._metas.get(key)
-        if meta is None:
+        layout = self._layouts.get(key)
+        if layout is None:
             if not (_raw(ids) and _raw(inputs)):
                 return None
-            if len(self._metas) >= 256:  # many shapes: keep the cache small
-                self._metas.clear()
+            if len(self._layouts) >= 256:  # many shapes: keep the cache small
+                self._layouts.clear()
             meta = pickle.dumps(("raw", ids.dtype.str, ids.shape, inputs.dtype.str, inputs.shape))
-            self._metas[key] = meta
+            layout = self._layouts[key] = _pair_layout(meta, ids.nbytes, inputs.nbytes)
         try:  # a cast refuses an array that is not C-contiguous: the pickler copies it
             ids_bytes, input_bytes = memoryview(ids).cast("B"), memoryview(inputs).cast("B")
         except (TypeError, ValueError):
             return None
-        if self._sent - int(self._counters[_TAKEN]) >= self._queue_limit:
+        words = self._words
+        if self._sent - words[_TAKEN] >= self._queue_limit:
             return False
-        if not self._ring.put_pair(meta, ids_bytes, input_bytes):
+        if not self._ring.put_pair(*layout, ids_bytes, input_bytes):
             return False
         self._sent += 1
-        self._counters[_SENT] = self._sent  # after the record: the child reads it then
+        words[_SENT] = self._sent  # after the record: the child reads it then
         return True
 
     # --- serving side -------------------------------------------------------------------------
@@ -955,9 +983,22 @@ class Shadow:
         mode the batch is copied before the call returns; in thread mode it is read later, by
         reference: do not modify it in place after mirroring it.
         """
-        n = _count(ids)
         if self._closed:
             raise RuntimeError("the shadow is closed")
+        if self._fast and not columns and type(ids) is np.ndarray and type(inputs) is np.ndarray:
+            with self._lock:  # process mode's usual batch: as few steps as possible
+                if not self._dead:
+                    written = self._put_pair(ids, inputs)
+                    if written is not None:
+                        n = len(ids) if ids.ndim else 1
+                        self._submitted += n
+                        if written:
+                            self._accepted += n
+                            self._accepted_batches += 1
+                        else:
+                            self._dropped += n
+                        return written
+        n = _count(ids)
         with self._lock:
             self._submitted += n
             if self._dead:
@@ -970,10 +1011,8 @@ class Shadow:
                     self._dropped += n
                     return False
             else:
-                written = None if columns else self._put_pair(ids, inputs)
-                if written is None:
-                    written = self._put_record(("batch", ids, inputs, columns), check_queue=True)
-                if not written:
+                # not the usual batch (see above): through the pickler
+                if not self._put_record(("batch", ids, inputs, columns), check_queue=True):
                     self._dropped += n
                     return False
             self._accepted += n

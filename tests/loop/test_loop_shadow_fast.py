@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from watchkeeper.shadow import _READ, _SENT, _TAKEN, Shadow, _Ring, shadow_model
+from watchkeeper.shadow import _READ, _SENT, _TAKEN, Shadow, _pair_layout, _Ring, shadow_model
 
 _FIRST_CALL = True
 
@@ -169,7 +169,7 @@ def test_the_ring_goes_back_to_the_start_once_read_and_never_overwrites_unread()
             a = rng.integers(0, 255, int(rng.integers(1, 400)), dtype=np.uint8).tobytes()
             b = rng.integers(0, 255, int(rng.integers(1, 900)), dtype=np.uint8).tobytes()
             meta = f"m{step}".encode()
-            if ring.put_pair(meta, memoryview(a), memoryview(b)):
+            if ring.put_pair(*_pair_layout(meta, len(a), len(b)), memoryview(a), memoryview(b)):
                 ring.counters[_SENT] += 1  # records sent
                 sent.append((meta, a, b))
         # the reader keeps up on even steps only: the writer meets a full ring and an empty one
@@ -183,10 +183,12 @@ def test_the_ring_goes_back_to_the_start_once_read_and_never_overwrites_unread()
         got.append((meta, bytes(bufs[0]), bytes(bufs[1])))
     assert got == sent and len(sent) > 100
     # a record written after everything was read starts at offset 0
-    ring.put_pair(b"x", memoryview(b"12345678"), memoryview(b"abcdefgh"))
+    ring.put_pair(*_pair_layout(b"x", 8, 8), memoryview(b"12345678"), memoryview(b"abcdefgh"))
     assert ring.written % ring.capacity == 5 * 8 + 8 + 8 + 8
     # a record bigger than the ring never fits
-    assert not ring.put_pair(b"x", memoryview(bytes(5000)), memoryview(b"a"))
+    assert not ring.put_pair(
+        *_pair_layout(b"x", 5000, 1), memoryview(bytes(5000)), memoryview(b"a")
+    )
 
 
 class _Recorder:
@@ -227,3 +229,21 @@ def test_the_child_logs_in_few_large_calls_in_order_and_counts() -> None:
     log.write()  # the client fails: the 32 events are counted as failed, the error kept
     assert counters[_SCORED] == 128 + 32 + 2 and counters[_FAILED] == 32
     assert "the store is gone" in str(errors[-1]) and log.parts == [] and not log.due()
+
+
+def test_going_back_to_the_start_costs_no_room_to_a_reader_one_record_behind() -> None:
+    ring = _reader_ring(8 * 1024)
+    layout = _pair_layout(b"m", 1000, 1000)
+    data = memoryview(bytes(1000))
+    for step in range(50):
+        # the reader catches up, then lags a record behind: the ring has room for several
+        assert ring.put_pair(*layout, data, data), step
+        ring.counters[_SENT] += 1
+        while ring.counters[_TAKEN] < ring.counters[_SENT]:
+            ring.take()
+        for _ in range(2):
+            assert ring.put_pair(*layout, data, data), step
+            ring.counters[_SENT] += 1
+        ring.take()
+        assert ring.counters[_TAKEN] == ring.counters[_SENT] - 1
+        ring.take()

@@ -168,7 +168,7 @@ class _Ring:
         return True
 
     def put_pair(
-        self, prefix: bytes, total: int, at_inputs: int, ids: memoryview, inputs: memoryview
+        self, prefix: bytes, total: int, at_inputs: int, ids: bytes | memoryview, inputs: memoryview
     ) -> bool:
         """:meth:`put` for the usual record, two arrays laid out by :func:`_pair_layout`: the
         serving thread's whole cost is this, one small copy and two ``memcpy`` (:meth:`_claim`
@@ -188,8 +188,8 @@ class _Ring:
         self.written = written + skip + total
         head = len(prefix)
         view[off : off + head] = prefix
-        view[off + head : off + head + ids.nbytes] = ids
-        view[off + at_inputs : off + at_inputs + inputs.nbytes] = inputs
+        view[off + head : off + head + len(ids)] = ids  # bytes, or a memoryview of bytes
+        view[off + at_inputs : off + at_inputs + len(inputs)] = inputs
         return True
 
     def take(self) -> tuple[bytes, list[bytearray]]:
@@ -443,7 +443,7 @@ def _rows(item: Any) -> int:
 
 def _same_kind(a: Any, b: Any) -> bool:
     """Batches whose arrays concatenate without a cast: same dtypes (ids: same kind) and rows."""
-    return (
+    return bool(
         a[1].dtype.kind == b[1].dtype.kind
         and a[2].dtype == b[2].dtype
         and a[2].shape[1:] == b[2].shape[1:]
@@ -914,7 +914,7 @@ class Shadow:
         self._counters[_SENT] = self._sent  # after the record: the child reads it then
         return True
 
-    def _put_pair(self, ids: np.ndarray, inputs: np.ndarray) -> bool | None:
+    def _put_pair(self, ids: Any, inputs: Any) -> bool | None:
         """The usual batch, ids and inputs as plain arrays and no column (under ``self._lock``):
         a prefix cached per dtypes and shapes, two ``memcpy`` into the ring and a counter bump;
         ``None`` when the batch is not one (it goes through the pickler)."""
@@ -928,7 +928,9 @@ class Shadow:
             meta = pickle.dumps(("raw", ids.dtype.str, ids.shape, inputs.dtype.str, inputs.shape))
             layout = self._layouts[key] = _pair_layout(meta, ids.nbytes, inputs.nbytes)
         try:  # a cast refuses an array that is not C-contiguous: the pickler copies it
-            ids_bytes, input_bytes = memoryview(ids).cast("B"), memoryview(inputs).cast("B")
+            input_bytes = memoryview(inputs).cast("B")
+            # a few kB of ids: a copy is cheaper than exporting a buffer of strings
+            ids_bytes = ids.tobytes() if ids.nbytes <= 4096 else memoryview(ids).cast("B")
         except (TypeError, ValueError):
             return None
         words = self._words

@@ -109,6 +109,9 @@ def test_arrays_off_the_fast_path_still_arrive_intact(tmp_path: Path) -> None:
     for name, x in cases.items():
         assert sh.submit(np.char.add(f"{name}-", np.arange(6).astype(str)), x), name
     assert sh.submit(["t0", "t1"], base[:2], tags={"branch": ["a", "b"]})  # a column
+    # ids of more than 4 kB: sent as a view of the array rather than a copy of its bytes
+    long_ids = np.char.add("a-long-request-identifier-", np.arange(300).astype(str))
+    assert long_ids.nbytes > 4096 and sh.submit(long_ids, np.ones((300, 4)))
     assert sh.flush(timeout=120)
     sh.close()
     w = _window(tmp_path)
@@ -116,6 +119,7 @@ def test_arrays_off_the_fast_path_still_arrive_intact(tmp_path: Path) -> None:
     for name in cases:
         assert [got[f"{name}-{i}"] for i in range(6)] == pytest.approx(base[:, 0] / 2), name
     assert got["t1"] == pytest.approx(2.0)
+    assert all(got[str(i)] == 0.5 for i in long_ids)
 
 
 def first_half(x: Any) -> np.ndarray:

@@ -19,7 +19,7 @@
    ``RUNS`` simulated streams; the sequential test's maximum is three fixed horizons.
 
 Run: ``.venv/bin/python -m benchmarks.loop`` (both parts, about 25 minutes idle);
-``--only overhead --quick`` for the overhead alone in about 7 minutes (5 repeats, 300 CNN
+``--only overhead --quick`` for the overhead alone in about 5 minutes (5 repeats, 300 CNN
 requests a run, no thread mode); ``--repeats N``, ``--models mlp``. No peer offers either:
 Seldon and KServe mirror traffic at the infrastructure level and leave the comparison to the
 user; none decides sequentially.
@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="overhead: 5 repeats, 300 CNN requests a run, no thread mode (about 7 minutes)",
+        help="overhead: 5 repeats, 300 CNN requests a run, no thread mode (about 5 minutes)",
     )
     parser.add_argument("--repeats", type=int, help=f"overhead: repeats ({REPEATS}; quick 5)")
     parser.add_argument("--models", default="mlp,cnn", help="overhead: mlp, cnn or both")

@@ -761,6 +761,9 @@ class Shadow:
         self._name = log_as or shadow_model(model)
         self.mode: str = self._choose(mode)
         self._fast = self.mode == "process"
+        if self.mode == "thread" and (idle or self.cpus is not None):
+            _log.warning("watchkeeper shadow of %r: idle and cpus apply to the challenger's own "
+                         "process; in thread mode they are ignored", model)  # fmt: skip
         if self.mode == "thread":
             self._queue: Any = queue.Queue(maxsize=int(queue_size))
             self._thread = threading.Thread(

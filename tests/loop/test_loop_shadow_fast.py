@@ -251,3 +251,15 @@ def test_going_back_to_the_start_costs_no_room_to_a_reader_one_record_behind() -
         ring.take()
         assert ring.counters[_TAKEN] == ring.counters[_SENT] - 1
         ring.take()
+
+
+def test_scheduling_options_in_thread_mode_are_said_to_be_ignored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="watchkeeper.shadow"):
+        Shadow(first_half, _client(tmp_path), "fraud", "v2", mode="thread", cpus={0}).close()
+    assert "ignored" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="watchkeeper.shadow"):
+        Shadow(first_half, _client(tmp_path), "fraud", "v2", mode="thread").close()
+    assert "ignored" not in caplog.text

@@ -68,6 +68,7 @@ _HEAD_PAIR = struct.Struct("<5q")
 _WRAP_WORD = struct.Struct("<q")
 # array kinds whose bytes are sent raw: numbers, booleans, fixed-width strings
 _RAW_KINDS = frozenset("biufcSU")
+_ID_TYPES = (np.ndarray, list)  # ids the serving path copies without the pickler
 
 
 def _pad(n: int) -> int:
@@ -921,6 +922,15 @@ class Shadow:
         """The usual batch, ids and inputs as plain arrays and no column (under ``self._lock``):
         a prefix cached per dtypes and shapes, two ``memcpy`` into the ring and a counter bump;
         ``None`` when the batch is not one (it goes through the pickler)."""
+        if type(ids) is list:
+            ids = np.array(ids, dtype=object)  # converted below, as the child would
+        if ids.dtype.kind == "O":
+            # ids as objects (from pandas, the torch hook): the child logs them as strings
+            # anyway, and fixed-width strings are copied where objects would be pickled
+            try:
+                ids = ids.astype(str)
+            except (TypeError, ValueError):
+                return None
         key = (ids.dtype, ids.shape, inputs.dtype, inputs.shape)
         layout = self._layouts.get(key)
         if layout is None:
@@ -990,12 +1000,12 @@ class Shadow:
         """
         if self._closed:
             raise RuntimeError("the shadow is closed")
-        if self._fast and not columns and type(ids) is np.ndarray and type(inputs) is np.ndarray:
+        if self._fast and not columns and type(inputs) is np.ndarray and type(ids) in _ID_TYPES:
             with self._lock:  # process mode's usual batch: as few steps as possible
                 if not self._dead:
                     written = self._put_pair(ids, inputs)
                     if written is not None:
-                        n = len(ids) if ids.ndim else 1
+                        n = _count(ids)
                         self._submitted += n
                         if written:
                             self._accepted += n

@@ -109,6 +109,9 @@ def test_arrays_off_the_fast_path_still_arrive_intact(tmp_path: Path) -> None:
     for name, x in cases.items():
         assert sh.submit(np.char.add(f"{name}-", np.arange(6).astype(str)), x), name
     assert sh.submit(["t0", "t1"], base[:2], tags={"branch": ["a", "b"]})  # a column
+    # ids as objects (pandas, the torch hook), not all strings: logged as their str()
+    assert sh.submit(np.array(["o0", 1, None], dtype=object), base[:3])
+    assert sh.submit([7, "l1", 2.5], base[:3])  # a list, as the child would read it
     # ids of more than 4 kB: sent as a view of the array rather than a copy of its bytes
     long_ids = np.char.add("a-long-request-identifier-", np.arange(300).astype(str))
     assert long_ids.nbytes > 4096 and sh.submit(long_ids, np.ones((300, 4)))
@@ -119,6 +122,8 @@ def test_arrays_off_the_fast_path_still_arrive_intact(tmp_path: Path) -> None:
     for name in cases:
         assert [got[f"{name}-{i}"] for i in range(6)] == pytest.approx(base[:, 0] / 2), name
     assert got["t1"] == pytest.approx(2.0)
+    assert [got["o0"], got["1"], got["None"]] == pytest.approx(base[:3, 0] / 2)
+    assert [got["7"], got["l1"], got["2.5"]] == pytest.approx(base[:3, 0] / 2)
     assert all(got[str(i)] == 0.5 for i in long_ids)
 
 

@@ -9,13 +9,14 @@ Two modes:
 
 - ``"process"``: the challenger runs in a child process (spawned, lowered priority or
   ``SCHED_IDLE``, one math thread, optionally pinned to its own CPUs) that builds its own
-  client and logs its events itself. For the usual batch (ids and inputs as plain arrays) the
-  serving thread writes a cached header, copies the arrays' bytes once into a ring buffer in
-  shared memory and bumps a counter the child polls: no pickling, no thread of its own, no
-  pipe, no system call, no wait. The child scores the batches that waited together (one call
-  for many requests). Nothing of the challenger's work, nor of the logging, shares the serving
-  process's interpreter lock. A child that dies is counted, its queued requests are counted as
-  lost, and a new one is started (``max_restarts``).
+  client and logs its events itself. For the usual batch (inputs as a plain array, ids as an
+  array or a list, no other column) the serving thread writes a cached header, copies the
+  arrays' bytes once into a ring buffer in shared memory and bumps a counter the child polls:
+  no pickling, no thread of its own, no pipe, no system call, no wait. The child scores the
+  batches that waited together (one call for many requests). Nothing of the challenger's
+  work, nor of the logging, shares the serving process's interpreter lock. A child that dies
+  is counted, its queued requests are counted as lost, and a new one is started
+  (``max_restarts``).
 - ``"thread"``: the challenger runs in a thread of the serving process. Cheaper to start and
   accepts any callable (closures, lambdas), but its Python work competes for the interpreter
   lock with the serving thread, which shows in the champion's tail latency.

@@ -1,25 +1,28 @@
 """The retraining loop: shadow overhead on the champion's latency; sequential versus fixed horizon.
 
-1. **Shadow overhead.** Two realistic CPU champions serve ``REQUESTS`` batches of 32 at a steady
-   rate (a request every ``GAP_S`` plus its own time), each three ways, interleaved in every
-   repeat: alone; with a :class:`watchkeeper.shadow.Shadow` in **thread** mode; and in
-   **process** mode (the default); and in process mode with a challenger that computes and
-   logs nothing (what is left is the serving path's own cost: packing the batch into the
-   shared-memory ring). The challenger is the same network with other weights
-   (a :class:`~watchkeeper.integrations.torch.TorchChallenger`), its events logged into a
-   ``LocalClient`` on an SQLite file; queue of 1,000 batches. Champions: an MLP (256-256-256-1,
-   under a millisecond) and the document-fraud demo's CNN on 64x64 RGB images (a few ms).
-   Figures: the champion's p50 and p99 latency per request (forward pass plus ``submit``),
-   medians of ``REPEATS`` runs, and the events the shadow dropped. One torch thread in the
-   serving process; the shadow's child has one too, at niceness 10.
+1. **Shadow overhead.** Two CPU champions serve batches of 32 at a steady rate (a request
+   every ``GAP_S`` plus its own time): an MLP (256-256-256-1, under a millisecond) and the
+   document-fraud demo's CNN on 64x64 RGB images (tens of ms). Modes (``MODES``), run in a
+   shuffled order in every repeat: the champion alone, twice (the second run measures the
+   noise); the challenger in a **thread**; in a **process** at niceness 10 (the default); in a
+   process with a challenger that computes and logs nothing (the serving path's own cost); in
+   a process under ``SCHED_IDLE``; and pinned, the champion on CPU 0 and the challenger on CPU
+   1, against the champion alone on CPU 0. The challenger is the same network with other
+   weights (a :class:`~watchkeeper.integrations.torch.TorchChallenger`), its events logged into
+   a ``LocalClient`` on an SQLite file; queue of 1,000 batches; one torch thread on each side.
+   Figures: p50 and p99 per request (forward pass plus ``submit``), the p99 overhead paired
+   within each repeat (median, min and max over the repeats), ``submit``'s own time, CPU per
+   request of both processes, and the events the shadow shed.
 2. **Sequential versus fixed horizon.** The always-valid :class:`SequentialPairedTest`
    (alpha 0.05) against the exact McNemar test at alpha 0.05 with 80% power: discordant events
    each needs to decide, for a challenger winning 60-75% of the discordant events, over
    ``RUNS`` simulated streams; the sequential test's maximum is three fixed horizons.
 
-Run: ``.venv/bin/python -m benchmarks.loop``. No peer offers either: Seldon and KServe mirror
-traffic at the infrastructure level and leave the comparison to the user; none decides
-sequentially.
+Run: ``.venv/bin/python -m benchmarks.loop`` (both parts, about 25 minutes idle);
+``--only overhead --quick`` for the overhead alone in about 5 minutes (5 repeats, 300 CNN
+requests a run, no thread mode); ``--repeats N``, ``--models mlp``. No peer offers either:
+Seldon and KServe mirror traffic at the infrastructure level and leave the comparison to the
+user; none decides sequentially.
 """
 
 from __future__ import annotations
@@ -39,12 +42,31 @@ import numpy as np
 
 from benchmarks._common import machine_line, write_section
 
-REPEATS = int(os.environ.get("WK_BENCH_REPEATS", "5"))
-REQUESTS = 1000
+REPEATS = int(os.environ.get("WK_BENCH_REPEATS", "7"))
+REQUESTS = {"mlp": 1000, "cnn": 1000}
+QUICK_REQUESTS = {"mlp": 1000, "cnn": 300}
+QUICK_REPEATS = 5
 GAP_S = 0.002  # a request every ~2 ms plus its own time
 BATCH = 32
 RUNS = 400
-MODES = ("alone", "thread", "process", "no-op")
+# every mode of one repeat runs in a shuffled order; "alone (again)" is a second run of the
+# champion alone: its spread against the first is the measurement's own noise
+MODES = ("alone", "alone (again)", "thread", "process", "no-op", "idle", "alone, pinned",
+         "pinned")  # fmt: skip
+QUICK_MODES = tuple(m for m in MODES if m != "thread")
+BASELINE = {"alone (again)": "alone", "thread": "alone", "process": "alone", "no-op": "alone",
+            "idle": "alone", "pinned": "alone, pinned"}  # fmt: skip
+LABELS = {
+    "alone": "alone",
+    "alone (again)": "alone, a second run (the noise)",
+    "thread": "thread",
+    "process": "process (niceness 10)",
+    "no-op": "process, no-op challenger",
+    "idle": "process, SCHED_IDLE",
+    "alone, pinned": "alone, on CPU 0",
+    "pinned": "process, champion on CPU 0, challenger on CPU 1",
+}
+CHAMPION_CPU, CHALLENGER_CPU = 0, 1
 
 
 def noop_challenger(x: Any) -> np.ndarray:
@@ -80,80 +102,197 @@ def _inputs(kind: str) -> np.ndarray:
     return rng.uniform(0, 1, (BATCH, 3, 64, 64)).astype(np.float32)
 
 
-def _serve(champion: Any, x: np.ndarray, shadow: Any | None, tag: str) -> tuple[list[float], float]:
-    """Latencies per request (ms), and CPU ms per request of the whole serving process (every
-    thread: the queue's feeder, and in thread mode the challenger)."""
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a live process, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _serve(
+    champion: Any, x: np.ndarray, shadow: Any | None, tag: str, requests: int
+) -> dict[str, float]:
+    """Serve ``requests`` batches; the latencies per request (forward pass plus ``submit``), the
+    ``submit`` call's own time, and CPU per request of the serving process and of the child."""
     import torch
 
     xt = torch.from_numpy(x)
-    lat = []
+    lat, sub = np.empty(requests), np.empty(requests)
     base = np.arange(BATCH).astype(str)
+    pid = None if shadow is None else shadow.pid
     with torch.no_grad():
         champion(xt)  # warm-up
-        cpu = time.process_time()
-        for i in range(REQUESTS):
+        cpu, child = time.process_time(), 0.0 if pid is None else _cpu_s(pid)
+        for i in range(requests):
             ids = np.char.add(f"{tag}-{i}-", base)  # the request ids arrive with the request
             t0 = time.perf_counter()
             champion(xt)
+            t1 = time.perf_counter()
             if shadow is not None:
                 shadow.submit(ids, x)
-            lat.append((time.perf_counter() - t0) * 1000.0)
+            t2 = time.perf_counter()
+            lat[i], sub[i] = (t2 - t0) * 1000.0, (t2 - t1) * 1e6
             time.sleep(GAP_S)
-        if shadow is not None:
-            shadow.flush(timeout=600)  # the serving process's part of the shadow's work
         cpu = time.process_time() - cpu
-    return lat, cpu / REQUESTS * 1000.0
+        if pid is not None:  # what the challenger spent while serving went on (not the drain)
+            child = _cpu_s(pid) - child
+    return {
+        "p50": float(np.quantile(lat, 0.5)), "p99": float(np.quantile(lat, 0.99)),
+        "submit_p50_us": float(np.quantile(sub, 0.5)),
+        "submit_p99_us": float(np.quantile(sub, 0.99)),
+        "cpu_ms": cpu / requests * 1000.0, "child_cpu_ms": child / requests * 1000.0,
+    }  # fmt: skip
 
 
-def _q(run: tuple[list[float], float]) -> tuple[float, float, float]:
-    lat, cpu = run
-    return float(np.quantile(lat, 0.5)), float(np.quantile(lat, 0.99)), cpu
+def _shadow(mode: str, challenger: Any, client: Any) -> Any:
+    from watchkeeper.shadow import Shadow
+
+    if mode == "no-op":  # process mode, nothing computed nor logged
+        return Shadow(noop_challenger, NullClient(), "bench", "v2", queue_size=1000,
+                      mode="process")  # fmt: skip
+    kwargs: dict[str, Any] = {"queue_size": 1000}
+    if mode == "thread":
+        kwargs["mode"] = "thread"
+    else:
+        kwargs["mode"] = "process"
+        kwargs["idle"] = mode == "idle"
+        if mode == "pinned":
+            kwargs["cpus"] = {CHALLENGER_CPU}
+    return Shadow(challenger, client, "bench", "v2", **kwargs)
 
 
-def shadow_overhead() -> dict[str, dict[str, tuple[float, ...]]]:
+def _run(mode: str, kind: str, champion: Any, challenger: Any, x: np.ndarray, tag: str,
+         requests: int) -> dict[str, float]:  # fmt: skip
+    from watchkeeper.sdk import LocalClient
+
+    pinned = mode in ("alone, pinned", "pinned")
+    every = os.sched_getaffinity(0)
+    if pinned:
+        os.sched_setaffinity(0, {CHAMPION_CPU})
+    try:
+        if mode.startswith("alone"):
+            return {**_serve(champion, x, None, tag, requests), "dropped": 0.0}
+        with tempfile.TemporaryDirectory() as tmp:
+            wk = LocalClient(f"{tmp}/wk.db", project="bench")
+            shadow = _shadow(mode, challenger, wk)
+            # let the child start (it imports torch) before timing
+            shadow.submit(["warm"], x[:1])
+            shadow.flush(timeout=600)
+            run = _serve(champion, x, shadow, tag, requests)
+            shadow.flush(timeout=600)
+            shadow.close()
+            st = shadow.stats
+            assert st.scored + st.dropped + st.lost == requests * BATCH + 1, st
+            wk.close()
+            return {**run, "dropped": float(st.dropped + st.lost)}
+    finally:
+        os.sched_setaffinity(0, every)
+
+
+def shadow_overhead(
+    kinds: tuple[str, ...], modes: tuple[str, ...], repeats: int, requests: dict[str, int]
+) -> dict[str, dict[str, list[dict[str, float]]]]:
+    """Every mode of every repeat, in a shuffled order per repeat; each run's load average."""
+    import random
+
     import torch
 
     from watchkeeper.integrations.torch import TorchChallenger
-    from watchkeeper.sdk import LocalClient
-    from watchkeeper.shadow import Shadow
 
     torch.set_num_threads(1)
-    out: dict[str, dict[str, tuple[float, ...]]] = {}
-    for kind, build in (("mlp", _mlp), ("cnn", _cnn)):
+    order = random.Random(7)
+    out: dict[str, dict[str, list[dict[str, float]]]] = {}
+    for kind in kinds:
+        build = _mlp if kind == "mlp" else _cnn
         champion, x = build(1), _inputs(kind)
         challenger = TorchChallenger(build(3), output="logits")
-        rows: dict[str, list[tuple[float, ...]]] = {m: [] for m in MODES}
-        for r in range(REPEATS):
-            for mode in MODES:
-                if mode == "alone":
-                    rows[mode].append((*_q(_serve(champion, x, None, f"{kind}{r}")), 0))
-                    continue
-                with tempfile.TemporaryDirectory() as tmp:
-                    wk = LocalClient(f"{tmp}/wk.db", project="bench")
-                    if mode == "no-op":  # process mode, nothing computed nor logged
-                        shadow = Shadow(noop_challenger, NullClient(), "bench", "v2",
-                                        queue_size=1000, mode="process")  # fmt: skip
-                    else:
-                        shadow = Shadow(challenger, wk, "bench", "v2", queue_size=1000, mode=mode)
-                    # process mode: let the child start (imports torch) before timing
-                    shadow.submit(["warm"], x[:1])
-                    shadow.flush(timeout=600)
-                    run = _serve(champion, x, shadow, f"{kind}{r}{mode}")
-                    shadow.close()
-                    st = shadow.stats
-                    assert st.scored + st.dropped == REQUESTS * BATCH + 1, st
-                    rows[mode].append((*_q(run), st.dropped))
-                    wk.close()
-            print(f"  {kind} repeat {r + 1}: " + ", ".join(
-                f"{m} p50 {rows[m][-1][0]:.3f} p99 {rows[m][-1][1]:.3f} cpu {rows[m][-1][2]:.3f}"
-                for m in MODES
+        rows: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
+        for r in range(repeats):
+            shuffled = list(modes)
+            order.shuffle(shuffled)
+            for mode in shuffled:
+                run = _run(mode, kind, champion, challenger, x, f"{kind}{r}{mode}",
+                           requests[kind])  # fmt: skip
+                rows[mode].append({**run, "load": os.getloadavg()[0]})
+            print(f"  {kind} repeat {r + 1}/{repeats}: " + ", ".join(
+                f"{m} p99 {rows[m][-1]['p99']:.3f}" for m in modes
             ), f"(load {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
-
-        out[kind] = {
-            m: tuple(statistics.median(v[j] for v in vals) for j in range(4))
-            for m, vals in rows.items()
-        }
+        out[kind] = rows
     return out
+
+
+def _median(runs: list[dict[str, float]], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def _paired(runs: list[dict[str, float]], base: list[dict[str, float]], key: str) -> list[float]:
+    """The overhead of each repeat against its own baseline run (same repeat), in %."""
+    return [100.0 * (r[key] / b[key] - 1.0) for r, b in zip(runs, base, strict=True)]
+
+
+def overhead_section(ov: dict[str, dict[str, list[dict[str, float]]]], repeats: int,
+                     requests: dict[str, int], command: str, seconds: float,
+                     loads: tuple[Any, Any]) -> str:  # fmt: skip
+    names = {"mlp": "MLP 256-256-256-1", "cnn": "demo CNN, 64x64 RGB"}
+    run_loads = [r["load"] for rows in ov.values() for runs in rows.values() for r in runs]
+    lines = [
+        "## Retraining loop: shadow overhead on the champion's latency",
+        "",
+        machine_line(),
+        f"Command: `{command}` ({repeats} repeats, {seconds:.0f} s in all). Load average "
+        f"(1/5/15 min) {' / '.join(f'{v:.1f}' for v in loads[0])} before, "
+        f"{' / '.join(f'{v:.1f}' for v in loads[1])} after; the 1-minute load during the runs "
+        f"{min(run_loads):.1f} to {max(run_loads):.1f} (median "
+        f"{statistics.median(run_loads):.1f}). Latencies measured on a loaded machine are "
+        "indicative only.",
+        "",
+        f"Each champion serves batches of {BATCH} ("
+        + ", ".join(f"{requests[k]:,} requests for the {names[k]}" for k in ov)
+        + f"), one every ~{GAP_S * 1000:.0f} ms plus its own time; the challenger in shadow is "
+        "the same network with other weights, queue of 1,000 batches, its events logged to "
+        "SQLite; one torch thread on each side. In every repeat the modes run in a shuffled "
+        "order. Latency per request = forward pass plus `submit`. Overheads are paired: each "
+        "repeat's p99 against the same repeat's baseline (alone; for the pinned row, alone on "
+        "the same CPU), median [min, max] over the repeats. *alone, a second run* is the "
+        "champion alone against itself: the noise floor of the measurement. `submit` is the "
+        "serving thread's whole cost of mirroring a batch (µs, median of the repeats' "
+        "p50 / p99); its p50 over the baseline's p99 is what the shadow adds to the champion "
+        "even when the challenger takes no CPU from it (the floor of the overhead). CPU per "
+        "request: the serving process, and the challenger's process while serving went on. "
+        "Dropped: events the shadow shed (counted, never waited for).",
+        "",
+        "| champion | mode | p50 ms | p99 ms | p99 overhead, median [min, max] | `submit` µs "
+        "p50 / p99 | `submit` p50 / baseline p99 | serving CPU ms / req | challenger CPU ms / "
+        "req | dropped events (median) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for kind, rows in ov.items():
+        for mode, runs in rows.items():
+            base = BASELINE.get(mode)
+            floor = "-"
+            if base is None or base not in rows:
+                over = "-"
+            else:
+                paired = _paired(runs, rows[base], "p99")
+                over = (f"{statistics.median(paired):+.1f}% [{min(paired):+.1f}, "
+                        f"{max(paired):+.1f}]")  # fmt: skip
+                if mode != "alone (again)":
+                    cost = [r["submit_p50_us"] / 1000 / b["p99"] * 100
+                            for r, b in zip(runs, rows[base], strict=True)]  # fmt: skip
+                    floor = f"{statistics.median(cost):.1f}%"
+            shadowed = not mode.startswith("alone")
+            dropped = f"{_median(runs, 'dropped'):.0f}" if shadowed else "-"
+            lines.append(
+                f"| {names[kind]} | {LABELS[mode]} | {_median(runs, 'p50'):.3f} | "
+                f"{_median(runs, 'p99'):.3f} | {over} | "
+                + (f"{_median(runs, 'submit_p50_us'):.1f} / {_median(runs, 'submit_p99_us'):.1f}"
+                   if shadowed else "-")
+                + f" | {floor} | {_median(runs, 'cpu_ms'):.3f} | "
+                + (f"{_median(runs, 'child_cpu_ms'):.3f}" if shadowed and mode != "thread"
+                   else "-")
+                + f" | {dropped} |"
+            )  # fmt: skip
+    return "\n".join(lines)
 
 
 def sequential_vs_fixed() -> list[dict[str, Any]]:
@@ -180,50 +319,12 @@ def sequential_vs_fixed() -> list[dict[str, Any]]:
     return out
 
 
-def main() -> None:
-    t0 = time.perf_counter()
-    load_before = os.getloadavg()
-    ov = shadow_overhead()
-    load_after = os.getloadavg()
-    seq = sequential_vs_fixed()
+def sequential_section(seq: list[dict[str, Any]]) -> str:
     lines = [
-        "## Retraining loop: shadow overhead, sequential decisions",
+        "## Retraining loop: sequential versus fixed-horizon decisions",
         "",
-        machine_line(),
-        "Command: `.venv/bin/python -m benchmarks.loop` "
-        f"(medians of {REPEATS} runs; {time.perf_counter() - t0:.0f} s in all). Load average "
-        f"(1/5/15 min) {' / '.join(f'{v:.1f}' for v in load_before)} before the shadow runs, "
-        f"{' / '.join(f'{v:.1f}' for v in load_after)} after.",
-        "",
-        f"Champion latency per request (forward pass plus `submit`; {REQUESTS:,} requests of "
-        f"{BATCH}, one every ~{GAP_S * 1000:.0f} ms plus their own time; challenger of the "
-        "same size in shadow, queue 1,000 batches, its events logged to SQLite; one torch "
-        "thread; every mode interleaved with the champion alone in every repeat). The no-op row "
-        "is process mode with a challenger that computes and logs nothing: the serving path's "
-        "own cost. On two cores the challenger's compute competes with the champion's for the "
-        "same cores (and caches), which the process row includes and the no-op row does not:",
-        "",
-        "| champion | mode | p50 ms | p99 ms | p50 overhead | p99 overhead | serving process "
-        "CPU ms / request | dropped events |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    names = {"mlp": "MLP 256-256-256-1", "cnn": "demo CNN, 64x64 RGB"}
-    labels = {"alone": "alone", "thread": "thread", "process": "process",
-              "no-op": "process, no-op challenger"}  # fmt: skip
-    for kind, rows in ov.items():
-        alone = rows["alone"]
-        for mode in MODES:
-            p50, p99, cpu, dropped = rows[mode]
-            over = (
-                ("-", "-")
-                if mode == "alone"
-                else (f"{100 * (p50 / alone[0] - 1):+.1f}%", f"{100 * (p99 / alone[1] - 1):+.1f}%")
-            )
-            lines.append(
-                f"| {names[kind]} | {labels[mode]} | {p50:.3f} | {p99:.3f} | {over[0]} | "
-                f"{over[1]} | {cpu:.3f} | {'-' if mode == 'alone' else f'{dropped:.0f}'} |"
-            )
-    lines += [
+        f"Measured {time.strftime('%Y-%m-%d')} (simulation: no timing). Command: "
+        "`.venv/bin/python -m benchmarks.loop --only sequential`.",
         "",
         f"Sequential paired test (alpha 0.05) against the exact McNemar test (alpha 0.05, power "
         f"0.8): discordant events to a decision, {RUNS} simulated streams each; the sequential "
@@ -242,9 +343,50 @@ def main() -> None:
             f"| {r['win']:.2f} | {r['fixed']} | {med} | {mean} | "
             f"{c['better']} / {c['worse']} / {c['inconclusive']} |"
         )
-    text = "\n".join(lines)
-    print(text)
-    write_section("loop", text)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.loop", description=__doc__)
+    parser.add_argument("--only", choices=("overhead", "sequential"),
+                        help="run one part (default: both)")  # fmt: skip
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="overhead: 5 repeats, 300 CNN requests a run, no thread mode (about 5 minutes)",
+    )
+    parser.add_argument("--repeats", type=int, help=f"overhead: repeats ({REPEATS}; quick 5)")
+    parser.add_argument("--models", default="mlp,cnn", help="overhead: mlp, cnn or both")
+    args = parser.parse_args(argv)
+    kinds = tuple(k.strip() for k in args.models.split(",") if k.strip())
+    if not kinds or not set(kinds) <= {"mlp", "cnn"}:
+        parser.error(f"--models: expected mlp, cnn or mlp,cnn, got {args.models!r}")
+    if args.repeats is None:
+        args.repeats = QUICK_REPEATS if args.quick else REPEATS
+    if args.repeats < 1:
+        parser.error(f"--repeats: expected at least 1, got {args.repeats}")
+    if len(os.sched_getaffinity(0)) < 2 or not {CHAMPION_CPU, CHALLENGER_CPU} <= set(
+        os.sched_getaffinity(0)
+    ):
+        parser.error(f"the pinned modes need CPUs {CHAMPION_CPU} and {CHALLENGER_CPU}")
+    if args.only in (None, "overhead"):
+        t0 = time.perf_counter()
+        modes = QUICK_MODES if args.quick else MODES
+        requests = QUICK_REQUESTS if args.quick else REQUESTS
+        before = os.getloadavg()
+        ov = shadow_overhead(kinds, modes, args.repeats, requests)
+        command = " ".join([".venv/bin/python -m benchmarks.loop", *sys.argv[1:]]).strip()
+        text = overhead_section(ov, args.repeats, requests, command, time.perf_counter() - t0,
+                                (before, os.getloadavg()))  # fmt: skip
+        print(text)
+        write_section("loop", text)
+    if args.only in (None, "sequential"):
+        text = sequential_section(sequential_vs_fixed())
+        print(text)
+        write_section("loop_sequential", text)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,15 @@ Serving never waits: when the queue is full the request is dropped from the shad
 
 Two modes:
 
-- ``"process"``: the challenger runs in a child process (spawned, lowered priority, one
-  math thread) that builds its own client and logs its events itself. The serving thread
-  pickles the batch's small parts, copies its arrays' bytes once into a ring buffer in shared
-  memory and bumps a counter the child polls: no thread of its own, no pipe, no system call,
-  no wait. Nothing of the
-  challenger's work, nor of the logging, shares the serving process's interpreter lock. A child
-  that dies is counted, its queued requests are counted as lost, and a new one is started
+- ``"process"``: the challenger runs in a child process (spawned, lowered priority or
+  ``SCHED_IDLE``, one math thread, optionally pinned to its own CPUs) that builds its own
+  client and logs its events itself. For the usual batch (inputs as a plain array, ids as an
+  array or a list, no other column) the serving thread writes a cached header, copies the
+  arrays' bytes once into a ring buffer in shared memory and bumps a counter the child polls:
+  no pickling, no thread of its own, no pipe, no system call, no wait. The child scores the
+  batches that waited together (one call for many requests). Nothing of the challenger's
+  work, nor of the logging, shares the serving process's interpreter lock. A child that dies
+  is counted, its queued requests are counted as lost, and a new one is started
   (``max_restarts``).
 - ``"thread"``: the challenger runs in a thread of the serving process. Cheaper to start and
   accepts any callable (closures, lambdas), but its Python work competes for the interpreter
@@ -44,7 +46,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -55,6 +57,7 @@ __all__ = ["Shadow", "ShadowStats", "shadow_model"]
 _log = logging.getLogger(__name__)
 
 _STOP = object()
+_NOTHING = object()
 Mode = Literal["auto", "process", "thread"]
 # counters the child writes and the parent reads (one writer each: no lock needed)
 _SCORED, _FAILED, _DONE, _ACK, _READ, _TAKEN, _SENT = range(7)
@@ -62,10 +65,33 @@ _SCORED, _FAILED, _DONE, _ACK, _READ, _TAKEN, _SENT = range(7)
 _POLL_MIN_S, _POLL_MAX_S = 0.002, 0.02
 _WORD = 8
 _WRAP = -1
+_HEAD_PAIR = struct.Struct("<5q")
+_WRAP_WORD = struct.Struct("<q")
+# array kinds whose bytes are sent raw: numbers, booleans, fixed-width strings
+_RAW_KINDS = frozenset("biufcSU")
+_ID_TYPES = (np.ndarray, list)  # ids the serving path copies without the pickler
 
 
 def _pad(n: int) -> int:
     return -(-n // _WORD) * _WORD
+
+
+def _words(counters: Any) -> Any:
+    """The shared counters as a memoryview of int64 (indexing it is cheaper than ctypes')."""
+    try:
+        return memoryview(counters).cast("B").cast("q")
+    except TypeError:  # a plain list (tests)
+        return counters
+
+
+def _pair_layout(meta: bytes, n_ids: int, n_inputs: int) -> tuple[bytes, int, int]:
+    """A two-array record's header and metadata as one prefix, its total size and where its
+    second array starts: fixed by the arrays' dtypes and shapes, so cached per batch shape."""
+    total = 5 * _WORD + _pad(len(meta)) + _pad(n_ids) + _pad(n_inputs)
+    prefix = _HEAD_PAIR.pack(total, len(meta), 2, n_ids, n_inputs) + meta.ljust(
+        _pad(len(meta)), b"\0"
+    )
+    return prefix, total, len(prefix) + _pad(n_ids)
 
 
 class _Ring:
@@ -86,6 +112,7 @@ class _Ring:
         self.capacity = capacity
         self.written = 0  # the writer's side only
         self._view: memoryview | None = None
+        self.words = _words(counters)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"data": self.data, "counters": self.counters, "capacity": self.capacity}
@@ -99,19 +126,38 @@ class _Ring:
             self._view = memoryview(self.data).cast("B")
         return self._view
 
+    def _claim(self, total: int) -> int:
+        """Where a record of ``total`` bytes goes, or -1 when it does not fit now.
+
+        When the reader has caught up (it has read all that was written, and touches its
+        position only after a new record is counted), the writer moves both positions to the
+        start: while the challenger keeps up, the serving thread writes the same few hundred kB
+        over and over, which stay in its caches, instead of walking the whole ring through cold
+        memory.
+        """
+        cap, written, words = self.capacity, self.written, self.words
+        read = words[_READ]
+        off = written % cap
+        if off and read == written:
+            read = words[_READ] = written = written + cap - off
+            off = 0
+        skip = 0 if total <= cap - off else cap - off
+        if written + skip + total - read > cap:
+            return -1
+        if skip:
+            _WRAP_WORD.pack_into(self.view, off, _WRAP)
+            off = 0
+        self.written = written + skip + total
+        return off
+
     def put(self, meta: bytes, bufs: list[memoryview]) -> bool:
         """Copy one record in; ``False`` (nothing written) when it does not fit now."""
         head = _WORD * (3 + len(bufs))
         total = head + _pad(len(meta)) + sum(_pad(b.nbytes) for b in bufs)
-        off = self.written % self.capacity
-        tail = self.capacity - off
-        skip = 0 if total <= tail else tail
-        if self.written + skip + total - int(self.counters[_READ]) > self.capacity:
+        off = self._claim(total)
+        if off < 0:
             return False
         view = self.view
-        if skip:
-            struct.pack_into("<q", view, off, _WRAP)
-            off = 0
         struct.pack_into(
             f"<{3 + len(bufs)}q", view, off, total, len(meta), len(bufs), *(b.nbytes for b in bufs)
         )
@@ -121,7 +167,31 @@ class _Ring:
         for b in bufs:
             view[pos : pos + b.nbytes] = b
             pos += _pad(b.nbytes)
-        self.written += skip + total
+        return True
+
+    def put_pair(
+        self, prefix: bytes, total: int, at_inputs: int, ids: bytes | memoryview, inputs: memoryview
+    ) -> bool:
+        """:meth:`put` for the usual record, two arrays laid out by :func:`_pair_layout`: the
+        serving thread's whole cost is this, one small copy and two ``memcpy`` (:meth:`_claim`
+        written out here: every call on this path costs the serving thread)."""
+        cap, written, view, words = self.capacity, self.written, self.view, self.words
+        read = words[_READ]
+        off = written % cap
+        if off and read == written:  # all read: back to the start (see _claim)
+            read = words[_READ] = written = written + cap - off
+            off = 0
+        skip = 0 if total <= cap - off else cap - off
+        if written + skip + total - read > cap:
+            return False
+        if skip:
+            _WRAP_WORD.pack_into(view, off, _WRAP)
+            off = 0
+        self.written = written + skip + total
+        head = len(prefix)
+        view[off : off + head] = prefix
+        view[off + head : off + head + len(ids)] = ids  # bytes, or a memoryview of bytes
+        view[off + at_inputs : off + at_inputs + len(inputs)] = inputs
         return True
 
     def take(self) -> tuple[bytes, list[bytearray]]:
@@ -181,24 +251,13 @@ def _pack(obj: Any) -> tuple[bytes, list[memoryview]]:
     return file.getvalue(), bufs
 
 
+def _raw(obj: np.ndarray) -> bool:
+    """An array whose bytes, dtype and shape are the whole of it (no objects, not empty)."""
+    return obj.dtype.kind in _RAW_KINDS and bool(obj.size)
+
+
 def _array(obj: Any) -> bool:
-    return (
-        type(obj) is np.ndarray
-        and obj.dtype.kind in "biufcSU"
-        and bool(obj.size)
-        and bool(obj.flags.c_contiguous)
-    )
-
-
-def _plain(item: Any) -> bool:
-    """A batch of two plain arrays and no column: sent without the pickler's callbacks."""
-    return (
-        item is not None
-        and item[0] == "batch"
-        and not item[3]
-        and _array(item[1])
-        and (_array(item[2]))
-    )
+    return type(obj) is np.ndarray and _raw(obj) and bool(obj.flags.c_contiguous)
 
 
 def _unpack(meta: bytes, bufs: list[bytearray]) -> Any:
@@ -209,6 +268,25 @@ def _unpack(meta: bytes, bufs: list[bytearray]) -> Any:
         x = np.frombuffer(bufs[1], dtype=np.dtype(x_dtype)).reshape(x_shape)
         return ("batch", ids, x, {})
     return item
+
+
+def _check_cpus(cpus: Iterable[int] | None) -> frozenset[int] | None:
+    """The child's CPUs as a set, checked against the CPUs this process may use."""
+    if cpus is None:
+        return None
+    if isinstance(cpus, str | bytes) or not isinstance(cpus, Iterable):
+        raise TypeError(f"cpus: expected CPU numbers such as {{1}}, got {cpus!r}")
+    chosen = list(cpus)
+    if not chosen or not all(isinstance(c, int) and not isinstance(c, bool) for c in chosen):
+        raise ValueError(f"cpus: expected a non-empty set of CPU numbers, got {cpus!r}")
+    if not hasattr(os, "sched_setaffinity"):
+        raise ValueError("cpus: this platform cannot pin a process to CPUs")
+    count = os.cpu_count() or 1
+    if not all(0 <= c < count for c in chosen):
+        raise ValueError(
+            f"cpus: {sorted(chosen)} not all among this machine's CPUs 0 to {count - 1}"
+        )
+    return frozenset(chosen)
 
 
 def shadow_model(model: str) -> str:
@@ -253,16 +331,18 @@ class ShadowStats:
         }
 
 
-def _score_and_log(
+def _score(
     challenger: Callable[[Any], Any],
-    client: Any,
-    name: str,
-    version: str,
     ids: Any,
     inputs: Any,
     columns: Mapping[str, Any],
-) -> int:
-    """Score one mirrored batch and log it as the challenger's version; the events logged."""
+    sizes: list[int] | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Score one mirrored batch: its ids (as strings) and the columns to log with them.
+
+    ``sizes``: the batch is several requests' batches put together; each request's events get
+    its share of the call's time (in proportion to its rows), as if scored on its own.
+    """
     ids_arr = np.atleast_1d(np.asarray(ids, dtype=object)).astype(str).astype(object)
     t0 = time.perf_counter()
     out = challenger(inputs)
@@ -273,9 +353,103 @@ def _score_and_log(
     else:
         cols["scores"] = np.asarray(out, dtype=np.float64).reshape(-1)
     # each event gets the call's time, as the torch hook records a forward pass
-    cols.setdefault("latency_ms", np.full(len(ids_arr), elapsed))
+    if sizes is None:
+        cols.setdefault("latency_ms", np.full(len(ids_arr), elapsed))
+    else:
+        share = np.asarray(sizes, dtype=np.float64)
+        cols.setdefault("latency_ms", np.repeat(elapsed * share / share.sum(), sizes))
+    return ids_arr, cols
+
+
+def _score_and_log(
+    challenger: Callable[[Any], Any],
+    client: Any,
+    name: str,
+    version: str,
+    ids: Any,
+    inputs: Any,
+    columns: Mapping[str, Any],
+) -> int:
+    """Score one mirrored batch and log it as the challenger's version; the events logged."""
+    ids_arr, cols = _score(challenger, ids, inputs, columns)
     client.log_batch(name, ids=ids_arr, version=version, **cols)
     return len(ids_arr)
+
+
+class _LogBuffer:
+    """The child's scored events, logged in few large ``log_batch`` calls.
+
+    A ``log_batch`` costs mostly per call (a transaction, a request): one per mirrored batch of
+    32 costs the challenger's process several times its model's work, and on a small machine
+    that CPU is taken from the champion. Events whose columns are all one-dimensional arrays of
+    their length wait here until ``max_rows`` of them or ``max_age_s`` after the first; any
+    other batch is logged at once (after what waits, so the order is kept). The counters
+    count an event scored once it is logged.
+    """
+
+    def __init__(self, client: Any, name: str, version: str, counters: Any, note: Any,
+                 max_rows: int = 4096, max_age_s: float = 0.5) -> None:  # fmt: skip
+        self.client, self.name, self.version = client, name, version
+        self.counters, self.note = counters, note
+        self.max_rows, self.max_age_s = max_rows, max_age_s
+        self.parts: list[tuple[np.ndarray, dict[str, Any]]] = []
+        self.rows = 0
+        self.since = 0.0
+
+    def add(self, ids: np.ndarray, cols: dict[str, Any]) -> None:
+        stackable = all(
+            isinstance(v, np.ndarray) and v.ndim == 1 and len(v) == len(ids) for v in cols.values()
+        )
+        if self.parts and (not stackable or cols.keys() != self.parts[0][1].keys()):
+            self.write()
+        if not stackable:
+            self._log(ids, cols)
+            return
+        if not self.parts:
+            self.since = time.monotonic()
+        self.parts.append((ids, cols))
+        self.rows += len(ids)
+        if self.rows >= self.max_rows:
+            self.write()
+
+    def due(self) -> bool:
+        return bool(self.parts) and time.monotonic() - self.since >= self.max_age_s
+
+    def write(self) -> None:
+        parts, self.parts, self.rows = self.parts, [], 0
+        if len(parts) == 1:
+            self._log(*parts[0])
+        elif parts:
+            ids = np.concatenate([p[0] for p in parts])
+            keys = parts[0][1].keys()
+            self._log(ids, {k: np.concatenate([p[1][k] for p in parts]) for k in keys})
+
+    def _log(self, ids: np.ndarray, cols: dict[str, Any]) -> None:
+        try:
+            self.client.log_batch(self.name, ids=ids, version=self.version, **cols)
+            self.counters[_SCORED] += len(ids)
+        except Exception as exc:  # a failing client must not stop the shadow
+            self.counters[_FAILED] += len(ids)
+            self.note(exc)
+
+
+def _rows(item: Any) -> int:
+    """The rows of a batch that can be put together with others (two arrays, no column), or 0."""
+    if item is None or item[0] != "batch" or item[3]:
+        return 0
+    _, ids, inputs, _ = item
+    if type(ids) is not np.ndarray or type(inputs) is not np.ndarray or ids.ndim != 1:
+        return 0
+    return len(ids) if inputs.ndim >= 1 and len(inputs) == len(ids) else 0
+
+
+def _same_kind(a: Any, b: Any) -> bool:
+    """Batches whose arrays concatenate without a cast: same dtypes (ids: same kind) and rows."""
+    return bool(
+        a[1].dtype.kind == b[1].dtype.kind
+        and a[2].dtype == b[2].dtype
+        and a[2].shape[1:] == b[2].shape[1:]
+    )
 
 
 def _count(ids: Any) -> int:
@@ -358,17 +532,30 @@ def _child_main(
     error: Any,
     threads: int,
     niceness: int,
+    idle: bool,
+    cpus: frozenset[int] | None,
+    coalesce_rows: int,
 ) -> None:
     """The challenger's process: score and log what the ring brings until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # before the challenger is unpickled: the threads its libraries start inherit all of this
     if niceness:
         with contextlib.suppress(OSError):  # not permitted here: run at the same priority
             os.nice(niceness)
+    if idle and hasattr(os, "SCHED_IDLE"):
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
     def note(exc: BaseException) -> None:
         text = f"{type(exc).__name__}: {exc}".encode(errors="replace")[: len(error) - 1]
         with error.get_lock():
             error.value = text
+
+    if cpus is not None:
+        try:
+            os.sched_setaffinity(0, cpus)
+        except OSError as exc:  # e.g. outside this container's CPU set: said, not fatal
+            note(OSError(f"cpus {sorted(cpus)}: {exc}"))
 
     try:
         challenger = pickle.loads(challenger_blob)
@@ -379,24 +566,32 @@ def _child_main(
     _limit_threads(threads)
     parent = mp.parent_process()
     pause, looked = _POLL_MIN_S, time.monotonic()
+    pending: Any = _NOTHING  # a record taken out of turn while coalescing
+    log = _LogBuffer(client, name, version, counters, note)
     while True:
         # The child polls the writer's count rather than wait on a semaphore: posting one would
         # cost the serving thread a system call (and a wake-up) per batch; polling costs only
         # this process, which runs at a lower priority.
-        if int(counters[_TAKEN]) >= int(counters[_SENT]):
+        if pending is _NOTHING and int(counters[_TAKEN]) >= int(counters[_SENT]):
             if time.monotonic() - looked > 1.0:
                 looked = time.monotonic()
                 if parent is not None and not parent.is_alive():
                     break  # orphaned: nobody will read what we log, nor stop us
+            if log.due():
+                log.write()
             time.sleep(pause)
             pause = min(pause * 2, _POLL_MAX_S)
             continue
         pause = _POLL_MIN_S
-        meta, bufs = ring.take()
-        item = _unpack(meta, bufs)
+        if pending is _NOTHING:
+            item = _unpack(*ring.take())
+        else:
+            item, pending = pending, _NOTHING
         if item is None:
+            log.write()
             break
         if item[0] == "flush":
+            log.write()
             try:
                 flush = getattr(client, "flush", None)
                 if flush is not None:
@@ -405,14 +600,35 @@ def _child_main(
                 note(exc)
             counters[_ACK] = item[1]
             continue
-        _, ids, inputs, columns = item
+        # batches that waited are scored together: one challenger call and one log_batch for
+        # many requests, so a challenger that fell behind catches up on less CPU
+        batches = [item]
+        rows = _rows(item)
+        while 0 < rows < coalesce_rows and int(counters[_TAKEN]) < int(counters[_SENT]):
+            nxt = _unpack(*ring.take())
+            if _rows(nxt) and _same_kind(item, nxt):
+                batches.append(nxt)
+                rows += _rows(nxt)
+            else:
+                pending = nxt  # a control record or another kind of batch: next round
+                break
+        if len(batches) == 1:
+            _, ids, inputs, columns = item
+            sizes = None
+        else:
+            ids = np.concatenate([b[1] for b in batches])
+            inputs = np.concatenate([b[2] for b in batches])
+            columns, sizes = {}, [len(b[1]) for b in batches]
         try:
-            counters[_SCORED] += _score_and_log(challenger, client, name, version, ids, inputs,
-                                                columns)  # fmt: skip
+            scored = _score(challenger, ids, inputs, columns, sizes)
         except Exception as exc:  # a failing challenger must not stop the shadow
             counters[_FAILED] += _count(ids)
             note(exc)
-        counters[_DONE] += 1
+        else:
+            log.add(*scored)
+        counters[_DONE] += len(batches)
+        if log.due():
+            log.write()
     close = getattr(client, "close", None)
     if close is not None:
         close(timeout=30)
@@ -455,6 +671,18 @@ class Shadow:
     buffer_mb
         Process mode: size of the shared-memory ring the batches wait in; a batch that finds
         no room is dropped and counted, like one that finds ``queue_size`` batches waiting.
+    idle
+        Process mode, Linux: run the child under ``SCHED_IDLE``, on CPU time no other process
+        wants. The champion never waits for it; when no CPU is idle the queue fills and
+        batches are dropped (counted) instead.
+    cpus
+        Process mode: the CPUs the child may run on (``os.sched_setaffinity``), e.g. ``{1}``
+        with the serving process pinned to ``{0}``: the challenger then never takes the
+        champion's core.
+    coalesce_rows
+        Process mode: batches waiting in the ring are scored together, one challenger call
+        and one ``log_batch`` for up to this many rows (plain-array batches without columns
+        only); each request's events get their share of the call's time as ``latency_ms``.
 
     Examples
     --------
@@ -484,6 +712,9 @@ class Shadow:
         niceness: int = 10,
         max_restarts: int = 3,
         buffer_mb: float = 64.0,
+        idle: bool = False,
+        cpus: Iterable[int] | None = None,
+        coalesce_rows: int = 256,
     ) -> None:
         if not callable(challenger):
             raise TypeError("challenger: expected a callable")
@@ -505,6 +736,10 @@ class Shadow:
             raise ValueError(f"max_restarts must be in [0, 1000], got {max_restarts}")
         if isinstance(buffer_mb, bool) or not 0.01 <= float(buffer_mb) <= 16384:
             raise ValueError(f"buffer_mb must be in [0.01, 16384], got {buffer_mb}")
+        if not isinstance(idle, bool):
+            raise TypeError(f"idle: expected True or False, got {idle!r}")
+        if isinstance(coalesce_rows, bool) or not 1 <= int(coalesce_rows) <= 1_000_000:
+            raise ValueError(f"coalesce_rows must be in [1, 1000000], got {coalesce_rows}")
         self.challenger = challenger
         self.client = client
         self.model = model
@@ -515,6 +750,9 @@ class Shadow:
         self.niceness = niceness
         self.max_restarts = max_restarts
         self.buffer_mb = buffer_mb
+        self.idle = idle
+        self.cpus = _check_cpus(cpus)
+        self.coalesce_rows = coalesce_rows
         self._lock = threading.Lock()
         self._submitted = self._dropped = self._scored = self._failed = 0
         self._accepted = self._accepted_batches = self._lost = self._lost_batches = 0
@@ -524,6 +762,10 @@ class Shadow:
         self._dead = False
         self._name = log_as or shadow_model(model)
         self.mode: str = self._choose(mode)
+        self._fast = self.mode == "process"
+        if self.mode == "thread" and (idle or self.cpus is not None):
+            _log.warning("watchkeeper shadow of %r: idle and cpus apply to the challenger's own "
+                         "process; in thread mode they are ignored", model)  # fmt: skip
         if self.mode == "thread":
             self._queue: Any = queue.Queue(maxsize=int(queue_size))
             self._thread = threading.Thread(
@@ -564,6 +806,9 @@ class Shadow:
         capacity = _pad(int(self.buffer_mb * 2**20))
         self._ring = _Ring(ctx.RawArray("B", capacity), self._counters, capacity)
         self._sent = 0  # records written to the ring (batches and control records)
+        self._queue_limit = int(self.queue_size)
+        self._layouts: dict[tuple[Any, ...], tuple[bytes, int, int]] = {}  # plain batches'
+        self._words = _words(self._counters)
         pack_file, pack_bufs = io.BytesIO(), list[memoryview]()
         self._packing = (pack_file, pack_bufs, _Packer(pack_file, pack_bufs))
         self._error: Any = ctx.Array("c", 2048)
@@ -595,6 +840,9 @@ class Shadow:
                 self._error,
                 int(self.threads),
                 int(self.niceness),
+                self.idle,
+                self.cpus,
+                int(self.coalesce_rows),
             ),
             daemon=True,
         )
@@ -654,18 +902,11 @@ class Shadow:
         # one pickler for every record (a new one per batch costs more than the pickling)
         file, bufs, packer = self._packing
         try:
-            if _plain(item):  # the usual batch: ids and inputs arrays, no column
-                _, ids, inputs, _ = item
-                bufs += (memoryview(ids).cast("B"), memoryview(inputs).cast("B"))
-                meta = pickle.dumps(
-                    ("raw", ids.dtype.str, ids.shape, inputs.dtype.str, inputs.shape), protocol=5
-                )
-            else:
-                file.seek(0)
-                file.truncate()
-                packer.clear_memo()
-                packer.dump(item)
-                meta = file.getvalue()
+            file.seek(0)
+            file.truncate()
+            packer.clear_memo()
+            packer.dump(item)
+            meta = file.getvalue()
             written = self._ring.put(meta, bufs)
         except Exception as exc:  # an unpicklable column: dropped and reported, never raised
             self._last_error = exc
@@ -676,6 +917,43 @@ class Shadow:
             return False
         self._sent += 1
         self._counters[_SENT] = self._sent  # after the record: the child reads it then
+        return True
+
+    def _put_pair(self, ids: Any, inputs: Any) -> bool | None:
+        """The usual batch, ids and inputs as plain arrays and no column (under ``self._lock``):
+        a prefix cached per dtypes and shapes, two ``memcpy`` into the ring and a counter bump;
+        ``None`` when the batch is not one (it goes through the pickler)."""
+        if type(ids) is list:
+            ids = np.array(ids, dtype=object)  # converted below, as the child would
+        if ids.dtype.kind == "O":
+            # ids as objects (from pandas, the torch hook): the child logs them as strings
+            # anyway, and fixed-width strings are copied where objects would be pickled
+            try:
+                ids = ids.astype(str)
+            except (TypeError, ValueError):
+                return None
+        key = (ids.dtype, ids.shape, inputs.dtype, inputs.shape)
+        layout = self._layouts.get(key)
+        if layout is None:
+            if not (_raw(ids) and _raw(inputs)):
+                return None
+            if len(self._layouts) >= 256:  # many shapes: keep the cache small
+                self._layouts.clear()
+            meta = pickle.dumps(("raw", ids.dtype.str, ids.shape, inputs.dtype.str, inputs.shape))
+            layout = self._layouts[key] = _pair_layout(meta, ids.nbytes, inputs.nbytes)
+        try:  # a cast refuses an array that is not C-contiguous: the pickler copies it
+            input_bytes = memoryview(inputs).cast("B")
+            # a few kB of ids: a copy is cheaper than exporting a buffer of strings
+            ids_bytes = ids.tobytes() if ids.nbytes <= 4096 else memoryview(ids).cast("B")
+        except (TypeError, ValueError):
+            return None
+        words = self._words
+        if self._sent - words[_TAKEN] >= self._queue_limit:
+            return False
+        if not self._ring.put_pair(*layout, ids_bytes, input_bytes):
+            return False
+        self._sent += 1
+        words[_SENT] = self._sent  # after the record: the child reads it then
         return True
 
     # --- serving side -------------------------------------------------------------------------
@@ -721,9 +999,22 @@ class Shadow:
         mode the batch is copied before the call returns; in thread mode it is read later, by
         reference: do not modify it in place after mirroring it.
         """
-        n = _count(ids)
         if self._closed:
             raise RuntimeError("the shadow is closed")
+        if self._fast and not columns and type(inputs) is np.ndarray and type(ids) in _ID_TYPES:
+            with self._lock:  # process mode's usual batch: as few steps as possible
+                if not self._dead:
+                    written = self._put_pair(ids, inputs)
+                    if written is not None:
+                        n = _count(ids)
+                        self._submitted += n
+                        if written:
+                            self._accepted += n
+                            self._accepted_batches += 1
+                        else:
+                            self._dropped += n
+                        return written
+        n = _count(ids)
         with self._lock:
             self._submitted += n
             if self._dead:
@@ -735,9 +1026,11 @@ class Shadow:
                 except queue.Full:
                     self._dropped += n
                     return False
-            elif not self._put_record(("batch", ids, inputs, columns), check_queue=True):
-                self._dropped += n
-                return False
+            else:
+                # not the usual batch (see above): through the pickler
+                if not self._put_record(("batch", ids, inputs, columns), check_queue=True):
+                    self._dropped += n
+                    return False
             self._accepted += n
             self._accepted_batches += 1
         return True

@@ -136,7 +136,12 @@ def _robustness_data(seed: int, model: str) -> dict[str, np.ndarray]:
     x, y = make_classification(
         n_samples=140_000, n_features=10, n_informative=5, flip_y=0.01, random_state=seed
     )
-    clf = (LogisticRegression() if model == "logistic" else HistGradientBoostingClassifier())
+    # seeded: with more than 10,000 rows the trees stop early on a random validation split
+    clf: Any = (
+        LogisticRegression()
+        if model == "logistic"
+        else HistGradientBoostingClassifier(random_state=seed)
+    )
     clf.fit(x[:20_000], y[:20_000])
     return {
         "ref_scores": clf.predict_proba(x[20_000:40_000])[:, 1],
@@ -216,6 +221,67 @@ def robustness() -> list[dict[str, Any]]:
     return rows
 
 
+def multiclass_robustness() -> list[dict[str, Any]]:
+    """The multi-class estimator with and without its prior correction on a 3-class task:
+    ``make_classification(80,000, 10 features, 5 informative, 3 classes, 1% label noise)``, a
+    logistic regression trained on 10,000, reference 10,000, 6 chunks of 5,000 per shift: the
+    class mix moving from equal to 0.83/0.08/0.08, or a selection ``exp(g·z)`` on one input
+    (``g`` 0 → 1, ``P(y | x)`` unchanged). MAE of accuracy and macro F1, corrected and plain."""
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    from watchkeeper.estimation import MulticlassPerformanceEstimator
+
+    rows = []
+    for seed in (1, 2):
+        x, y = make_classification(n_samples=80_000, n_features=10, n_informative=5,
+                                   n_classes=3, flip_y=0.01, random_state=seed)  # fmt: skip
+        clf = LogisticRegression(max_iter=1000).fit(x[:10_000], y[:10_000])
+        p_ref, y_ref = clf.predict_proba(x[10_000:20_000]), y[10_000:20_000]
+        xa, ya, pa = x[20_000:], y[20_000:], clf.predict_proba(x[20_000:])
+        ests = {
+            "corrected": MulticlassPerformanceEstimator(prior_correction=True, n_simulations=20)
+            .fit(p_ref, y_ref),
+            "plain": MulticlassPerformanceEstimator(prior_correction=False, n_simulations=20)
+            .fit(p_ref, y_ref),
+        }  # fmt: skip
+        ref = _multiclass_realised(p_ref.argmax(1), y_ref)
+        rng = np.random.default_rng(seed)
+        by_class = [np.flatnonzero(ya == c) for c in range(3)]
+        shifts: dict[str, list[np.ndarray]] = {"prior": []}
+        for s in np.linspace(0, 1, 6):
+            mix = np.array([1 / 3 + s / 2, 1 / 3 - s / 4, 1 / 3 - s / 4])
+            shifts["prior"].append(np.concatenate([
+                rng.choice(by_class[c], int(mix[c] * 5000), replace=False) for c in range(3)
+            ]))  # fmt: skip
+        for f in range(6):
+            z = (xa[:, f] - xa[:, f].mean()) / xa[:, f].std()
+            shifts[f"x{f}"] = [
+                rng.choice(len(ya), 5000, replace=False, p=np.exp(g * z) / np.exp(g * z).sum())
+                for g in np.linspace(0, 1, 6)
+            ]
+        for shift, chunks in shifts.items():
+            errs: dict[str, list[float]] = {}
+            for idx in chunks:
+                real = _multiclass_realised(pa[idx].argmax(1), ya[idx])
+                for name, est in ests.items():
+                    e = est.estimate(pa[idx])
+                    for m in ("accuracy", "macro_f1"):
+                        errs.setdefault(f"{name}_{m}", []).append(abs(e[m].value - real[m]))
+                for m in ("accuracy", "macro_f1"):
+                    errs.setdefault(f"ref_{m}", []).append(abs(ref[m] - real[m]))
+            rows.append({"seed": seed, "shift": shift,
+                         **{k: float(np.mean(v)) for k, v in errs.items()}})  # fmt: skip
+    return rows
+
+
+def _multiclass_realised(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import f1_score
+
+    macro_f1 = float(f1_score(y, pred, average="macro"))
+    return {"accuracy": float(np.mean(pred == y)), "macro_f1": macro_f1}
+
+
 def run(repeats: int = 3) -> dict[str, Any]:
     from watchkeeper.estimation import realised_performance
 
@@ -266,6 +332,7 @@ def run(repeats: int = 3) -> dict[str, Any]:
         row["noise"] = {m: float(np.mean([r[f"{m}_sd"] for r in real])) for m in METRICS}
         results[scenario] = row
     results["robustness"] = robustness()
+    results["multiclass"] = multiclass_robustness()
     return results
 
 
@@ -349,8 +416,48 @@ def markdown(res: dict[str, Any]) -> str:
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     lines += _robustness_markdown(res["robustness"])
+    lines += _multiclass_markdown(res["multiclass"])
     lines += _verdict(res)
     return "\n".join(lines)
+
+
+def _multiclass_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "### Three classes: `MulticlassPerformanceEstimator`, corrected or plain",
+        "",
+        "`make_classification(n=80,000, 10 features, 5 informative, 3 classes, 1% label "
+        "noise, seeds 1 and 2)`, logistic regression trained on 10,000, reference 10,000, 6 "
+        "chunks of 5,000 per shift: *prior* the class mix from equal to 0.83/0.08/0.08; *x0…x5* "
+        "rows selected by `exp(g·z)` on one input, g 0 → 1, `P(y | x)` unchanged. MAE over the "
+        "chunks. *corrected* is `prior_correction=True` (EM, no gate), *plain* the default "
+        "since this table (before it, the correction was on by default); **bold**: the "
+        "correction's error above plain's by more than 0.002.",
+        "",
+        "| seed | shift | acc corrected | acc plain | acc ref | macro F1 corrected | "
+        "macro F1 plain | macro F1 ref |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        cells = [str(r["seed"]), r["shift"]]
+        for m in ("accuracy", "macro_f1"):
+            c = f"{r[f'corrected_{m}']:.4f}"
+            cells += [f"**{c}**" if r[f"corrected_{m}"] > r[f"plain_{m}"] + 2e-3 else c,
+                      f"{r[f'plain_{m}']:.4f}", f"{r[f'ref_{m}']:.4f}"]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    cov = [r for r in rows if r["shift"] != "prior"]
+    worse = sum(
+        any(r[f"corrected_{m}"] > r[f"plain_{m}"] + 2e-3 for m in ("accuracy", "macro_f1"))
+        for r in cov
+    )
+    lines += [
+        "",
+        f"The correction is worse than plain by more than 0.002 under {worse} of {len(cov)} "
+        "covariate shifts (the binary finding holds for three classes too), and better on macro "
+        "F1 under both prior shifts: plain is the default, the correction an option for "
+        "windows known to differ by their class mix.",
+        "",
+    ]
+    return lines
 
 
 def _robustness_markdown(rows: list[dict[str, Any]]) -> list[str]:

@@ -150,7 +150,9 @@ def test_multiclass_estimator_under_prior_shift(rng: np.random.Generator) -> Non
     y = rng.choice(3, 6000, p=[0.75, 0.2, 0.05])
     p = _softmax(rng, y, 1.5)
     real = _realised_macro(p.argmax(1), y)
-    fixed = MulticlassPerformanceEstimator().fit(p_ref, y_ref).estimate(p)
+    fixed = MulticlassPerformanceEstimator(prior_correction=True).fit(p_ref, y_ref).estimate(p)
+    default = MulticlassPerformanceEstimator().fit(p_ref, y_ref).estimate(p)
+    assert default.method == "cbpe_multiclass"  # the correction is an option, not the default
     plain = MulticlassPerformanceEstimator(prior_correction=False).fit(p_ref, y_ref).estimate(p)
     for name in ("accuracy", "macro_precision", "macro_f1"):
         assert abs(fixed[name].value - real[name]) < abs(plain[name].value - real[name]), name

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import watchkeeper
-from watchkeeper.checks import class_mix, finding, model_drift
+from watchkeeper.checks import MonitorConfig, class_mix, finding, model_drift
 from watchkeeper.window import Window
 
 
@@ -117,6 +117,17 @@ def test_class_mix_check_for_a_ten_class_model() -> None:
     cur_l = Window.from_columns(predicted=names[_softmax(rng, moved).argmax(1)])
     f = class_mix(ref_l, cur_l)[0]
     assert f.drift and f.details["most_changed"] == "d"
+    # the one-sided option: a class that rose is no evidence of one that fell
+    boosted = np.full(10, 0.1)
+    boosted[3] = 0.2
+    up = Window.from_columns(probs=_softmax(rng, rng.choice(10, 500, p=boosted / boosted.sum())))
+    assert class_mix(ref, up)[0].drift
+    assert class_mix(ref, up, {"alternative": "increase"})[0].drift
+    # the other nine fell 10% each: "decrease" sees far less of that than "increase" sees
+    one_sided = class_mix(ref, up, {"alternative": "decrease"})[0]
+    assert one_sided.p_value > class_mix(ref, up, {"alternative": "increase"})[0].p_value
+    with pytest.raises(ValueError, match=r"checks\.class_mix\.alternative"):
+        MonitorConfig(checks={"class_mix": {"alternative": "less"}}).validate()
     # binary models have the operating point instead
     assert class_mix(Window.from_columns(scores=[0.1, 0.9], labels=[0, 1]), ref) == []
     knocked = Window.from_columns(probs=_softmax(rng, rng.choice(10, 500, p=pri)))

@@ -150,7 +150,9 @@ def test_multiclass_estimator_under_prior_shift(rng: np.random.Generator) -> Non
     y = rng.choice(3, 6000, p=[0.75, 0.2, 0.05])
     p = _softmax(rng, y, 1.5)
     real = _realised_macro(p.argmax(1), y)
-    fixed = MulticlassPerformanceEstimator().fit(p_ref, y_ref).estimate(p)
+    fixed = MulticlassPerformanceEstimator(prior_correction=True).fit(p_ref, y_ref).estimate(p)
+    default = MulticlassPerformanceEstimator().fit(p_ref, y_ref).estimate(p)
+    assert default.method == "cbpe_multiclass"  # the correction is an option, not the default
     plain = MulticlassPerformanceEstimator(prior_correction=False).fit(p_ref, y_ref).estimate(p)
     for name in ("accuracy", "macro_precision", "macro_f1"):
         assert abs(fixed[name].value - real[name]) < abs(plain[name].value - real[name]), name
@@ -181,7 +183,7 @@ def _ten_class_world(rng: np.random.Generator, acc: float, n_ref: int) -> tuple:
     return conf, draw
 
 
-@pytest.mark.parametrize("n", [10, 500])
+@pytest.mark.parametrize("n", [10, 20, 500])
 def test_class_mix_test_level_at_small_and_large_windows(n: int) -> None:
     """The p-value is simulated, not asymptotic: its level holds at ten events too. The
     validation mix it compares with is itself an estimate, which the simulation includes."""
@@ -210,6 +212,32 @@ def test_class_mix_test_catches_a_knockout() -> None:
     assert np.mean(hits) >= 0.6  # 0.8 by the long simulation in benchmarks
 
 
+def test_class_mix_test_one_sided_option() -> None:
+    """Knowing the direction buys power: a 50% knockout at 92% accuracy is caught more often
+    by the "decrease" test than by the two-sided one, and not beyond the level by the
+    "increase" test, which looks the other way; each keeps its level with no shift."""
+    rng = np.random.default_rng(4)
+    ko = np.full(10, 0.1)
+    ko[3] *= 0.5
+    ko /= ko.sum()
+    hits: dict[str, list[bool]] = {}
+    alarms: dict[str, list[bool]] = {}
+    for i in range(60):
+        conf, draw = _ten_class_world(rng, 0.92, 5000)
+        shifted, same = draw(ko, 500)[0], draw(np.full(10, 0.1), 500)[0]
+        for alt in ("two-sided", "decrease", "increase"):
+            kw = {"random_state": i, "n_simulations": 400, "alternative": alt}
+            hits.setdefault(alt, []).append(class_mix_test(conf, shifted, **kw).drift)
+            alarms.setdefault(alt, []).append(class_mix_test(conf, same, **kw).drift)
+    power = {alt: float(np.mean(v)) for alt, v in hits.items()}
+    assert power["decrease"] > power["two-sided"] >= 0.5
+    assert power["increase"] <= 0.25  # the nine other classes rise by 5%: a little power
+    for alt, v in alarms.items():
+        assert np.mean(v) <= 0.14, alt  # 60 draws: 0.05 + 3 standard errors
+    r = class_mix_test(conf, shifted, alternative="decrease")
+    assert r.details["alternative"] == "decrease"
+
+
 def test_class_mix_test_bad_input() -> None:
     conf = np.eye(3) * 50 + 5
     with pytest.raises(ValueError, match="predicted"):
@@ -222,6 +250,8 @@ def test_class_mix_test_bad_input() -> None:
         class_mix_test(conf, [0, 1], n_simulations=10)
     with pytest.raises(ValueError, match="alpha"):
         class_mix_test(conf, [0, 1], alpha=1.5)
+    with pytest.raises(ValueError, match="alternative"):
+        class_mix_test(conf, [0, 1], alternative="less")
 
 
 def test_bbse_interval_does_not_collapse_at_ten_events() -> None:

@@ -109,10 +109,60 @@ def test_prior_correction_only_where_a_class_mix_fits(rng: np.random.Generator) 
     plain = PerformanceEstimator(0.5, prior_correction=False).fit(s_ref, y_ref)
     assert changed["accuracy"].value == plain.estimate(squeezed)["accuracy"].value
     off = PerformanceEstimator(0.5, prior_correction=True, prior_fit_alpha=0).fit(s_ref, y_ref)
-    off = off.estimate(squeezed)
-    assert off.details["shift"] == "prior"  # the test switched off: corrected regardless
+    # the fit test switched off: corrected wherever the prior moved beyond its interval
+    s_low, _ = _task(rng, 5_000, 0.2)
+    assert off.estimate(0.5 + 0.4 * (s_low - 0.5)).details["shift"] == "prior"
     with pytest.raises(ValueError, match="prior_fit_alpha"):
         PerformanceEstimator(prior_fit_alpha=1.0).fit(s_ref, y_ref)
+
+
+def test_correction_waits_for_the_prior_to_move(rng: np.random.Generator) -> None:
+    """A window with the reference's class mix is estimated as plain CBPE: a correction by a
+    prior within its interval would only add the estimated prior's noise."""
+    s_ref, y_ref = _task(rng, 20_000, 0.5)
+    kw = {"prior_correction": True, "n_simulations": 20, "metrics": ("f1",)}
+    forced = PerformanceEstimator(0.5, **kw).fit(s_ref, y_ref)
+    plain = PerformanceEstimator(0.5, **{**kw, "prior_correction": False}).fit(s_ref, y_ref)
+    corrected = 0
+    for _ in range(60):
+        same, _ = _task(rng, 2_000, 0.5)
+        e = forced.estimate(same)
+        if e.details["shift"] == "none":
+            assert e.method == "cbpe" and abs(e.details["prior_shift_z"]) <= 1.96
+            assert e["f1"].value == plain.estimate(same)["f1"].value
+        corrected += e.details["shift"] == "prior"
+    # a 95% interval: about 5% of unchanged windows corrected (binomial sd 2.8 points)
+    assert corrected / 60 < 0.15
+    moved = forced.estimate(_task(rng, 2_000, 0.35)[0])
+    assert moved.details["shift"] == "prior" and moved.details["prior_shift_z"] < -1.96
+
+
+def test_scores_alone_cannot_tell_a_covariate_shift_from_a_new_class_mix(
+    rng: np.random.Generator,
+) -> None:
+    """Why the default does not correct from scores alone: an input the model leans on but
+    that says nothing about the class moves every score along the model's own direction, and
+    the scores then fit a mix of the reference classes with a new prior, while the true class
+    mix has not moved at all."""
+
+    def task(n: int, tilt: float) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.random(n) < 0.5
+        x = rng.normal(np.where(y, 1.0, -1.0), 1.0)
+        spurious = rng.normal(0, 1, n)  # independent of the class
+        s = 1 / (1 + np.exp(-(1.5 * x + spurious)))
+        keep = rng.random(n) < np.exp(tilt * spurious) / np.exp(tilt * spurious).max()
+        return s[keep][:5_000], y[keep][:5_000]
+
+    rng = np.random.default_rng(5)  # one documented example, not a rate
+    s_ref, y_ref = task(20_000, 0.0)
+    s, y = task(40_000, -0.4)
+    forced = PerformanceEstimator(0.5, prior_correction=True).fit(s_ref, y_ref).estimate(s)
+    assert forced.details["prior_fit_p_value"] > 0.001  # a mix fits ...
+    assert forced.details["shift"] == "prior"
+    assert abs(float(y.mean()) - 0.5) < 0.03  # ... but the class mix did not move
+    assert forced.details["estimated_prevalence"] < 0.47
+    default = PerformanceEstimator(0.5).fit(s_ref, y_ref).estimate(s)
+    assert default.method == "cbpe"
 
 
 @pytest.mark.slow

@@ -40,6 +40,8 @@ CHECK_DEFAULTS: dict[str, dict[str, Any]] = {
         "enabled": True,
         "alpha": 0.05,
         "expected_priors": None,
+        # "decrease" / "increase": the one-sided test, for a direction known beforehand
+        "alternative": "two-sided",
         "severity": "warning",
     },
     "model_drift": {"enabled": True, "method": "cauchy", "alpha": 0.05, "severity": "warning"},
@@ -248,6 +250,12 @@ class MonitorConfig:
                             f"checks.{name}.{key} must be a number in [{low}, {high:,}], "
                             f"got {value!r}"
                         )
+            alt = options.get("alternative")
+            if alt is not None and alt not in ("two-sided", "decrease", "increase"):
+                raise ValueError(
+                    f"checks.{name}.alternative must be 'two-sided', 'decrease' or 'increase', "
+                    f"got {alt!r}"
+                )
             sev = options.get("severity")
             if sev is not None and sev not in ("info", "warning", "critical"):
                 raise ValueError(f"checks.{name}.severity: unknown severity {sev!r}")

@@ -647,6 +647,7 @@ def class_mix(
         wpred,
         expected_priors=priors,
         alpha=alpha,
+        alternative=str(_opt(options, "alternative", "two-sided")),
         n_simulations=max(2000, math.ceil(20 / alpha)),
     )
     pi0 = conf.sum(axis=0) / conf.sum() if priors is None else np.asarray(priors, dtype=float)

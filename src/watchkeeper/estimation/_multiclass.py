@@ -290,33 +290,49 @@ def bbse(
     return ClassMixEstimate(point, np.minimum(low, point), np.maximum(high, point), cov)
 
 
-def _mix_statistics(
-    o: np.ndarray, m: np.ndarray, cols: np.ndarray, pi0: np.ndarray, n_ref: float | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Largest standardised deviation of one predicted class and a Pearson-type total, for rows
-    of predicted-class counts ``o (r, k)`` against rows of confusion estimates ``m (r, k, k)``
-    and expected class mixes ``pi0 (r, k)``.
+def _xlogy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``x·log(x / y)``, zero where ``x`` is zero."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = x * np.log(np.maximum(x, 1e-300) / np.maximum(y, 1e-300))
+    return np.asarray(np.where(x > 0, out, 0.0))
 
-    The variance of each count adds the window's multinomial sampling to the uncertainty of
-    the expected share ``(M pi0)_i``: from the finite validation columns and, when ``pi0`` is
-    the validation mix itself (``n_ref`` events), from that mix's sampling.
+
+def _mix_statistics(
+    o: np.ndarray, q: np.ndarray, var_q: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class deviances and a Pearson total for rows of predicted-class counts ``o (r, k)``
+    against the expected shares ``q (k,)``, whose uncertainty is ``var_q (k,)``.
+
+    The deviance of class ``i`` is the likelihood-ratio statistic of "the window's share of
+    predicted ``i`` is the expected one" in a two-sample binomial model: the window's count
+    against the expectation read as a sample of ``N_i = q_i (1 - q_i) / var_q_i`` events (the
+    effective size of the validation evidence behind ``q_i``; infinite when ``q`` is known).
+    Unlike a standardised difference it follows the skew of a count: a class whose count
+    halves is more surprising than one whose count grows by as much, as the binomial
+    likelihood says. Returns the deviances ``(r, k)``, the signed deviations ``(r, k)`` and the
+    Pearson total ``(r,)``; every statistic is a function of the counts alone, so equal counts
+    give exactly equal statistics (ties the p-value breaks at random).
     """
     n = o.sum(axis=-1, keepdims=True)
-    q = np.einsum("rij,rj->ri", m, pi0)
-    var_q = np.einsum("rij,rj->ri", m * (1 - m) / cols[:, None, :], pi0 * pi0)
-    if n_ref is not None:
-        var_q = var_q + (np.einsum("rij,rj->ri", m * m, pi0) - q * q) / n_ref
-    var = n * q * (1 - q) + n * n * var_q
     dev = o - n * q
+    big = var_q <= 0
+    eff = np.where(big, 1.0, q * (1 - q) / np.where(big, 1.0, var_q))
+    pooled = np.where(big, q, (o + eff * q) / (n + eff))
+    g = 2 * (_xlogy(o, n * pooled) + _xlogy(n - o, n * (1 - pooled)))
+    g = g + np.where(big, 0.0, 2 * (_xlogy(eff * q, eff * pooled)
+                                    + _xlogy(eff * (1 - q), eff * (1 - pooled))))  # fmt: skip
     # a class validation never predicted, predicted now: infinitely surprising
-    z2 = np.where(var > 0, dev * dev / np.maximum(var, 1e-300), np.where(dev != 0, np.inf, 0.0))
+    g = np.where((q <= 0) & (o > 0), np.inf, g)
     pearson_var = n * q + n * n * var_q
     x2 = np.where(
         pearson_var > 0,
         dev * dev / np.maximum(pearson_var, 1e-300),
         np.where(dev != 0, np.inf, 0.0),
     )
-    return np.asarray(z2.max(axis=-1)), np.asarray(x2.sum(axis=-1))
+    return np.asarray(g), np.asarray(dev), np.asarray(x2.sum(axis=-1))
+
+
+ALTERNATIVES = ("two-sided", "decrease", "increase")
 
 
 def class_mix_test(
@@ -325,6 +341,7 @@ def class_mix_test(
     *,
     expected_priors: Any = None,
     alpha: float = 0.05,
+    alternative: str = "two-sided",
     n_simulations: int = 2000,
     random_state: int = 0,
 ) -> Any:
@@ -332,14 +349,18 @@ def class_mix_test(
 
     Null hypothesis: the window's true class mix is ``expected_priors`` (default: the class
     mix of the validation set, the column sums of ``confusion``) and the confusion matrix is
-    what validation measured, so the predicted-class shares are ``M pi0``. Two statistics:
-    the largest standardised deviation of one predicted class (power against one class
-    knocked out or boosted) and a Pearson total over all classes (power against diffuse
-    changes), each standardised with the multinomial variance of the window plus the
-    uncertainty of ``M pi0`` from the finite validation columns. Their smaller Monte Carlo
-    p-value is the statistic, and its null distribution comes from the same parametric
-    simulation (validation columns and window redrawn under the null), so the p-value is
-    right at any window size, ten events included, without an asymptotic approximation.
+    what validation measured, so the predicted-class shares are ``q = M pi0``. Two statistics:
+    the largest per-class deviance (a binomial likelihood-ratio statistic of one predicted
+    class against its expected share, power against one class knocked out or boosted) and a
+    Pearson total over all classes (power against diffuse changes). Both count the
+    uncertainty of ``q`` as well as the window's sampling: from the finite validation columns
+    and, when ``pi0`` is the validation mix itself, from that mix's sampling. Their smaller
+    Monte Carlo p-value is the statistic, and its null distribution comes from a parametric
+    simulation of the same null world (validation redrawn, and the window drawn from the
+    redrawn expectation), so the p-value is right at any window size, ten events included,
+    without an asymptotic approximation. Windows with the same counts give the same
+    statistic; such ties are broken at random (seeded), which keeps the level at ``alpha``
+    where counts are few instead of below it.
 
     Parameters
     ----------
@@ -351,6 +372,13 @@ def class_mix_test(
         Class mix production should have.
     alpha
         Level: ``drift`` is ``p_value < alpha``.
+    alternative
+        ``"two-sided"`` (default: any class up or down, or a diffuse change); ``"decrease"``:
+        one-sided, only some predicted class falling below its expected share counts (a
+        class knocked out, a source of events lost); ``"increase"``: only one rising. A
+        one-sided test uses the largest deviance among the classes that moved that way,
+        alone. Choose it before looking at the data: it is more powerful for the direction
+        it looks at and blind to the other.
     n_simulations
         Null replicates (at least ``20 / alpha``, at most 100,000).
     random_state
@@ -375,6 +403,8 @@ def class_mix_test(
     >>> r = class_mix_test(conf, pred)
     >>> r.drift, r.details["most_changed"]
     (True, 3)
+    >>> class_mix_test(conf, pred, alternative="decrease").p_value < r.p_value
+    True
     >>> class_mix_test(conf, rng.choice(10, 10)).details["note"]
     'n < 30: few events; the p-value is exact but power is low'
     """
@@ -402,6 +432,8 @@ def class_mix_test(
     a = float(alpha)
     if not 0 < a < 1:
         raise ValueError(f"alpha must be strictly between 0 and 1, got {alpha!r}")
+    if alternative not in ALTERNATIVES:
+        raise ValueError(f"alternative must be one of {list(ALTERNATIVES)}, got {alternative!r}")
     cols = c.sum(axis=0)
     pi0 = cols / cols.sum() if expected_priors is None else np.asarray(expected_priors, float)
     if pi0.shape != (k,) or (pi0 < 0).any() or abs(pi0.sum() - 1) > 1e-6:
@@ -413,42 +445,67 @@ def class_mix_test(
         )
     m = c / cols
     n_ref = float(cols.sum()) if expected_priors is None else None
-    z_obs, x_obs = _mix_statistics(counts[None], m[None], cols[None], pi0[None], n_ref)
-    rng = np.random.default_rng(random_state)
     q0 = m @ pi0
-    # the null world: validation redrawn (its class mix too, when that is the expectation)
-    # and the window drawn from the expected predicted shares
+    # uncertainty of q0: the finite validation columns, and the validation mix's own
+    # sampling when it is the expectation
+    var_q = (m * (1 - m) / cols) @ (pi0 * pi0)
+    if n_ref is not None:
+        var_q = var_q + ((m * m) @ pi0 - q0 * q0) / n_ref
+    rng = np.random.default_rng(random_state)
+    # The null world: the truth is what validation measured; the expectation the window is
+    # compared with is a noisy estimate of it. A replicate redraws validation (its class mix
+    # too, when that is the expectation) and draws the window from the redrawn expectation,
+    # so the replicate's window differs from q0 as the real window differs from the
+    # (unknown) truth. The statistics stay functions of the counts against the fixed q0.
     if n_ref is None:
         rcols = np.broadcast_to(cols.astype(np.int64), (r, k))
     else:
         rcols = rng.multinomial(int(n_ref), pi0, size=r)
     rc = np.stack([rng.multinomial(rcols[:, j], m[:, j]) for j in range(k)], axis=-1)
-    rcf = np.maximum(rcols, 1).astype(np.float64)
     rpi = pi0[None].repeat(r, 0) if n_ref is None else rcols / n_ref
-    ro = rng.multinomial(n, q0 / q0.sum(), size=r).astype(np.float64)
-    z_sim, x_sim = _mix_statistics(ro, rc / rcf[:, None, :], rcf, rpi, n_ref)
+    q_rep = np.einsum("rij,rj->ri", rc / np.maximum(rcols, 1)[:, None, :], rpi)
+    q_rep = q_rep / q_rep.sum(axis=1, keepdims=True)
+    ro = rng.multinomial(n, q_rep).astype(np.float64)
+    g_obs, dev_obs, x_obs = _mix_statistics(counts[None], q0, var_q)
+    g_sim, dev_sim, x_sim = _mix_statistics(ro, q0, var_q)
 
     def upper_p(sim: np.ndarray, obs: np.ndarray) -> np.ndarray:
         # P(sim >= obs) for each obs, from the sorted replicates
         s = np.sort(sim)
-        return np.asarray((1 + r - np.searchsorted(s, obs - 1e-12, side="left")) / (r + 1))
+        return np.asarray((1 + r - np.searchsorted(s, obs * (1 - 1e-12), side="left")) / (r + 1))
 
-    pz, px = upper_p(z_sim, z_obs)[0], upper_p(x_sim, x_obs)[0]
-    stat = min(pz, px)
-    sim_min = np.minimum(upper_p(z_sim, z_sim), upper_p(x_sim, x_sim))
-    p_value = float((1 + np.sum(sim_min <= stat + 1e-12)) / (r + 1))
-    q_hat = m @ pi0
-    dev = (counts - n * q_hat) / np.sqrt(np.maximum(n * q_hat * (1 - q_hat), 1e-12))
+    def largest(g: np.ndarray, dev: np.ndarray) -> np.ndarray:
+        if alternative == "decrease":
+            g = np.where(dev < 0, g, 0.0)
+        elif alternative == "increase":
+            g = np.where(dev > 0, g, 0.0)
+        return np.asarray(g.max(axis=-1))
+
+    gm_obs, gm_sim = largest(g_obs, dev_obs), largest(g_sim, dev_sim)
+    p_g = float(upper_p(gm_sim, gm_obs)[0])
+    p_x = float(upper_p(x_sim, x_obs)[0])
+    if alternative == "two-sided":
+        stat = min(p_g, p_x)
+        sim_stat = np.minimum(upper_p(gm_sim, gm_sim), upper_p(x_sim, x_sim))
+    else:
+        stat, sim_stat = p_g, upper_p(gm_sim, gm_sim)
+    # rank of the observed among the replicates (small is extreme), ties broken at random
+    below = int(np.sum(sim_stat < stat * (1 - 1e-9)))
+    tied = int(np.sum(np.abs(sim_stat - stat) <= stat * 1e-9))
+    p_value = float((1 + below + rng.integers(0, tied + 1)) / (r + 1))
+    dev = (counts - n * q0) / np.sqrt(np.maximum(n * q0 * (1 - q0), 1e-12))
     details: dict[str, Any] = {
         "n": n,
         "observed": counts,
-        "expected": n * q_hat,
+        "expected": n * q0,
         "expected_priors": pi0,
         "priors": _simplex_lstsq(m[None], (counts / n)[None])[0],
-        "most_changed": int(np.argmax(np.abs(dev))),
-        "max_deviation_p_value": float(pz),
-        "pearson_p_value": float(px),
+        "most_changed": int(np.argmax(g_obs[0])),
+        "max_deviance_p_value": p_g,
+        "pearson_p_value": p_x,
+        "alternative": alternative,
         "n_simulations": r,
+        "standardised_deviation": dev,
     }
     if n < 30:
         details["note"] = "n < 30: few events; the p-value is exact but power is low"

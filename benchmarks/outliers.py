@@ -157,7 +157,10 @@ def main() -> None:
         "## Outlier scoring (issue 15)",
         "",
         f"{machine_line()} Load average {load_start:.1f} at the start of the run and "
-        f"{load_end:.1f} at the end (the 2 cores were shared with other jobs). Reference "
+        f"{load_end:.1f} at the end"
+        + (" (the 2 cores were shared with other jobs). " if max(load_start, load_end) > 1.5
+           else " (nothing else ran). ")
+        + "Reference "
         f"{args.reference:,} × {d} float32 embeddings (a quarter held out to calibrate the "
         f"p-values, so {fit_rows.shape[0]:,} rows are searched), k = {k}; medians of "
         f"{args.repeats}. events/s is by the wall clock; events per CPU-second counts the "

@@ -114,10 +114,11 @@ def test_from_alert_to_samples_to_a_dataset(
     page.click("a.samples-link")  # click 2: its samples
     page.wait_for_selector("tr.sample")
     assert "flagged=yes" in page.url and f"start={s.day2[0]}" in page.url
-    thumbs = page.eval_on_selector_all(
-        "img.thumb", "imgs => imgs.filter(i => i.complete && i.naturalWidth > 0).length"
-    )
-    assert thumbs > 0
+    # The rows come before their thumbnails have loaded: wait (bounded) for one to render.
+    loaded = "[...document.querySelectorAll('img.thumb')]" \
+        ".filter(i => i.complete && i.naturalWidth > 0).length"
+    page.wait_for_function(f"() => {loaded} > 0", timeout=15_000)
+    assert page.evaluate(f"() => {loaded}") > 0
     page.screenshot(path=str(artefacts / "3-samples.png"), full_page=False)
 
     page.fill("#filter-feature", "brightness:0.75:")

@@ -48,6 +48,42 @@ def test_mmd_statistic_matches_brute_force_and_blocks(rng: np.random.Generator) 
     assert whole[1] == pytest.approx(_brute_mmd2(xs, ys, 1.7), abs=1e-6)
 
 
+
+@pytest.mark.parametrize(
+    ("offset", "sigma", "path"),
+    [
+        (0.0, 1.7, "float32"),  # the usual reach: a few bandwidths
+        (1e6, 1.7, "float32"),  # far from the origin: centred first, so float32 still does
+        (0.0, 0.01, "float64"),  # hundreds of bandwidths
+        (0.0, 1e-9, "exact"),  # a width tiny against the spread: pairs of equal rows only
+    ],
+)
+def test_mmd_is_exact_whatever_the_bandwidth_and_offset(
+    rng: np.random.Generator, offset: float, sigma: float, path: str
+) -> None:
+    from watchkeeper.stats._mmd import _GaussianKernelRows
+
+    x, y = rng.normal(size=(30, 3)), rng.normal(0.3, size=(25, 3))
+    x[:5] = x[5:10]  # repeated rows: their kernel is 1 at any width
+    y[:4] = x[:4]
+    x, y = x + offset, y + offset
+    z = np.vstack([x, y])
+    rows = _GaussianKernelRows(z, sigma)
+    assert rows.exact == (path == "exact")
+    assert rows.exact or (rows._z.dtype == np.float32) == (path == "float32")
+    got = mmd_permutation_stats(z, 30, sigma, 5, seed=1)[0]
+    assert np.isfinite(got)
+    assert got == pytest.approx(_brute_mmd2(x - offset, y - offset, sigma), abs=1e-5)
+
+
+def test_mmd_identical_samples_with_a_vanishing_bandwidth_do_not_drift() -> None:
+    # Found by the property test: the median heuristic gave a width of 7e-147 and the scaled
+    # data overflowed float32, so the statistic was NaN and the p-value 1 / (1 + B).
+    m = np.array([[0.0, 4.74707714e-147], [1.0, 1.0], [4.74707714e-147, 0.0]])
+    r = wk.MMDDrift(n_permutations=40).fit(m).test(m.copy())
+    assert np.isfinite(r.statistic) and not r.drift
+
+
 def test_mmd_p_value_and_details(rng: np.random.Generator) -> None:
     det = wk.MMDDrift(n_permutations=50).fit(rng.normal(size=(200, 3)))
     r = det.test(rng.normal(1.0, size=(150, 3)))

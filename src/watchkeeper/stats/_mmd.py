@@ -152,6 +152,65 @@ class MMDDrift:
                            details=details)
 
 
+# How many bandwidths the centred data may reach for each arithmetic. The kernel needs the
+# squared distance to about 1e-3 (in bandwidths²) where it is not ~0; the expansion
+# |a|² + |b|² - 2ab errs by about eps·2·reach², so float32 (eps 6e-8) is good to a reach of
+# ~100 and float64 (eps 2e-16) to ~1e6. Beyond that (a bandwidth tiny against the spread, as
+# the median heuristic gives when most rows repeat) only exact differences keep equal rows at
+# kernel 1 and the rest at their true, vanishing, values.
+_FLOAT32_REACH = 100.0
+_FLOAT64_REACH = 1e6
+
+
+class _GaussianKernelRows:
+    """Rows ``start:stop`` of the Gaussian kernel matrix of ``z`` with width ``sigma``, as
+    float32, computed with the cheapest arithmetic that is accurate for the data's reach.
+
+    >>> z = np.array([[0.0, 1e-150], [1.0, 1.0], [1e-150, 0.0]])
+    >>> rows = _GaussianKernelRows(z, sigma=1e-150)
+    >>> bool(rows.exact), np.round(rows(0, 3), 3).tolist()
+    (True, [[1.0, 0.0, 0.368], [0.0, 1.0, 0.0], [0.368, 0.0, 1.0]])
+    """
+
+    def __init__(self, z: np.ndarray, sigma: float) -> None:
+        centred = z - z.mean(axis=0)  # distances are unchanged; the expansion is more exact
+        spread = float(np.abs(centred).max())
+        with np.errstate(over="ignore"):
+            reach = spread / sigma
+        self.exact = not reach <= _FLOAT64_REACH
+        if self.exact:
+            # Not centred (centring would round away differences far below the mean's size),
+            # scaled to |z| <= 1 so that squared differences cannot overflow; the width is
+            # applied after, dividing twice (its square may be below the smallest float).
+            size = float(np.abs(z).max())
+            self._z = z / size if size > 0 else z
+            self._width = sigma / size if size > 0 else sigma
+        else:
+            dtype = np.float32 if reach <= _FLOAT32_REACH else np.float64
+            self._z = (centred / sigma).astype(dtype)
+            self._sq = _sq_norms(self._z)
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        z = self._z
+        if self.exact:
+            diff = z[start:stop, None, :] - z[None, :, :]
+            d2 = np.einsum("ijk,ijk->ij", diff, diff)
+            with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+                kernel = np.exp(-0.5 * ((d2 / self._width) / self._width))
+            kernel[d2 == 0.0] = 1.0  # equal rows, whatever the width (0/0 above)
+            out: np.ndarray = kernel.astype(np.float32)
+            return out
+        block = z[start:stop] @ z.T
+        block *= -2.0
+        block += self._sq[start:stop, None]
+        block += self._sq[None, :]
+        np.maximum(block, 0.0, out=block)
+        block *= -0.5
+        np.exp(block, out=block)
+        out32: np.ndarray = block.astype(np.float32, copy=False)
+        return out32
+
+
 def mmd_permutation_stats(z: np.ndarray, n: int, sigma: float, n_permutations: int,
                           seed: int | None, block_rows: int | None = None) -> np.ndarray:
     """Unbiased MMD² for the observed split (first ``n`` rows) and for random relabellings.
@@ -170,23 +229,15 @@ def mmd_permutation_stats(z: np.ndarray, n: int, sigma: float, n_permutations: i
     labels[:n, 0] = 1.0
     perms = rng.permuted(np.tile(np.arange(big_n), (n_permutations, 1)), axis=1)[:, :n]
     labels[perms, np.arange(1, n_permutations + 1)[:, None]] = 1.0
-    # Scale by the bandwidth first (in float64) so no width, however small or large,
-    # overflows the float32 kernel arithmetic: the kernel is then exp(-|z|² / 2).
-    z = (z / sigma).astype(np.float32)
-    sq = _sq_norms(z)
-    gamma = np.float32(0.5)
+    kernel_rows = _GaussianKernelRows(z, sigma)
     rows = block_rows or max(1, min(big_n, _BLOCK_ELEMENTS // big_n))
+    if kernel_rows.exact:  # differences per pair: bound their (rows, N, d) array too
+        rows = max(1, min(rows, _BLOCK_ELEMENTS // (big_n * z.shape[1])))
     ka = np.empty(labels.shape, dtype=np.float32)
     r = np.empty(big_n)
     for start in range(0, big_n, rows):
         stop = min(start + rows, big_n)
-        block = z[start:stop] @ z.T
-        block *= np.float32(-2.0)
-        block += sq[start:stop, None]
-        block += sq[None, :]
-        np.maximum(block, np.float32(0.0), out=block)
-        block *= -gamma
-        np.exp(block, out=block)
+        block = kernel_rows(start, stop)
         idx = np.arange(start, stop)
         block[idx - start, idx] = 0.0  # the unbiased estimate leaves out k(x_i, x_i)
         ka[start:stop] = block @ labels

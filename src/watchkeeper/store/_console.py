@@ -457,6 +457,7 @@ class ConsoleMixin(StoreBase):
         events looked up in the event index and filtered by the rest of the query."""
         o = T.outlier_scores
         bound = float(query.outlier_p_max)  # type: ignore[arg-type]
+        decoded: dict[int, _Decoded] = {}
         found: list[dict[str, Any]] = []
         scanned = 0
         next_cursor: str | None = None
@@ -501,13 +502,7 @@ class ConsoleMixin(StoreBase):
                 last = hits[-1]
                 if index:
                     chunk_ids = np.array([r[3] for r in index], dtype=np.int64)
-                    chunks = self._fetch_chunks(conn, set(chunk_ids.tolist()), embeddings=False)
-                    if any(c.schema_id not in self._specs for c in chunks.values()):
-                        self._load_specs(conn, mid)
-                    decoded = {
-                        c: _Decoded(chunk, self._specs[chunk.schema_id])
-                        for c, chunk in chunks.items()
-                    }
+                    self._decode_chunks(conn, mid, chunk_ids, decoded)
                     rows, stop = self._match(index, chunk_ids, decoded, query, thresholds, limit)
                     room = limit - len(found)
                     found.extend(rows[:room])
@@ -521,6 +516,20 @@ class ConsoleMixin(StoreBase):
                     next_cursor = encode_cursor(float(last[0]), str(last[1]))
                     break
         return SamplePage(found, next_cursor, scanned, thresholds)
+
+    def _decode_chunks(
+        self, conn: sa.Connection, mid: int, chunk_ids: np.ndarray, decoded: dict[int, _Decoded]
+    ) -> None:
+        """Decode into ``decoded`` the chunks of ``chunk_ids`` it does not hold yet (a page
+        decodes a chunk once however many of its events it shows)."""
+        missing = set(np.unique(chunk_ids).tolist()) - set(decoded)
+        if not missing:
+            return
+        chunks = self._fetch_chunks(conn, missing, embeddings=False)
+        if any(c.schema_id not in self._specs for c in chunks.values()):
+            self._load_specs(conn, mid)
+        for cid, chunk in chunks.items():
+            decoded[cid] = _Decoded(chunk, self._specs[chunk.schema_id])
 
     def _index_page(
         self,
@@ -558,13 +567,7 @@ class ConsoleMixin(StoreBase):
                     break
                 scanned += len(index)
                 chunk_ids = np.array([r[3] for r in index], dtype=np.int64)
-                missing = set(np.unique(chunk_ids).tolist()) - set(decoded)
-                if missing:
-                    chunks = self._fetch_chunks(conn, missing, embeddings=False)
-                    if any(c.schema_id not in self._specs for c in chunks.values()):
-                        self._load_specs(conn, mid)
-                    for cid, chunk in chunks.items():
-                        decoded[cid] = _Decoded(chunk, self._specs[chunk.schema_id])
+                self._decode_chunks(conn, mid, chunk_ids, decoded)
                 rows, stop = self._match(index, chunk_ids, decoded, query, thresholds, limit)
                 found.extend(rows[: limit - len(found)])
                 last = index[stop - 1] if stop else index[-1]
@@ -710,8 +713,8 @@ class ConsoleMixin(StoreBase):
         if not index:
             return []
         chunk_ids = np.array([r[3] for r in index], dtype=np.int64)
-        chunks = self._fetch_chunks(conn, set(chunk_ids.tolist()), embeddings=False)
-        decoded = {c: _Decoded(chunk, self._specs[chunk.schema_id]) for c, chunk in chunks.items()}
+        decoded: dict[int, _Decoded] = {}
+        self._decode_chunks(conn, mid, chunk_ids, decoded)
         rows, _ = self._match(index, chunk_ids, decoded, SampleQuery(), thresholds, len(index))
         return rows
 

@@ -295,14 +295,21 @@ def feature_importance(
 # -- segments --------------------------------------------------------------------------------
 
 
-def _bh(p: np.ndarray) -> np.ndarray:
-    m = len(p)
+def _bh(p_values: np.ndarray) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values over the finite ones; a NaN (no test) stays NaN.
+
+    >>> _bh(np.array([0.01, np.nan, 0.04, 0.03])).round(3).tolist()
+    [0.03, nan, 0.04, 0.04]
+    """
+    out = np.full(len(p_values), np.nan)
+    finite = np.flatnonzero(np.isfinite(p_values))
+    m = len(finite)
     if m == 0:
-        return p
+        return out
+    p = p_values[finite]
     order = np.argsort(p)
     adjusted = np.minimum.accumulate((p[order] * m / np.arange(1, m + 1))[::-1])[::-1]
-    out = np.empty(m)
-    out[order] = np.minimum(adjusted, 1.0)
+    out[finite[order]] = np.minimum(adjusted, 1.0)
     return out
 
 
@@ -407,9 +414,7 @@ def segment_shares(
         shares = (parts @ sign) / total if total > 0 else np.zeros(m)
         mixes = mix / total if total > 0 else np.zeros(m)
         p_values = _chi2_p(ref_counts, cur_counts)
-        finite = np.isfinite(p_values)
-        adjusted = np.full(m, np.nan)
-        adjusted[finite] = _bh(p_values[finite])
+        adjusted = _bh(p_values)
         for i, name in enumerate(names):
             rows.append(
                 {
@@ -471,9 +476,7 @@ def error_shares(
         from scipy.stats import norm
 
         p_values = np.where((ref_n >= 5) & (cur_n >= 5) & (se > 0), 2 * norm.sf(np.abs(z)), np.nan)
-        finite = np.isfinite(p_values)
-        adjusted = np.full(m, np.nan)
-        adjusted[finite] = _bh(p_values[finite])
+        adjusted = _bh(p_values)
         for i, name in enumerate(names):
             rows.append(
                 {

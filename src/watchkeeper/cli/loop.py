@@ -100,6 +100,23 @@ def register(app: typer.Typer) -> None:
         if not rows:
             typer.echo("no jobs")
 
+    def _move_champion(step: str, model: str, version: str | None, project: str,
+                       db: str | None, actor: str, reason: str) -> None:  # fmt: skip
+        """Promote VERSION, or approve the pending promotion, and say what moved."""
+        from watchkeeper.loop._cycle import approve, promote_version
+
+        with model_store(db, project, model) as store:
+            try:
+                if step == "promote":
+                    move = promote_version(store, project, model, str(version), actor=actor,
+                                           reason=reason)  # fmt: skip
+                else:
+                    move = approve(store, project, model, version, actor=actor, reason=reason)
+            except ValueError as exc:
+                raise fail(str(exc)) from exc
+        done = "champion" if step == "promote" else "approved: champion"
+        typer.echo(f"{done} of {project}/{model}: {move['from']} -> {move['to']}")
+
     group = _model_group(app)
 
     @group.command("promote")
@@ -112,15 +129,7 @@ def register(app: typer.Typer) -> None:
         actor: str = typer.Option("cli", "--actor", help="Who promotes (alias history)."),
     ) -> None:
         """Make VERSION the champion of MODEL and start the plan's watch period."""
-        from watchkeeper.loop._cycle import promote_version
-
-        with model_store(db, project, model) as store:
-            try:
-                move = promote_version(store, project, model, version, actor=actor,
-                                       reason=reason)  # fmt: skip
-            except ValueError as exc:
-                raise fail(str(exc)) from exc
-        typer.echo(f"champion of {project}/{model}: {move['from']} -> {move['to']}")
+        _move_champion("promote", model, version, project, db, actor, reason)
 
     @group.command("approve")
     def approve_cmd(
@@ -132,14 +141,7 @@ def register(app: typer.Typer) -> None:
         actor: str = typer.Option("cli", "--actor", help="Who approves (alias history, audit)."),
     ) -> None:
         """Approve MODEL's pending promotion (a plan with `promotion: approval`)."""
-        from watchkeeper.loop._cycle import approve
-
-        with model_store(db, project, model) as store:
-            try:
-                move = approve(store, project, model, version, actor=actor, reason=reason)
-            except ValueError as exc:
-                raise fail(str(exc)) from exc
-        typer.echo(f"approved: champion of {project}/{model}: {move['from']} -> {move['to']}")
+        _move_champion("approve", model, version, project, db, actor, reason)
 
     def _report(kind: str, model: str, version: str, project: str, db: str | None,
                 as_json: bool) -> None:  # fmt: skip

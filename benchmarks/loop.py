@@ -2,16 +2,20 @@
 
 1. **Shadow overhead.** Two CPU champions serve batches of 32 at a steady rate (a request
    every ``GAP_S`` plus its own time): an MLP (256-256-256-1, under a millisecond) and the
-   document-fraud demo's CNN on 64x64 RGB images (tens of ms). Modes (``MODES``), run in a
-   shuffled order in every repeat: the champion alone, twice (the second run measures the
-   noise); the challenger in a **thread**; in a **process** at niceness 10 (the default); in a
-   process with a challenger that computes and logs nothing (the serving path's own cost); in
-   a process under ``SCHED_IDLE``; and pinned, the champion on CPU 0 and the challenger on CPU
-   1, against the champion alone on CPU 0. The challenger is the same network with other
-   weights (a :class:`~watchkeeper.integrations.torch.TorchChallenger`), its events logged into
-   a ``LocalClient`` on an SQLite file; queue of 1,000 batches; one torch thread on each side.
-   Figures: p50 and p99 per request (forward pass plus ``submit``), the p99 overhead paired
-   within each repeat (median, min and max over the repeats), ``submit``'s own time, CPU per
+   document-fraud demo's CNN on 64x64 RGB images (milliseconds). Every run alternates blocks
+   of ``BLOCK`` requests between two arms, mirrored to the shadow and not mirrored (the
+   shadow caught up first), so the machine's slow spells fall on both arms alike; the
+   overhead is the mirrored arm's p99 against the same run's unmirrored arm. Modes
+   (``MODES``), run in a shuffled order in every repeat: **alone** in both arms (the noise of
+   the measurement); the challenger in a **thread**; in a **process** at niceness 10 (the
+   default); in a process with a challenger that computes and logs nothing (the serving
+   path's own cost); in a process under ``SCHED_IDLE``; **deferred** (it computes only
+   between requests); and pinned, the champion on CPU 0 and the challenger on CPU 1. The
+   challenger is the same network with other weights (a
+   :class:`~watchkeeper.integrations.torch.TorchChallenger`), its events logged into a
+   ``LocalClient`` on an SQLite file; queue of 1,000 batches; one torch thread on each side.
+   Figures: p50 and p99 per request of both arms (forward pass plus ``submit``), the paired
+   p99 overhead (median, min and max over the repeats), ``submit``'s own time, CPU per
    request of both processes, and the events the shadow shed.
 2. **Sequential versus fixed horizon.** The always-valid :class:`SequentialPairedTest`
    (alpha 0.05) against the exact McNemar test at alpha 0.05 with 80% power: discordant events
@@ -19,8 +23,9 @@
    ``RUNS`` simulated streams; the sequential test's maximum is three fixed horizons.
 
 Run: ``.venv/bin/python -m benchmarks.loop`` (both parts, about 25 minutes idle);
-``--only overhead --quick`` for the overhead alone in about 5 minutes (5 repeats, 300 CNN
-requests a run, no thread mode); ``--repeats N``, ``--models mlp``. No peer offers either:
+``--only overhead --quick`` for the overhead alone in about 10 minutes (5 repeats, 500 CNN
+requests an arm, no thread mode); ``--repeats N``, ``--models mlp``, ``--modes deferred,alone``,
+``--requests N``. No peer offers either:
 Seldon and KServe mirror traffic at the infrastructure level and leave the comparison to the
 user; none decides sequentially.
 """
@@ -43,27 +48,24 @@ import numpy as np
 from benchmarks._common import machine_line, write_section
 
 REPEATS = int(os.environ.get("WK_BENCH_REPEATS", "7"))
-REQUESTS = {"mlp": 1000, "cnn": 1000}
-QUICK_REQUESTS = {"mlp": 1000, "cnn": 300}
+REQUESTS = {"mlp": 2000, "cnn": 1000}  # a run's requests in each arm (shadow on, shadow off)
+QUICK_REQUESTS = {"mlp": 1000, "cnn": 500}
 QUICK_REPEATS = 5
+BLOCK = 50  # requests a block; the blocks alternate between the arms
 GAP_S = 0.002  # a request every ~2 ms plus its own time
 BATCH = 32
 RUNS = 400
-# every mode of one repeat runs in a shuffled order; "alone (again)" is a second run of the
-# champion alone: its spread against the first is the measurement's own noise
-MODES = ("alone", "alone (again)", "thread", "process", "no-op", "idle", "alone, pinned",
-         "pinned")  # fmt: skip
+# every mode of one repeat runs in a shuffled order; "alone" mirrors nothing in either arm: its
+# "overhead" is the measurement's own noise
+MODES = ("alone", "thread", "process", "no-op", "idle", "deferred", "pinned")
 QUICK_MODES = tuple(m for m in MODES if m != "thread")
-BASELINE = {"alone (again)": "alone", "thread": "alone", "process": "alone", "no-op": "alone",
-            "idle": "alone", "pinned": "alone, pinned"}  # fmt: skip
 LABELS = {
-    "alone": "alone",
-    "alone (again)": "alone, a second run (the noise)",
+    "alone": "alone in both arms (the noise)",
     "thread": "thread",
     "process": "process (niceness 10)",
     "no-op": "process, no-op challenger",
     "idle": "process, SCHED_IDLE",
-    "alone, pinned": "alone, on CPU 0",
+    "deferred": "process, deferred (computes between requests)",
     "pinned": "process, champion on CPU 0, challenger on CPU 1",
 }
 CHAMPION_CPU, CHALLENGER_CPU = 0, 1
@@ -112,32 +114,56 @@ def _cpu_s(pid: int) -> float:
 def _serve(
     champion: Any, x: np.ndarray, shadow: Any | None, tag: str, requests: int
 ) -> dict[str, float]:
-    """Serve ``requests`` batches; the latencies per request (forward pass plus ``submit``), the
-    ``submit`` call's own time, and CPU per request of the serving process and of the child."""
+    """Serve ``requests`` batches in blocks of ``BLOCK`` that alternate between two arms: the
+    request mirrored to ``shadow`` (marked as served, as :meth:`Shadow.wrap` does) and not
+    mirrored, after the shadow has caught up (untimed). A slow minute of a shared machine then
+    falls on both arms alike, which runs one after the other would not give. Latency per
+    request: forward pass plus ``submit``; ``submit``'s own time; CPU per mirrored request of
+    the serving process and of the child."""
     import torch
 
     xt = torch.from_numpy(x)
-    lat, sub = np.empty(requests), np.empty(requests)
+    lat = {True: np.empty(requests), False: np.empty(requests)}
+    sub = np.zeros(requests)
+    done = {True: 0, False: 0}
     base = np.arange(BATCH).astype(str)
     pid = None if shadow is None else shadow.pid
+    cpu = child = 0.0
     with torch.no_grad():
         champion(xt)  # warm-up
-        cpu, child = time.process_time(), 0.0 if pid is None else _cpu_s(pid)
-        for i in range(requests):
-            ids = np.char.add(f"{tag}-{i}-", base)  # the request ids arrive with the request
-            t0 = time.perf_counter()
-            champion(xt)
-            t1 = time.perf_counter()
-            if shadow is not None:
-                shadow.submit(ids, x)
-            t2 = time.perf_counter()
-            lat[i], sub[i] = (t2 - t0) * 1000.0, (t2 - t1) * 1e6
-            time.sleep(GAP_S)
-        cpu = time.process_time() - cpu
-        if pid is not None:  # what the challenger spent while serving went on (not the drain)
-            child = _cpu_s(pid) - child
+        for block in range(2 * -(-requests // BLOCK)):
+            mirrored = block % 2 == 0
+            i0 = done[mirrored]
+            count = min(BLOCK, requests - i0)
+            if shadow is not None and not mirrored:
+                shadow.flush(timeout=600)  # the challenger idle: this arm is the champion alone
+            if mirrored:
+                cpu0, child0 = time.process_time(), 0.0 if pid is None else _cpu_s(pid)
+            for i in range(i0, i0 + count):
+                ids = np.char.add(f"{tag}-{i}-", base)  # the request ids arrive with the request
+                t0 = time.perf_counter()
+                if shadow is None or not mirrored:
+                    champion(xt)
+                    t1 = time.perf_counter()
+                else:
+                    shadow.begin_serving()
+                    champion(xt)
+                    t1 = time.perf_counter()
+                    shadow.submit(ids, x)
+                    shadow.end_serving()
+                t2 = time.perf_counter()
+                lat[mirrored][i] = (t2 - t0) * 1000.0
+                if mirrored:
+                    sub[i] = (t2 - t1) * 1e6
+                time.sleep(GAP_S)
+            if mirrored:  # what the challenger spent while serving went on (not the drain)
+                cpu += time.process_time() - cpu0
+                child += 0.0 if pid is None else _cpu_s(pid) - child0
+            done[mirrored] += count
+    on, off = lat[True], lat[False]
     return {
-        "p50": float(np.quantile(lat, 0.5)), "p99": float(np.quantile(lat, 0.99)),
+        "p50": float(np.quantile(on, 0.5)), "p99": float(np.quantile(on, 0.99)),
+        "p50_off": float(np.quantile(off, 0.5)), "p99_off": float(np.quantile(off, 0.99)),
         "submit_p50_us": float(np.quantile(sub, 0.5)),
         "submit_p99_us": float(np.quantile(sub, 0.99)),
         "cpu_ms": cpu / requests * 1000.0, "child_cpu_ms": child / requests * 1000.0,
@@ -156,6 +182,7 @@ def _shadow(mode: str, challenger: Any, client: Any) -> Any:
     else:
         kwargs["mode"] = "process"
         kwargs["idle"] = mode == "idle"
+        kwargs["defer"] = mode == "deferred"
         if mode == "pinned":
             kwargs["cpus"] = {CHALLENGER_CPU}
     return Shadow(challenger, client, "bench", "v2", **kwargs)
@@ -165,12 +192,11 @@ def _run(mode: str, kind: str, champion: Any, challenger: Any, x: np.ndarray, ta
          requests: int) -> dict[str, float]:  # fmt: skip
     from watchkeeper.sdk import LocalClient
 
-    pinned = mode in ("alone, pinned", "pinned")
     every = os.sched_getaffinity(0)
-    if pinned:
+    if mode == "pinned":
         os.sched_setaffinity(0, {CHAMPION_CPU})
     try:
-        if mode.startswith("alone"):
+        if mode == "alone":
             return {**_serve(champion, x, None, tag, requests), "dropped": 0.0}
         with tempfile.TemporaryDirectory() as tmp:
             wk = LocalClient(f"{tmp}/wk.db", project="bench")
@@ -215,7 +241,7 @@ def shadow_overhead(
                            requests[kind])  # fmt: skip
                 rows[mode].append({**run, "load": os.getloadavg()[0]})
             print(f"  {kind} repeat {r + 1}/{repeats}: " + ", ".join(
-                f"{m} p99 {rows[m][-1]['p99']:.3f}" for m in modes
+                f"{m} p99 {rows[m][-1]['p99']:.3f}/{rows[m][-1]['p99_off']:.3f}" for m in modes
             ), f"(load {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
         out[kind] = rows
     return out
@@ -225,9 +251,10 @@ def _median(runs: list[dict[str, float]], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
 
-def _paired(runs: list[dict[str, float]], base: list[dict[str, float]], key: str) -> list[float]:
-    """The overhead of each repeat against its own baseline run (same repeat), in %."""
-    return [100.0 * (r[key] / b[key] - 1.0) for r, b in zip(runs, base, strict=True)]
+def _paired(runs: list[dict[str, float]], key: str) -> list[float]:
+    """Each run's mirrored arm against its own unmirrored arm (same run, blocks interleaved),
+    in %."""
+    return [100.0 * (r[key] / r[f"{key}_off"] - 1.0) for r in runs]
 
 
 def overhead_section(ov: dict[str, dict[str, list[dict[str, float]]]], repeats: int,
@@ -246,51 +273,46 @@ def overhead_section(ov: dict[str, dict[str, list[dict[str, float]]]], repeats: 
         f"{statistics.median(run_loads):.1f}). Latencies measured on a loaded machine are "
         "indicative only.",
         "",
-        f"Each champion serves batches of {BATCH} ("
+        f"Each champion serves batches of {BATCH}, one every ~{GAP_S * 1000:.0f} ms plus its own "
+        "time; the challenger in shadow is the same network with other weights, queue of 1,000 "
+        "batches, its events logged to SQLite; one torch thread on each side. A run serves "
         + ", ".join(f"{requests[k]:,} requests for the {names[k]}" for k in ov)
-        + f"), one every ~{GAP_S * 1000:.0f} ms plus its own time; the challenger in shadow is "
-        "the same network with other weights, queue of 1,000 batches, its events logged to "
-        "SQLite; one torch thread on each side. In every repeat the modes run in a shuffled "
-        "order. Latency per request = forward pass plus `submit`. Overheads are paired: each "
-        "repeat's p99 against the same repeat's baseline (alone; for the pinned row, alone on "
-        "the same CPU), median [min, max] over the repeats. *alone, a second run* is the "
-        "champion alone against itself: the noise floor of the measurement. `submit` is the "
-        "serving thread's whole cost of mirroring a batch (µs, median of the repeats' "
-        "p50 / p99); its p50 over the baseline's p99 is what the shadow adds to the champion "
-        "even when the challenger takes no CPU from it (the floor of the overhead). CPU per "
-        "request: the serving process, and the challenger's process while serving went on. "
-        "Dropped: events the shadow shed (counted, never waited for).",
+        + f" in each of two arms, in blocks of {BLOCK} that alternate: mirrored to the shadow "
+        "(and marked as served, as `Shadow.wrap` does), and not mirrored, the shadow caught up "
+        "beforehand. The overhead is each run's mirrored p99 against the same run's unmirrored "
+        "p99, median [min, max] over the repeats: a slow spell of the shared machine falls on "
+        "both arms alike. *alone in both arms* mirrors nothing: its overhead is the noise of "
+        "the measurement. In every repeat the modes run in a shuffled order; *pinned* serves "
+        "on CPU 0 in both arms. `submit` is the serving thread's whole cost of mirroring a "
+        "batch (µs, median of the repeats' p50 / p99); its p50 over the unmirrored p99 is "
+        "what the shadow adds even when the challenger takes no CPU from the champion. CPU "
+        "per mirrored request: the serving process, and the challenger's process while "
+        "serving went on. Dropped: events the shadow shed (counted, never waited for).",
         "",
-        "| champion | mode | p50 ms | p99 ms | p99 overhead, median [min, max] | `submit` µs "
-        "p50 / p99 | `submit` p50 / baseline p99 | serving CPU ms / req | challenger CPU ms / "
-        "req | dropped events (median) |",
+        "| champion | mode | p50 ms mirrored / not | p99 ms mirrored / not | p99 overhead, median "
+        "[min, max] | `submit` µs p50 / p99 | `submit` p50 / p99 | serving CPU ms / req | "
+        "challenger CPU ms / req | dropped events (median) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for kind, rows in ov.items():
         for mode, runs in rows.items():
-            base = BASELINE.get(mode)
+            paired = _paired(runs, "p99")
+            over = f"{statistics.median(paired):+.1f}% [{min(paired):+.1f}, {max(paired):+.1f}]"
+            shadowed = mode != "alone"
             floor = "-"
-            if base is None or base not in rows:
-                over = "-"
-            else:
-                paired = _paired(runs, rows[base], "p99")
-                over = (f"{statistics.median(paired):+.1f}% [{min(paired):+.1f}, "
-                        f"{max(paired):+.1f}]")  # fmt: skip
-                if mode != "alone (again)":
-                    cost = [r["submit_p50_us"] / 1000 / b["p99"] * 100
-                            for r, b in zip(runs, rows[base], strict=True)]  # fmt: skip
-                    floor = f"{statistics.median(cost):.1f}%"
-            shadowed = not mode.startswith("alone")
-            dropped = f"{_median(runs, 'dropped'):.0f}" if shadowed else "-"
+            if shadowed:
+                cost = [r["submit_p50_us"] / 1000 / r["p99_off"] * 100 for r in runs]
+                floor = f"{statistics.median(cost):.1f}%"
             lines.append(
-                f"| {names[kind]} | {LABELS[mode]} | {_median(runs, 'p50'):.3f} | "
-                f"{_median(runs, 'p99'):.3f} | {over} | "
+                f"| {names[kind]} | {LABELS[mode]} | {_median(runs, 'p50'):.3f} / "
+                f"{_median(runs, 'p50_off'):.3f} | {_median(runs, 'p99'):.3f} / "
+                f"{_median(runs, 'p99_off'):.3f} | {over} | "
                 + (f"{_median(runs, 'submit_p50_us'):.1f} / {_median(runs, 'submit_p99_us'):.1f}"
                    if shadowed else "-")
                 + f" | {floor} | {_median(runs, 'cpu_ms'):.3f} | "
                 + (f"{_median(runs, 'child_cpu_ms'):.3f}" if shadowed and mode != "thread"
                    else "-")
-                + f" | {dropped} |"
+                + (f" | {_median(runs, 'dropped'):.0f} |" if shadowed else " | - |")
             )  # fmt: skip
     return "\n".join(lines)
 
@@ -356,10 +378,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="overhead: 5 repeats, 300 CNN requests a run, no thread mode (about 5 minutes)",
+        help="overhead: 5 repeats, 500 CNN requests an arm, no thread mode (about 10 minutes)",
     )
     parser.add_argument("--repeats", type=int, help=f"overhead: repeats ({REPEATS}; quick 5)")
     parser.add_argument("--models", default="mlp,cnn", help="overhead: mlp, cnn or both")
+    parser.add_argument("--modes", help="overhead: these modes only, comma-separated: "
+                        + ", ".join(MODES))
+    parser.add_argument("--requests", type=int,
+                        help="overhead: requests a run for each model (default "
+                        f"{REQUESTS['cnn']:,}; quick: CNN {QUICK_REQUESTS['cnn']})")
     args = parser.parse_args(argv)
     kinds = tuple(k.strip() for k in args.models.split(",") if k.strip())
     if not kinds or not set(kinds) <= {"mlp", "cnn"}:
@@ -375,7 +402,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.only in (None, "overhead"):
         t0 = time.perf_counter()
         modes = QUICK_MODES if args.quick else MODES
+        if args.modes:
+            asked = {m.strip() for m in args.modes.split(",") if m.strip()}
+            if not asked or not asked <= set(MODES):
+                parser.error(f"--modes: expected some of {', '.join(MODES)}, got {args.modes!r}")
+            modes = tuple(m for m in MODES if m in asked)
         requests = QUICK_REQUESTS if args.quick else REQUESTS
+        if args.requests is not None:
+            if args.requests < 100:
+                parser.error(f"--requests: expected at least 100, got {args.requests}")
+            requests = dict.fromkeys(requests, args.requests)
         before = os.getloadavg()
         ov = shadow_overhead(kinds, modes, args.repeats, requests)
         command = " ".join([".venv/bin/python -m benchmarks.loop", *sys.argv[1:]]).strip()

@@ -46,7 +46,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -59,8 +59,16 @@ _log = logging.getLogger(__name__)
 _STOP = object()
 _NOTHING = object()
 Mode = Literal["auto", "process", "thread"]
-# counters the child writes and the parent reads (one writer each: no lock needed)
-_SCORED, _FAILED, _DONE, _ACK, _READ, _TAKEN, _SENT = range(7)
+# shared words, one writer each (no lock needed): the child writes the first five, the serving
+# process the rest (_SERVING: requests being served now; _SERVING_SINCE: when it left 0, in
+# monotonic ns, so a count a failed request never brought down goes stale instead of starving
+# a deferring challenger)
+_SCORED, _FAILED, _DONE, _ACK, _READ, _TAKEN, _SENT, _SERVING, _SERVING_SINCE = range(9)
+_N_WORDS = 9
+# a deferring challenger: how often it looks whether serving is over, and after how long a
+# request still marked as served is taken for one whose end was never marked
+_DEFER_POLL_S = 0.0005
+_DEFER_STALE_NS = 5_000_000_000
 # the child's polling pause while the ring is empty: short while batches flow, longer when idle
 _POLL_MIN_S, _POLL_MAX_S = 0.002, 0.02
 _WORD = 8
@@ -347,6 +355,8 @@ def _score(
     t0 = time.perf_counter()
     out = challenger(inputs)
     elapsed = (time.perf_counter() - t0) * 1000.0
+    if isinstance(challenger, _Deferred):  # its time computing, not waiting for a gap
+        elapsed = challenger.compute_s * 1000.0
     cols: dict[str, Any] = dict(columns)
     if isinstance(out, Mapping):
         cols.update(out)
@@ -388,8 +398,10 @@ class _LogBuffer:
     """
 
     def __init__(self, client: Any, name: str, version: str, counters: Any, note: Any,
-                 max_rows: int = 4096, max_age_s: float = 0.5) -> None:  # fmt: skip
+                 max_rows: int = 4096, max_age_s: float = 0.5,
+                 wait: Callable[[], None] | None = None) -> None:  # fmt: skip
         self.client, self.name, self.version = client, name, version
+        self.wait = wait
         self.counters, self.note = counters, note
         self.max_rows, self.max_age_s = max_rows, max_age_s
         self.parts: list[tuple[np.ndarray, dict[str, Any]]] = []
@@ -425,12 +437,71 @@ class _LogBuffer:
             self._log(ids, {k: np.concatenate([p[1][k] for p in parts]) for k in keys})
 
     def _log(self, ids: np.ndarray, cols: dict[str, Any]) -> None:
+        if self.wait is not None:
+            self.wait()
         try:
             self.client.log_batch(self.name, ids=ids, version=self.version, **cols)
             self.counters[_SCORED] += len(ids)
         except Exception as exc:  # a failing client must not stop the shadow
             self.counters[_FAILED] += len(ids)
             self.note(exc)
+
+
+def _wait_for_idle(words: Any) -> None:
+    """Return once the serving process serves no request (or the one it serves went stale)."""
+    while words[_SERVING] > 0 and time.monotonic_ns() - words[_SERVING_SINCE] < _DEFER_STALE_NS:
+        time.sleep(_DEFER_POLL_S)
+
+
+class _Deferred:
+    """The challenger called in slices of rows, each started only while nothing is served.
+
+    Two CPUs of one machine share caches and memory bandwidth (two vCPUs may even be one
+    core's hyperthreads): a challenger computing beside the champion slows it by a fifth or
+    more, even on a CPU of its own. Deferring keeps the challenger's work out of the
+    champion's requests: it starts a slice only between requests, and a slice lasts about
+    ``slice_s``, learnt from the rows per second of the slices before, so a request that
+    arrives mid-slice overlaps it by at most that. What cannot be scored in the gaps waits in
+    the queue, and beyond it is dropped and counted.
+    """
+
+    def __init__(self, challenger: Callable[[Any], Any], words: Any, slice_s: float) -> None:
+        self.challenger, self.words, self.slice_s = challenger, words, slice_s
+        self.row_s = 0.0  # seconds per row, a running mean; 0 until the first slice
+        self.compute_s = 0.0  # the last call's time computing, without the waits
+
+    def __call__(self, inputs: Any) -> Any:
+        self.compute_s = 0.0
+        if not (isinstance(inputs, np.ndarray) and inputs.ndim >= 1 and len(inputs)):
+            _wait_for_idle(self.words)  # not sliceable: one call, after the wait
+            t0 = time.perf_counter()
+            out = self.challenger(inputs)
+            self.compute_s = time.perf_counter() - t0
+            return out
+        outs: list[Any] = []
+        for_rows = len(inputs)
+        start = 0
+        while start < for_rows:
+            _wait_for_idle(self.words)
+            rows = 1 if self.row_s <= 0 else max(1, int(self.slice_s / self.row_s))
+            part = inputs[start : start + rows]
+            t0 = time.perf_counter()
+            outs.append(self.challenger(part))
+            spent = time.perf_counter() - t0
+            self.compute_s += spent
+            per_row = spent / len(part)
+            self.row_s = per_row if self.row_s <= 0 else 0.8 * self.row_s + 0.2 * per_row
+            start += len(part)
+        return _concat_outputs(outs)
+
+
+def _concat_outputs(outs: list[Any]) -> Any:
+    """One output from the slices' outputs: arrays (or a mapping of them) stacked by rows."""
+    if len(outs) == 1:
+        return outs[0]
+    if isinstance(outs[0], Mapping):
+        return {k: np.concatenate([np.atleast_1d(np.asarray(o[k])) for o in outs]) for k in outs[0]}
+    return np.concatenate([np.atleast_1d(np.asarray(o)) for o in outs])
 
 
 def _rows(item: Any) -> int:
@@ -535,6 +606,7 @@ def _child_main(
     idle: bool,
     cpus: frozenset[int] | None,
     coalesce_rows: int,
+    defer_slice_s: float | None = None,
 ) -> None:
     """The challenger's process: score and log what the ring brings until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
@@ -564,10 +636,16 @@ def _child_main(
         note(exc)
         sys.exit(3)
     _limit_threads(threads)
+    words = _words(counters)
+    if defer_slice_s is not None:
+        challenger = _Deferred(challenger, words, defer_slice_s)
+
     parent = mp.parent_process()
     pause, looked = _POLL_MIN_S, time.monotonic()
     pending: Any = _NOTHING  # a record taken out of turn while coalescing
-    log = _LogBuffer(client, name, version, counters, note)
+    # a deferring challenger logs between requests too: logging costs CPU like scoring
+    wait = None if defer_slice_s is None else (lambda: _wait_for_idle(words))
+    log = _LogBuffer(client, name, version, counters, note, wait=wait)
     while True:
         # The child polls the writer's count rather than wait on a semaphore: posting one would
         # cost the serving thread a system call (and a wake-up) per batch; polling costs only
@@ -683,6 +761,19 @@ class Shadow:
         Process mode: batches waiting in the ring are scored together, one challenger call
         and one ``log_batch`` for up to this many rows (plain-array batches without columns
         only); each request's events get their share of the call's time as ``latency_ms``.
+    defer
+        Process mode: the challenger computes (and logs) only while the champion serves no
+        request, in slices of about ``slice_ms``. The serving side marks its requests:
+        :meth:`wrap` and the torch integration do it; a serving loop of its own uses
+        ``with shadow.serving(): ...`` around the champion's call. On a machine whose CPUs
+        share caches and memory bandwidth (most, and any two hyperthreads) this is what keeps
+        a heavy challenger out of the champion's latency; the price is that it scores only
+        what the gaps between requests allow, the rest is dropped and counted. A request
+        marked as served for more than 5 s is taken for one whose end was never marked.
+    slice_ms
+        With ``defer``: how long one slice of the challenger's work should last, learnt from
+        its rows per second. A request arriving mid-slice waits for the CPU's caches at most
+        that long; smaller slices cost the challenger more calls.
 
     Examples
     --------
@@ -715,6 +806,8 @@ class Shadow:
         idle: bool = False,
         cpus: Iterable[int] | None = None,
         coalesce_rows: int = 256,
+        defer: bool = False,
+        slice_ms: float = 1.0,
     ) -> None:
         if not callable(challenger):
             raise TypeError("challenger: expected a callable")
@@ -740,6 +833,10 @@ class Shadow:
             raise TypeError(f"idle: expected True or False, got {idle!r}")
         if isinstance(coalesce_rows, bool) or not 1 <= int(coalesce_rows) <= 1_000_000:
             raise ValueError(f"coalesce_rows must be in [1, 1000000], got {coalesce_rows}")
+        if not isinstance(defer, bool):
+            raise TypeError(f"defer: expected True or False, got {defer!r}")
+        if isinstance(slice_ms, bool) or not 0.01 <= float(slice_ms) <= 10_000:
+            raise ValueError(f"slice_ms must be in [0.01, 10000], got {slice_ms}")
         self.challenger = challenger
         self.client = client
         self.model = model
@@ -753,6 +850,8 @@ class Shadow:
         self.idle = idle
         self.cpus = _check_cpus(cpus)
         self.coalesce_rows = coalesce_rows
+        self.defer = defer
+        self.slice_ms = float(slice_ms)
         self._lock = threading.Lock()
         self._submitted = self._dropped = self._scored = self._failed = 0
         self._accepted = self._accepted_batches = self._lost = self._lost_batches = 0
@@ -763,9 +862,11 @@ class Shadow:
         self._name = log_as or shadow_model(model)
         self.mode: str = self._choose(mode)
         self._fast = self.mode == "process"
-        if self.mode == "thread" and (idle or self.cpus is not None):
-            _log.warning("watchkeeper shadow of %r: idle and cpus apply to the challenger's own "
-                         "process; in thread mode they are ignored", model)  # fmt: skip
+        if self.mode == "thread" and (idle or defer or self.cpus is not None):
+            _log.warning("watchkeeper shadow of %r: idle, defer and cpus apply to the "
+                         "challenger's own process; in thread mode they are ignored",
+                         model)  # fmt: skip
+        self._deferring = defer and self.mode == "process"
         if self.mode == "thread":
             self._queue: Any = queue.Queue(maxsize=int(queue_size))
             self._thread = threading.Thread(
@@ -802,7 +903,7 @@ class Shadow:
     def _start_process(self) -> None:
         ctx = mp.get_context("spawn")  # no fork: the serving process holds threads and locks
         self._ctx = ctx
-        self._counters = ctx.RawArray("q", 7)
+        self._counters = ctx.RawArray("q", _N_WORDS)
         capacity = _pad(int(self.buffer_mb * 2**20))
         self._ring = _Ring(ctx.RawArray("B", capacity), self._counters, capacity)
         self._sent = 0  # records written to the ring (batches and control records)
@@ -843,6 +944,7 @@ class Shadow:
                 self.idle,
                 self.cpus,
                 int(self.coalesce_rows),
+                self.slice_ms / 1000.0 if self.defer else None,
             ),
             daemon=True,
         )
@@ -1036,14 +1138,46 @@ class Shadow:
         return True
 
     def wrap(self, champion: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
-        """``serve(ids, inputs)``: the champion's answer; the request is mirrored to the shadow."""
+        """``serve(ids, inputs)``: the champion's answer; the request is mirrored to the shadow
+        (and marked as served, for ``defer``)."""
 
         def serve(ids: Any, inputs: Any) -> Any:
-            out = champion(inputs)
-            self.submit(ids, inputs)
+            with self.serving():
+                out = champion(inputs)
+                self.submit(ids, inputs)
             return out
 
         return serve
+
+    def begin_serving(self) -> None:
+        """Mark that a request is being served (``defer``: the challenger waits); pair every
+        call with :meth:`end_serving`, or use :meth:`serving`. Free without ``defer``."""
+        if not self._deferring:
+            return
+        with self._lock:
+            words = self._words
+            if words[_SERVING] <= 0:
+                words[_SERVING_SINCE] = time.monotonic_ns()
+                words[_SERVING] = 1
+            else:
+                words[_SERVING] += 1
+
+    def end_serving(self) -> None:
+        """Mark the end of a request :meth:`begin_serving` marked."""
+        if not self._deferring:
+            return
+        with self._lock:
+            words = self._words
+            words[_SERVING] = max(words[_SERVING] - 1, 0)
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[None]:
+        """``with shadow.serving(): champion(x)``: the champion's call marked as serving."""
+        self.begin_serving()
+        try:
+            yield
+        finally:
+            self.end_serving()
 
     # --- thread mode --------------------------------------------------------------------------
 

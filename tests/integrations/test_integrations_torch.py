@@ -215,3 +215,27 @@ def test_shadow_option_takes_a_shadow_and_checks_its_arguments(tmp_path: Any) ->
         monitor_module(net, client, "m", shadow=tmp_path / "nope.pt", shadow_version="v2")
     with pytest.raises(TypeError, match=r"shadow: expected a torch\.nn\.Module"):
         monitor_module(net, client, "m", shadow=42, shadow_version="v2")
+
+
+def test_forward_passes_are_marked_as_served_for_a_deferring_shadow(tmp_path: Any) -> None:
+    from watchkeeper.integrations.torch import TorchChallenger
+    from watchkeeper.sdk import LocalClient
+    from watchkeeper.shadow import _SERVING, Shadow
+
+    net = _net()
+    client = LocalClient(str(tmp_path / "wk.db"), project="p")
+    sh = Shadow(TorchChallenger(_challenger(), output="logits"), client, "m", "v2",
+                mode="process", defer=True)  # fmt: skip
+    seen: list[int] = []
+    # what the shadow's mark reads while the forward pass runs
+    probe = net.register_forward_hook(lambda *a: seen.append(int(sh._words[_SERVING])))
+    with monitor_module(net, client, "m", output="logits", version="v1", shadow=sh) as mon:
+        with torch.no_grad():
+            net(torch.randn(4, 5))
+            with pytest.raises(RuntimeError):
+                net(torch.randn(4, 7))  # the wrong width: the forward pass raises
+        assert seen == [1]  # marked while serving (the failing pass never reached the probe)
+        assert sh._words[_SERVING] == 0  # and unmarked after both, the failing one included
+        assert sh.flush(timeout=180) and sh.stats.scored == 4 and mon.errors == 0
+    probe.remove()
+    sh.close()

@@ -143,6 +143,11 @@ class ModuleMonitor:
     def _before(self, module: torch.nn.Module, args: Any) -> None:
         self._started = time.perf_counter()
         self._activations = None
+        if self.shadow is not None and hasattr(self.shadow, "begin_serving"):
+            self.shadow.begin_serving()
+
+    def _served(self, module: torch.nn.Module, args: Any, output: Any) -> None:
+        self.shadow.end_serving()
 
     def _capture(self, module: torch.nn.Module, args: Any, output: Any) -> None:
         if isinstance(output, tuple | list):
@@ -441,4 +446,8 @@ def monitor_module(
     if target is not None:
         monitor._handles.append(target.register_forward_hook(monitor._capture))
     monitor._handles.append(module.register_forward_hook(monitor._after))
+    if monitor.shadow is not None and hasattr(monitor.shadow, "begin_serving"):
+        # after _after (hooks run in order), and even when the forward pass raised: a
+        # deferring challenger waits while a request is marked as served
+        monitor._handles.append(module.register_forward_hook(monitor._served, always_call=True))
     return monitor

@@ -34,7 +34,9 @@ by id in the shadow report (:func:`watchkeeper.loop.shadow_report`).
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import functools
 import io
 import logging
 import multiprocessing as mp
@@ -69,6 +71,10 @@ _N_WORDS = 9
 # request still marked as served is taken for one whose end was never marked
 _DEFER_POLL_S = 0.0005
 _DEFER_STALE_NS = 5_000_000_000
+# a deferring shadow copies a batch into the ring in chunks of this many bytes, and looks
+# before each whether a request is being served (a chunk takes some tens of microseconds)
+_CHUNK = 1 << 18
+_STOP_COPIER = ("stop",)
 # the child's polling pause while the ring is empty: short while batches flow, longer when idle
 _POLL_MIN_S, _POLL_MAX_S = 0.002, 0.02
 _WORD = 8
@@ -120,6 +126,7 @@ class _Ring:
         self.capacity = capacity
         self.written = 0  # the writer's side only
         self._view: memoryview | None = None
+        self._bytes: np.ndarray | None = None
         self.words = _words(counters)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -178,11 +185,22 @@ class _Ring:
         return True
 
     def put_pair(
-        self, prefix: bytes, total: int, at_inputs: int, ids: bytes | memoryview, inputs: memoryview
+        self,
+        prefix: bytes,
+        total: int,
+        at_inputs: int,
+        ids: bytes | memoryview,
+        inputs: memoryview,
+        between: Callable[[], None] | None = None,
     ) -> bool:
         """:meth:`put` for the usual record, two arrays laid out by :func:`_pair_layout`: the
         serving thread's whole cost is this, one small copy and two ``memcpy`` (:meth:`_claim`
-        written out here: every call on this path costs the serving thread)."""
+        written out here: every call on this path costs the serving thread).
+
+        ``between``: copy the inputs in chunks of ``_CHUNK`` bytes, calling it before each
+        (a deferring shadow's copier waits there while a request is served), with numpy,
+        which copies without holding the interpreter lock.
+        """
         cap, written, view, words = self.capacity, self.written, self.view, self.words
         read = words[_READ]
         off = written % cap
@@ -199,7 +217,17 @@ class _Ring:
         head = len(prefix)
         view[off : off + head] = prefix
         view[off + head : off + head + len(ids)] = ids  # bytes, or a memoryview of bytes
-        view[off + at_inputs : off + at_inputs + len(inputs)] = inputs
+        if between is None:
+            view[off + at_inputs : off + at_inputs + len(inputs)] = inputs
+            return True
+        if self._bytes is None:
+            self._bytes = np.frombuffer(self.data, dtype=np.uint8)
+        dst, src = self._bytes, np.frombuffer(inputs, dtype=np.uint8)
+        pos = off + at_inputs
+        for a in range(0, len(src), _CHUNK):
+            between()
+            b = min(a + _CHUNK, len(src))
+            dst[pos + a : pos + b] = src[a:b]
         return True
 
     def take(self) -> tuple[bytes, list[bytearray]]:
@@ -770,6 +798,10 @@ class Shadow:
         a heavy challenger out of the champion's latency; the price is that it scores only
         what the gaps between requests allow, the rest is dropped and counted. A request
         marked as served for more than 5 s is taken for one whose end was never marked.
+        The batch's copy into shared memory waits as well: ``submit`` keeps a reference and a
+        thread of the serving process copies it between requests (without the interpreter
+        lock), so do not modify an array in place after mirroring it. A batch accepted then
+        that finds no room when it is copied is dropped and counted.
     slice_ms
         With ``defer``: how long one slice of the challenger's work should last, learnt from
         its rows per second. A request arriving mid-slice waits for the CPU's caches at most
@@ -922,6 +954,17 @@ class Shadow:
             target=self._watch, name="watchkeeper-shadow-watchdog", daemon=True
         )
         self._watchdog.start()
+        # defer: the serving thread only queues a reference to the batch; this thread copies it
+        # into the ring between requests, and is then the ring's only writer
+        self._ring_lock = threading.Lock()  # the copier's record against a restart (_spawn)
+        self._later: collections.deque[tuple[Any, ...]] = collections.deque()
+        self._later_ready = threading.Event()
+        self._copier_gone = False  # close(): the child is gone, stop waiting for room
+        if self._deferring:
+            self._copier = threading.Thread(
+                target=self._copy_later, name="watchkeeper-shadow-copier", daemon=True
+            )
+            self._copier.start()
 
     def _spawn(self) -> None:
         ctx = self._ctx
@@ -990,7 +1033,8 @@ class Shadow:
             if self._crashes > self.max_restarts:
                 self._dead = True
                 return
-            self._spawn()
+            with self._ring_lock:  # not while the copier is half-way through a record
+                self._spawn()
 
     def _read_error(self) -> str:
         with self._error.get_lock():
@@ -1021,7 +1065,9 @@ class Shadow:
         self._counters[_SENT] = self._sent  # after the record: the child reads it then
         return True
 
-    def _put_pair(self, ids: Any, inputs: Any) -> bool | None:
+    def _put_pair(
+        self, ids: Any, inputs: Any, between: Callable[[], None] | None = None
+    ) -> bool | None:
         """The usual batch, ids and inputs as plain arrays and no column (under ``self._lock``):
         a prefix cached per dtypes and shapes, two ``memcpy`` into the ring and a counter bump;
         ``None`` when the batch is not one (it goes through the pickler)."""
@@ -1052,11 +1098,64 @@ class Shadow:
         words = self._words
         if self._sent - words[_TAKEN] >= self._queue_limit:
             return False
-        if not self._ring.put_pair(*layout, ids_bytes, input_bytes):
+        if not self._ring.put_pair(*layout, ids_bytes, input_bytes, between):
             return False
         self._sent += 1
         words[_SENT] = self._sent  # after the record: the child reads it then
         return True
+
+    def _defer_record(self, entry: tuple[Any, ...]) -> None:
+        """Queue a record for the copier (under ``self._lock``)."""
+        self._later.append(entry)
+        self._later_ready.set()
+
+    def _copy_later(self) -> None:
+        """The copier (``defer``): write the queued records into the ring, between requests.
+
+        A batch is copied in chunks, each after a look at the serving mark (see
+        :meth:`_Ring.put_pair`); a batch that finds no room is dropped and counted; a control
+        record (flush, stop) waits for room.
+        """
+        words = self._words
+        idle = functools.partial(_wait_for_idle, words)
+        while True:
+            self._later_ready.wait()
+            self._later_ready.clear()
+            while True:
+                with self._lock:
+                    if not self._later:
+                        break
+                    entry = self._later[0]
+                if entry is _STOP_COPIER:
+                    return
+                if self._copier_gone:  # closed with the child gone: the rest is lost
+                    with self._lock:
+                        for left in self._later:
+                            if left[0] in ("pair", "batch"):
+                                self._dropped += left[-1]
+                                self._accepted -= left[-1]
+                                self._accepted_batches -= 1
+                        self._later.clear()
+                    return
+                idle()
+                kind, n = entry[0], entry[-1]
+                with self._ring_lock:
+                    if kind == "pair":
+                        written = self._put_pair(entry[1], entry[2], idle)
+                        if written is None:  # not the usual batch after all: the pickler
+                            written = self._put_record(("batch", entry[1], entry[2], {}),
+                                                       check_queue=True)  # fmt: skip
+                    else:
+                        written = self._put_record(entry[1], check_queue=kind == "batch")
+                if not written and kind == "control" and not self._copier_gone:
+                    time.sleep(0.001)  # the ring is full: the child is making room
+                    continue
+                with self._lock:
+                    self._later.popleft()
+                    if not written:
+                        self._dropped += n
+                        self._accepted -= n
+                        self._accepted_batches -= 1
 
     # --- serving side -------------------------------------------------------------------------
 
@@ -1098,11 +1197,28 @@ class Shadow:
 
         ``columns`` are logged with the challenger's events as they are (``features``,
         ``tags``, ``ts``...), so both sides of a pair can carry the same segment tags. In process
-        mode the batch is copied before the call returns; in thread mode it is read later, by
-        reference: do not modify it in place after mirroring it.
+        mode the batch is copied before the call returns; in thread mode, and in process mode
+        with ``defer``, it is read later, by reference: do not modify it in place after
+        mirroring it.
         """
         if self._closed:
             raise RuntimeError("the shadow is closed")
+        if self._deferring:  # a reference now, the copy between requests (the copier's)
+            n = _count(ids)
+            fast = not columns and type(inputs) is np.ndarray and type(ids) in _ID_TYPES
+            with self._lock:
+                self._submitted += n
+                queued = self._sent - self._words[_TAKEN] + len(self._later)
+                if self._dead or queued >= self._queue_limit:
+                    self._dropped += n
+                    return False
+                if fast:
+                    self._defer_record(("pair", list(ids) if type(ids) is list else ids, inputs, n))
+                else:
+                    self._defer_record(("batch", ("batch", ids, inputs, columns), n))
+                self._accepted += n
+                self._accepted_batches += 1
+            return True
         if self._fast and not columns and type(inputs) is np.ndarray and type(ids) in _ID_TYPES:
             with self._lock:  # process mode's usual batch: as few steps as possible
                 if not self._dead:
@@ -1222,7 +1338,11 @@ class Shadow:
             with self._lock:
                 self._flush_token += 1
                 token, generation = self._flush_token, self._generation
-                written = self._put_record(("flush", token, left()), check_queue=False)
+                if self._deferring:  # after the batches before it, by the copier
+                    self._defer_record(("control", ("flush", token, left()), 0))
+                    written = True
+                else:
+                    written = self._put_record(("flush", token, left()), check_queue=False)
             if not written:  # the ring is full: wait for the child to make room
                 self._check_child()
                 if deadline is not None and time.monotonic() >= deadline:
@@ -1260,7 +1380,12 @@ class Shadow:
             self._closed = True
         proc = self._process
         end = None if timeout is None else time.monotonic() + timeout
-        while proc.is_alive():
+        if self._deferring:  # the stop record after what waits for the copier
+            with self._lock:
+                self._defer_record(("control", None, 0))
+                self._defer_record(_STOP_COPIER)
+            self._copier.join(None if end is None else max(end - time.monotonic(), 0.0))
+        while proc.is_alive() and not self._deferring:
             with self._lock:
                 stopped = self._put_record(None, check_queue=False)
             if stopped or (end is not None and time.monotonic() > end):
@@ -1274,6 +1399,10 @@ class Shadow:
         if proc.is_alive():  # pragma: no cover - ignores SIGTERM
             proc.kill()
             proc.join()
+        if self._deferring and self._copier.is_alive():
+            self._copier_gone = True  # the child is gone: what the copier still holds is lost
+            self._later_ready.set()
+            self._copier.join(5)
 
     @property
     def pid(self) -> int | None:

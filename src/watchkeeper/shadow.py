@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import functools
 import io
 import logging
 import multiprocessing as mp
@@ -958,7 +957,9 @@ class Shadow:
         # into the ring between requests, and is then the ring's only writer
         self._ring_lock = threading.Lock()  # the copier's record against a restart (_spawn)
         self._later: collections.deque[tuple[Any, ...]] = collections.deque()
-        self._later_ready = threading.Event()
+        self._later_ready = threading.Event()  # set when there is work and nothing is served
+        self._not_serving = threading.Event()  # set while no request is marked as served
+        self._not_serving.set()
         self._copier_gone = False  # close(): the child is gone, stop waiting for room
         if self._deferring:
             self._copier = threading.Thread(
@@ -1105,9 +1106,22 @@ class Shadow:
         return True
 
     def _defer_record(self, entry: tuple[Any, ...]) -> None:
-        """Queue a record for the copier (under ``self._lock``)."""
+        """Queue a record for the copier (under ``self._lock``); while a request is served the
+        copier is left asleep (waking it would take the interpreter lock from the serving
+        thread), and :meth:`end_serving` wakes it."""
         self._later.append(entry)
-        self._later_ready.set()
+        if self._words[_SERVING] <= 0:
+            self._later_ready.set()
+
+    def _until_idle(self) -> None:
+        """The copier's wait (asleep, not polling) until no request is marked as served, or
+        the one marked went stale."""
+        words = self._words
+        while words[_SERVING] > 0:
+            left = (_DEFER_STALE_NS - (time.monotonic_ns() - words[_SERVING_SINCE])) / 1e9
+            if left <= 0:
+                return
+            self._not_serving.wait(left)
 
     def _copy_later(self) -> None:
         """The copier (``defer``): write the queued records into the ring, between requests.
@@ -1116,8 +1130,7 @@ class Shadow:
         :meth:`_Ring.put_pair`); a batch that finds no room is dropped and counted; a control
         record (flush, stop) waits for room.
         """
-        words = self._words
-        idle = functools.partial(_wait_for_idle, words)
+        idle = self._until_idle
         while True:
             self._later_ready.wait()
             self._later_ready.clear()
@@ -1275,6 +1288,7 @@ class Shadow:
             if words[_SERVING] <= 0:
                 words[_SERVING_SINCE] = time.monotonic_ns()
                 words[_SERVING] = 1
+                self._not_serving.clear()
             else:
                 words[_SERVING] += 1
 
@@ -1285,6 +1299,10 @@ class Shadow:
         with self._lock:
             words = self._words
             words[_SERVING] = max(words[_SERVING] - 1, 0)
+            if words[_SERVING] == 0:
+                self._not_serving.set()
+                if self._later:
+                    self._later_ready.set()
 
     @contextlib.contextmanager
     def serving(self) -> Iterator[None]:

@@ -947,20 +947,21 @@ class Shadow:
         self._error_seen = b""
         self._flush_token = 0
         self._generation = 0
-        self._spawn()
-        self._wake_r, self._wake_w = os.pipe()  # close() wakes the watchdog through it
-        self._watchdog = threading.Thread(
-            target=self._watch, name="watchkeeper-shadow-watchdog", daemon=True
-        )
-        self._watchdog.start()
-        # defer: the serving thread only queues a reference to the batch; this thread copies it
-        # into the ring between requests, and is then the ring's only writer
+        # defer: the serving thread only queues a reference to the batch; a copier thread copies
+        # it into the ring between requests, and is then the ring's only writer
         self._ring_lock = threading.Lock()  # the copier's record against a restart (_spawn)
         self._later: collections.deque[tuple[Any, ...]] = collections.deque()
         self._later_ready = threading.Event()  # set when there is work and nothing is served
         self._not_serving = threading.Event()  # set while no request is marked as served
         self._not_serving.set()
         self._copier_gone = False  # close(): the child is gone, stop waiting for room
+        self._in_ring: tuple[Any, ...] | None = None  # the copier's entry, written, not popped
+        self._spawn()
+        self._wake_r, self._wake_w = os.pipe()  # close() wakes the watchdog through it
+        self._watchdog = threading.Thread(
+            target=self._watch, name="watchkeeper-shadow-watchdog", daemon=True
+        )
+        self._watchdog.start()
         if self._deferring:
             self._copier = threading.Thread(
                 target=self._copy_later, name="watchkeeper-shadow-copier", daemon=True
@@ -1017,7 +1018,9 @@ class Shadow:
         proc = self._process
         if self._dead or proc.is_alive():
             return
-        with self._lock:
+        # the ring's lock first, as the copier (defer) takes it: it may hold it while it waits
+        # for a request to end, and the serving thread must keep self._lock meanwhile
+        with self._ring_lock, self._lock:
             if self._closed or self._dead or proc is not self._process:
                 return
             self._crashes += 1
@@ -1027,15 +1030,20 @@ class Shadow:
             self._error_seen = detail.encode()
             tail = f"; last error: {detail}" if detail else ""
             self._last_error = RuntimeError(f"the challenger's process died ({how}){tail}")
-            c = self._counters
-            self._lost = self._accepted - int(c[_SCORED]) - int(c[_FAILED])
-            self._lost_batches = self._accepted_batches - int(c[_DONE])
             _log.error("watchkeeper shadow of %r: %s", self.model, self._last_error)
-            if self._crashes > self.max_restarts:
-                self._dead = True
+            dead = self._crashes > self.max_restarts
+            # what the dead child did not score is lost, except (defer) the batches still
+            # waiting for the copier, which go to the next child
+            waiting = [e for e in self._later if e is not self._in_ring
+                       and e[0] in ("pair", "batch")] if not dead else []  # fmt: skip
+            c = self._counters
+            self._lost = (self._accepted - int(c[_SCORED]) - int(c[_FAILED])
+                          - sum(e[-1] for e in waiting))  # fmt: skip
+            self._lost_batches = self._accepted_batches - int(c[_DONE]) - len(waiting)
+            if dead:
+                self._dead = True  # the copier discards what waits (counted lost here)
                 return
-            with self._ring_lock:  # not while the copier is half-way through a record
-                self._spawn()
+            self._spawn()
 
     def _read_error(self) -> str:
         with self._error.get_lock():
@@ -1152,6 +1160,10 @@ class Shadow:
                     return
                 idle()
                 kind, n = entry[0], entry[-1]
+                if self._dead:  # no child any more: what waits was counted lost
+                    with self._lock:
+                        self._later.popleft()
+                    continue
                 with self._ring_lock:
                     if kind == "pair":
                         written = self._put_pair(entry[1], entry[2], idle)
@@ -1160,11 +1172,14 @@ class Shadow:
                                                        check_queue=True)  # fmt: skip
                     else:
                         written = self._put_record(entry[1], check_queue=kind == "batch")
+                    # in the ring, not yet off the queue: a restart must not count it as waiting
+                    self._in_ring = entry if written else None
                 if not written and kind == "control" and not self._copier_gone:
                     time.sleep(0.001)  # the ring is full: the child is making room
                     continue
                 with self._lock:
                     self._later.popleft()
+                    self._in_ring = None
                     if not written:
                         self._dropped += n
                         self._accepted -= n

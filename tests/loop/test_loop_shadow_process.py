@@ -98,7 +98,8 @@ def test_a_full_queue_drops_and_counts_and_submit_returns(tmp_path: Path) -> Non
     assert len(_shadow_window(tmp_path)) == 2 * results.count(True)
 
 
-def test_a_crashing_challenger_never_breaks_serving(tmp_path: Path) -> None:
+@pytest.mark.parametrize("defer", [False, True])
+def test_a_crashing_challenger_never_breaks_serving(tmp_path: Path, defer: bool) -> None:
     served = 0
 
     def serve(sh: Shadow, ids: list[str], x: np.ndarray) -> np.ndarray:
@@ -108,7 +109,7 @@ def test_a_crashing_challenger_never_breaks_serving(tmp_path: Path) -> None:
         served += 1
         return out
 
-    sh = Shadow(crash_on_99, _client(tmp_path), "fraud", "v2", max_restarts=1)
+    sh = Shadow(crash_on_99, _client(tmp_path), "fraud", "v2", max_restarts=1, defer=defer)
     serve(sh, ["a", "b"], np.ones((2, 2)))
     assert sh.flush(timeout=120)
     serve(sh, ["c", "d"], np.full((2, 2), 99.0))  # the child dies on this one

@@ -46,6 +46,16 @@ def _client(tmp_path: Path) -> Any:
     return LocalClient(str(tmp_path / "wk.db"), project="p")
 
 
+def _shadow_window(tmp_path: Path) -> Any:
+    from watchkeeper.store import Store
+
+    store = Store(str(tmp_path / "wk.db"))
+    try:
+        return store.read_window("p", shadow_model("fraud"))
+    finally:
+        store.close()
+
+
 def test_the_challenger_starts_no_slice_while_a_request_is_served(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -81,13 +91,7 @@ def test_the_challenger_starts_no_slice_while_a_request_is_served(
     # look at the mark and the mark itself)
     inside = [s for s, _, _ in rows for t0, t1 in served if t0 + 1_000_000 < s < t1]
     assert not inside, f"{len(inside)} slices started while a request was served"
-    from watchkeeper.store import Store
-
-    store = Store(str(tmp_path / "wk.db"))
-    try:
-        w = store.read_window("p", shadow_model("fraud"))
-    finally:
-        store.close()
+    w = _shadow_window(tmp_path)
     got = dict(zip(map(str, w.ids), w.scores.tolist(), strict=True))
     assert all(got[k] == pytest.approx(v) for k, v in expected.items())
     # the events' latency is the time computing (8 rows of 2 ms), not the time waiting for a
@@ -177,13 +181,7 @@ def test_the_copy_waits_for_the_request_to_end_and_arrives_whole(tmp_path: Path)
         assert sh.flush(timeout=120)
         st = sh.stats
         assert st.scored == 81 and st.dropped == 1 and st.queued == 0
-    from watchkeeper.store import Store
-
-    store = Store(str(tmp_path / "wk.db"))
-    try:
-        w = store.read_window("p", shadow_model("fraud"))
-    finally:
-        store.close()
+    w = _shadow_window(tmp_path)
     got = dict(zip(map(str, w.ids), w.scores.tolist(), strict=True))
     assert [got[f"a{i}"] for i in range(40)] == pytest.approx((big[:, 0] / 2).tolist())
     assert [got[f"b{i}"] for i in range(40)] == pytest.approx((big[::-1, 0] / 2).tolist())

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from shadow_fixtures import local_client, shadow_window
 
 from watchkeeper.shadow import (
     _N_WORDS,
@@ -22,7 +23,6 @@ from watchkeeper.shadow import (
     Shadow,
     _Deferred,
     _words,
-    shadow_model,
 )
 
 
@@ -40,28 +40,12 @@ def first_half(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)[:, 0] / 2.0
 
 
-def _client(tmp_path: Path) -> Any:
-    from watchkeeper.sdk import LocalClient
-
-    return LocalClient(str(tmp_path / "wk.db"), project="p")
-
-
-def _shadow_window(tmp_path: Path) -> Any:
-    from watchkeeper.store import Store
-
-    store = Store(str(tmp_path / "wk.db"))
-    try:
-        return store.read_window("p", shadow_model("fraud"))
-    finally:
-        store.close()
-
-
 def test_the_challenger_starts_no_slice_while_a_request_is_served(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = tmp_path / "calls.txt"
     monkeypatch.setenv("WK_TEST_CALLS", str(calls))
-    sh = Shadow(stamped, _client(tmp_path), "fraud", "v2", mode="process", defer=True,
+    sh = Shadow(stamped, local_client(tmp_path), "fraud", "v2", mode="process", defer=True,
                 slice_ms=1.0)  # fmt: skip
     assert sh.submit(["warm"], np.full((1, 3), 0.5))
     assert sh.flush(timeout=120)
@@ -91,7 +75,7 @@ def test_the_challenger_starts_no_slice_while_a_request_is_served(
     # look at the mark and the mark itself)
     inside = [s for s, _, _ in rows for t0, t1 in served if t0 + 1_000_000 < s < t1]
     assert not inside, f"{len(inside)} slices started while a request was served"
-    w = _shadow_window(tmp_path)
+    w = shadow_window(tmp_path)
     got = dict(zip(map(str, w.ids), w.scores.tolist(), strict=True))
     assert all(got[k] == pytest.approx(v) for k, v in expected.items())
     # the events' latency is the time computing (8 rows of 2 ms), not the time waiting for a
@@ -101,7 +85,8 @@ def test_the_challenger_starts_no_slice_while_a_request_is_served(
 
 
 def test_serving_marks_balance_even_when_the_champion_raises(tmp_path: Path) -> None:
-    with Shadow(first_half, _client(tmp_path), "fraud", "v2", mode="process", defer=True) as sh:
+    client = local_client(tmp_path)
+    with Shadow(first_half, client, "fraud", "v2", mode="process", defer=True) as sh:
         words = sh._words
         with pytest.raises(RuntimeError), sh.serving():
             assert words[_SERVING] == 1 and words[_SERVING_SINCE] > 0
@@ -118,7 +103,7 @@ def test_serving_marks_balance_even_when_the_champion_raises(tmp_path: Path) -> 
         assert serve(["a"], np.ones((1, 2))) == 2.0 and words[_SERVING] == 0
         assert sh.flush(timeout=120) and sh.stats.scored == 1
     # without defer the marks cost nothing and change nothing
-    with Shadow(first_half, _client(tmp_path), "fraud", "v3", mode="process") as plain:
+    with Shadow(first_half, local_client(tmp_path), "fraud", "v3", mode="process") as plain:
         plain.begin_serving()
         assert plain._words[_SERVING] == 0
         plain.end_serving()
@@ -147,7 +132,7 @@ def test_slices_put_back_together_as_one_answer() -> None:
 
 
 def test_bad_defer_input_names_the_field(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    client = _client(tmp_path)
+    client = local_client(tmp_path)
     for kwargs, error, field in [
         ({"defer": "yes"}, TypeError, "defer"),
         ({"defer": 1}, TypeError, "defer"),
@@ -167,7 +152,7 @@ def test_the_copy_waits_for_the_request_to_end_and_arrives_whole(tmp_path: Path)
 
     rng = np.random.default_rng(3)
     big = rng.uniform(0, 1, (40, 2048))  # 655 kB: copied in three chunks
-    with Shadow(first_half, _client(tmp_path), "fraud", "v2", mode="process", defer=True,
+    with Shadow(first_half, local_client(tmp_path), "fraud", "v2", mode="process", defer=True,
                 queue_size=2) as sh:  # fmt: skip
         assert sh.submit(["warm"], big[:1]) and sh.flush(timeout=120)
         sent = sh._words[_SENT]
@@ -181,14 +166,14 @@ def test_the_copy_waits_for_the_request_to_end_and_arrives_whole(tmp_path: Path)
         assert sh.flush(timeout=120)
         st = sh.stats
         assert st.scored == 81 and st.dropped == 1 and st.queued == 0
-    w = _shadow_window(tmp_path)
+    w = shadow_window(tmp_path)
     got = dict(zip(map(str, w.ids), w.scores.tolist(), strict=True))
     assert [got[f"a{i}"] for i in range(40)] == pytest.approx((big[:, 0] / 2).tolist())
     assert [got[f"b{i}"] for i in range(40)] == pytest.approx((big[::-1, 0] / 2).tolist())
 
 
 def test_a_batch_without_room_when_copied_is_dropped_and_counted(tmp_path: Path) -> None:
-    with Shadow(first_half, _client(tmp_path), "fraud", "v2", mode="process", defer=True,
+    with Shadow(first_half, local_client(tmp_path), "fraud", "v2", mode="process", defer=True,
                 buffer_mb=0.05) as sh:  # fmt: skip
         assert sh.submit(["small"], np.ones((1, 4)))
         assert sh.submit([f"x{i}" for i in range(20)], np.ones((20, 1000)))  # 160 kB
@@ -198,7 +183,7 @@ def test_a_batch_without_room_when_copied_is_dropped_and_counted(tmp_path: Path)
 
 
 def test_close_scores_what_waits_for_the_copier(tmp_path: Path) -> None:
-    sh = Shadow(first_half, _client(tmp_path), "fraud", "v2", mode="process", defer=True)
+    sh = Shadow(first_half, local_client(tmp_path), "fraud", "v2", mode="process", defer=True)
     sh.begin_serving()
     for i in range(5):
         assert sh.submit([f"r{i}"], np.full((1, 2), float(i)))

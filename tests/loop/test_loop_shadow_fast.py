@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from shadow_fixtures import local_client, shadow_window
 
-from watchkeeper.shadow import _READ, _SENT, _TAKEN, Shadow, _pair_layout, _Ring, shadow_model
+from watchkeeper.shadow import _READ, _SENT, _TAKEN, Shadow, _pair_layout, _Ring
 
 _FIRST_CALL = True
 
@@ -32,22 +33,6 @@ def first_column_recorded(x: Any) -> np.ndarray:
     return x[:, 0]
 
 
-def _client(tmp_path: Path) -> Any:
-    from watchkeeper.sdk import LocalClient
-
-    return LocalClient(str(tmp_path / "wk.db"), project="p")
-
-
-def _window(tmp_path: Path) -> Any:
-    from watchkeeper.store import Store
-
-    store = Store(str(tmp_path / "wk.db"))
-    try:
-        return store.read_window("p", shadow_model("fraud"))
-    finally:
-        store.close()
-
-
 def _calls(path: Path) -> list[int]:
     return [int(v) for v in path.read_text().split()]
 
@@ -58,7 +43,7 @@ def test_waiting_batches_are_scored_together_with_their_share_of_the_time(
 ) -> None:
     calls = tmp_path / "calls.txt"
     monkeypatch.setenv("WK_TEST_CALLS", str(calls))
-    sh = Shadow(first_column_recorded, _client(tmp_path), "fraud", "v2", mode="process",
+    sh = Shadow(first_column_recorded, local_client(tmp_path), "fraud", "v2", mode="process",
                 coalesce_rows=coalesce_rows)  # fmt: skip
     rng = np.random.default_rng(5)
     # the first call holds the child half a second: the batches below queue up meanwhile
@@ -85,7 +70,7 @@ def test_waiting_batches_are_scored_together_with_their_share_of_the_time(
     else:
         # the 20 batches that queued behind the first call: in one or a few calls
         assert len(made) - 1 < len(sizes) // 2
-    w = _window(tmp_path)
+    w = shadow_window(tmp_path)
     got = dict(zip(map(str, w.ids), w.scores.tolist(), strict=True))
     assert got.keys() == expected.keys()
     assert all(got[k] == pytest.approx(v) for k, v in expected.items())
@@ -98,7 +83,7 @@ def test_waiting_batches_are_scored_together_with_their_share_of_the_time(
 
 
 def test_arrays_off_the_fast_path_still_arrive_intact(tmp_path: Path) -> None:
-    sh = Shadow(first_half, _client(tmp_path), "fraud", "v2", mode="process")
+    sh = Shadow(first_half, local_client(tmp_path), "fraud", "v2", mode="process")
     base = np.arange(24, dtype=np.float64).reshape(6, 4)
     cases = {
         "strided": base[:, ::2],  # not contiguous: goes through the pickler
@@ -117,7 +102,7 @@ def test_arrays_off_the_fast_path_still_arrive_intact(tmp_path: Path) -> None:
     assert long_ids.nbytes > 4096 and sh.submit(long_ids, np.ones((300, 4)))
     assert sh.flush(timeout=120)
     sh.close()
-    w = _window(tmp_path)
+    w = shadow_window(tmp_path)
     got = dict(zip(map(str, w.ids), w.scores.tolist(), strict=True))
     for name in cases:
         assert [got[f"{name}-{i}"] for i in range(6)] == pytest.approx(base[:, 0] / 2), name
@@ -134,7 +119,7 @@ def first_half(x: Any) -> np.ndarray:
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policies")
 def test_the_child_runs_idle_on_its_own_cpus(tmp_path: Path) -> None:
     cpu = max(os.sched_getaffinity(0))
-    with Shadow(first_half, _client(tmp_path), "fraud", "v2", mode="process", idle=True,
+    with Shadow(first_half, local_client(tmp_path), "fraud", "v2", mode="process", idle=True,
                 cpus={cpu}) as sh:  # fmt: skip
         assert sh.submit(["a"], np.ones((1, 2)))
         assert sh.flush(timeout=120)
@@ -142,14 +127,14 @@ def test_the_child_runs_idle_on_its_own_cpus(tmp_path: Path) -> None:
         assert pid is not None
         assert os.sched_getscheduler(pid) == os.SCHED_IDLE
         assert os.sched_getaffinity(pid) == {cpu}
-    with Shadow(first_half, _client(tmp_path), "fraud", "v3", mode="process") as sh:
+    with Shadow(first_half, local_client(tmp_path), "fraud", "v3", mode="process") as sh:
         assert sh.submit(["b"], np.ones((1, 2)))
         assert sh.flush(timeout=120)
         assert sh.pid is not None and os.sched_getscheduler(sh.pid) == os.SCHED_OTHER
 
 
 def test_bad_scheduling_input_names_the_field(tmp_path: Path) -> None:
-    client = _client(tmp_path)
+    client = local_client(tmp_path)
     for kwargs, error, field in [
         ({"idle": "yes"}, TypeError, "idle"),
         ({"cpus": []}, ValueError, "cpus"),
@@ -262,9 +247,9 @@ def test_scheduling_options_in_thread_mode_are_said_to_be_ignored(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level("WARNING", logger="watchkeeper.shadow"):
-        Shadow(first_half, _client(tmp_path), "fraud", "v2", mode="thread", cpus={0}).close()
+        Shadow(first_half, local_client(tmp_path), "fraud", "v2", mode="thread", cpus={0}).close()
     assert "ignored" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="watchkeeper.shadow"):
-        Shadow(first_half, _client(tmp_path), "fraud", "v2", mode="thread").close()
+        Shadow(first_half, local_client(tmp_path), "fraud", "v2", mode="thread").close()
     assert "ignored" not in caplog.text

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from shadow_fixtures import local_client, shadow_window
 
-from watchkeeper.shadow import Shadow, shadow_model
+from watchkeeper.shadow import Shadow
 
 
 def halve(x: Any) -> np.ndarray:
@@ -38,28 +39,12 @@ def crash_on_99(x: Any) -> np.ndarray:
     return x[:, 0]
 
 
-def _client(tmp_path: Path) -> Any:
-    from watchkeeper.sdk import LocalClient
-
-    return LocalClient(str(tmp_path / "wk.db"), project="p")
-
-
-def _shadow_window(tmp_path: Path) -> Any:
-    from watchkeeper.store import Store
-
-    store = Store(str(tmp_path / "wk.db"))
-    try:
-        return store.read_window("p", shadow_model("fraud"))
-    finally:
-        store.close()
-
-
 def _reaped(pid: int) -> bool:
     return not Path(f"/proc/{pid}").exists()
 
 
 def test_process_mode_logs_every_accepted_request_as_the_challenger(tmp_path: Path) -> None:
-    sh = Shadow(halve, _client(tmp_path), "fraud", "v2", queue_size=1000)
+    sh = Shadow(halve, local_client(tmp_path), "fraud", "v2", queue_size=1000)
     assert sh.mode == "process" and sh.pid is not None and sh.pid != os.getpid()
     accepted: list[str] = []
     rng = np.random.default_rng(0)
@@ -79,14 +64,14 @@ def test_process_mode_logs_every_accepted_request_as_the_challenger(tmp_path: Pa
     assert pid is not None
     sh.close()
     assert sh._process.exitcode == 0 and _reaped(pid)
-    w = _shadow_window(tmp_path)
+    w = shadow_window(tmp_path)
     assert sorted(map(str, w.ids)) == sorted(accepted)
     assert set(w.versions) == {"v2"} and set(w.tags["scanner"]) == {"new"}
     assert np.all((w.scores >= 0) & (w.scores <= 0.5)) and np.all(w.latency_ms >= 0)
 
 
 def test_a_full_queue_drops_and_counts_and_submit_returns(tmp_path: Path) -> None:
-    sh = Shadow(slow, _client(tmp_path), "fraud", "v2", queue_size=3, mode="process")
+    sh = Shadow(slow, local_client(tmp_path), "fraud", "v2", queue_size=3, mode="process")
     results = [sh.submit([f"r{i}", f"s{i}"], np.zeros((2, 1))) for i in range(100)]
     # every call above returned (none waited for the 0.2 s challenger); the refused are counted
     refused = results.count(False)
@@ -95,7 +80,7 @@ def test_a_full_queue_drops_and_counts_and_submit_returns(tmp_path: Path) -> Non
     assert sh.flush(timeout=120)
     assert sh.stats.scored == 2 * results.count(True)
     sh.close()
-    assert len(_shadow_window(tmp_path)) == 2 * results.count(True)
+    assert len(shadow_window(tmp_path)) == 2 * results.count(True)
 
 
 @pytest.mark.parametrize("defer", [False, True])
@@ -109,7 +94,7 @@ def test_a_crashing_challenger_never_breaks_serving(tmp_path: Path, defer: bool)
         served += 1
         return out
 
-    sh = Shadow(crash_on_99, _client(tmp_path), "fraud", "v2", max_restarts=1, defer=defer)
+    sh = Shadow(crash_on_99, local_client(tmp_path), "fraud", "v2", max_restarts=1, defer=defer)
     serve(sh, ["a", "b"], np.ones((2, 2)))
     assert sh.flush(timeout=120)
     serve(sh, ["c", "d"], np.full((2, 2), 99.0))  # the child dies on this one
@@ -124,7 +109,7 @@ def test_a_crashing_challenger_never_breaks_serving(tmp_path: Path, defer: bool)
     assert sh.flush(timeout=120)
     st = sh.stats
     assert st.submitted == st.scored + st.lost + st.dropped + st.failed, st
-    w = _shadow_window(tmp_path)
+    w = shadow_window(tmp_path)
     assert {"a", "b", "e"} <= set(map(str, w.ids)) and not {"c", "d"} & set(map(str, w.ids))
     # past max_restarts the shadow gives up: requests are dropped and counted, nothing raises
     serve(sh, ["f"], np.full((1, 2), 99.0))
@@ -143,7 +128,7 @@ def test_mode_choice_and_bad_input(tmp_path: Path) -> None:
     from watchkeeper.sdk import LocalClient
     from watchkeeper.store import Store
 
-    file_client = _client(tmp_path)
+    file_client = local_client(tmp_path)
     # a lambda cannot be pickled: "auto" runs it in a thread, "process" says why not
     with Shadow(lambda x: x, file_client, "fraud", "v2") as sh:
         assert sh.mode == "thread" and sh.pid is None
@@ -171,7 +156,7 @@ def test_mode_choice_and_bad_input(tmp_path: Path) -> None:
 
 def test_the_ring_wraps_around_intact_and_a_full_ring_drops(tmp_path: Path) -> None:
     # a 48 kB ring holds three or four batches of ~12 kB: it wraps many times, and fills
-    sh = Shadow(halve, _client(tmp_path), "fraud", "v2", buffer_mb=0.047, mode="process")
+    sh = Shadow(halve, local_client(tmp_path), "fraud", "v2", buffer_mb=0.047, mode="process")
     sh.submit(["warm"], np.ones((1, 10)))
     assert sh.flush(timeout=120)
     rng = np.random.default_rng(3)
@@ -193,7 +178,7 @@ def test_the_ring_wraps_around_intact_and_a_full_ring_drops(tmp_path: Path) -> N
     assert sh.submit(["bad"], np.ones((1, 10)), tags={"f": lambda: 0}) is False
     assert "pickle" in str(sh.last_error).lower()
     sh.close()
-    w = _shadow_window(tmp_path)
+    w = shadow_window(tmp_path)
     got = dict(zip(map(str, w.ids), w.scores.tolist(), strict=True))
     assert got.keys() == expected.keys() and st.scored == len(expected)
     assert all(got[k] == pytest.approx(v) for k, v in expected.items())
